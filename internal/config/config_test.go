@@ -1,0 +1,109 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestValidFile(t *testing.T) {
+	c, err := Load("testdata/valid.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	inet := c.Services[0]
+	bb, lte := inet.Paths[0], inet.Paths[1]
+	got := []any{
+		inet.HoldDown.D, bb.ProbeInterval.D, bb.NumberOfRetries, bb.RetryInterval.D, bb.AttemptTimeout(),
+		lte.ProbeInterval.D, lte.NumberOfRetries, lte.RetryInterval.D, lte.ProbeType,
+		c.Services[1].HoldDown.D, c.Services[1].Paths[0].Targets, bb.GatewayAddr,
+	}
+	want := []any{
+		6 * time.Second, 10 * time.Second, 4, time.Second, 250 * time.Millisecond,
+		DefaultProbeInterval, DefaultNumberOfRetries, 250 * time.Millisecond, "icmp",
+		DefaultHoldDown, []netip.Addr{netip.MustParseAddr("203.0.113.53")}, netip.MustParseAddr("192.0.2.1"),
+	}
+	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
+		t.Errorf("decoded config (-want +got):\n%s", d)
+	}
+	if len(inet.Prefixes) != 2 || inet.Prefixes[1] != netip.MustParsePrefix("::/0") {
+		t.Errorf("prefixes = %v", inet.Prefixes)
+	}
+}
+
+func TestInvalidFiles(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string // substrings of each error line, in order
+	}{
+		{"invalid-duplicate-priority.yaml", []string{":9: services[0].paths[1].vector-priority: 10 is already used by path \"broadband\""}},
+		{"invalid-no-probe-address.yaml", []string{":5: services[0].paths[0]: probe-address is required"}},
+		{"invalid-long-name.yaml", []string{":5: services[0].paths[0].name: ", "must be at most 255"}},
+		{"invalid-retry-interval.yaml", []string{":8: services[0].paths[0].retry-interval: 20ms cannot hold 5 attempts of at least 10ms each; raise retry-interval to 50ms"}},
+		{"invalid-unknown-key.yaml", []string{
+			":4: services[0].hold-dwn: unknown key \"hold-dwn\"; remove it or check its spelling",
+			":8: services[0].paths[0].probe-adress: unknown key \"probe-adress\"",
+		}},
+		{"invalid-bad-prefix.yaml", []string{":3: services[0].address[0]: \"203.0.113.0/33\" is not an IP prefix"}},
+		{"invalid-bad-duration.yaml", []string{":4: services[0].hold-down: \"soon\" is not a duration"}},
+		{"invalid-world-writable-socket.yaml", []string{":3: api.socket-mode: 0666 lets every local user write"}},
+		{"invalid-syntax.yaml", []string{"invalid-syntax.yaml:2: mapping value is not allowed"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			path := filepath.Join("testdata", tt.file)
+			_, err := Load(path)
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("Load(%s) = %v, want config.Errors", path, err)
+			}
+			text := err.Error()
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("error text lacks %q:\n%s", w, text)
+				}
+			}
+			for _, e := range es {
+				if !strings.HasPrefix(e.Error(), path+":") {
+					t.Errorf("error %q does not start with the file name", e)
+				}
+			}
+		})
+	}
+}
+
+func TestEveryInvalidFileIsTested(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid-*.yaml")
+	for _, f := range files {
+		if _, err := Load(f); err == nil {
+			t.Errorf("%s was accepted", f)
+		}
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		bad  bool
+	}{
+		{"10", 10 * time.Second, false},
+		{"0.2", 200 * time.Millisecond, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"1m30s", 90 * time.Second, false},
+		{"-1", 0, true},
+		{"soon", 0, true},
+		{"", 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseDuration(tt.in)
+		if (err != nil) != tt.bad || got != tt.want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v, bad=%v", tt.in, got, err, tt.want, tt.bad)
+		}
+	}
+}

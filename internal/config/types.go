@@ -1,0 +1,122 @@
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Defaults from the seed document (shared/seeds/000, "Service Route Definition").
+const (
+	DefaultProbeInterval   = 10 * time.Second
+	DefaultNumberOfRetries = 5
+	DefaultRetryInterval   = 5 * time.Second
+	DefaultHoldDown        = 5 * time.Second
+	DefaultSocket          = "/run/reachd/reachd.sock"
+	DefaultStateDir        = "/var/lib/reachd"
+	// MinAttemptTimeout is the shortest wait for one attempt's reply that
+	// reachd accepts: retry-interval / number-of-retries may not be shorter.
+	MinAttemptTimeout = 10 * time.Millisecond
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	API          API       `yaml:"api"`
+	StateDir     string    `yaml:"state-dir"`
+	StateFileDir string    `yaml:"state-file-dir"`
+	Metrics      Metrics   `yaml:"metrics"`
+	Log          Log       `yaml:"log"`
+	KeepOnExit   bool      `yaml:"keep-on-exit"`
+	Services     []Service `yaml:"services"`
+
+	// File is the path the config was read from (not a YAML key).
+	File string `yaml:"-"`
+}
+
+// API configures the unix-socket API and an optional TCP listener.
+type API struct {
+	Socket string `yaml:"socket"`
+	// SocketMode is the octal file mode of the socket; default 0660. World
+	// write is refused.
+	SocketMode string `yaml:"socket-mode"`
+	// Listen is an optional TCP address (host:port) for the same API.
+	Listen string `yaml:"listen"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures logging.
+type Log struct {
+	Format string `yaml:"format"` // text (default) or json
+	Level  string `yaml:"level"`  // debug, info (default), warn, error
+}
+
+// Service is a set of destination prefixes reached over prioritised paths.
+type Service struct {
+	Name           string      `yaml:"name"`
+	Address        []string    `yaml:"address"`
+	Transport      []Transport `yaml:"transport"`
+	HoldDown       Duration    `yaml:"hold-down"`
+	BestEffort     bool        `yaml:"best-effort"`
+	AppIDModuleDir string      `yaml:"app-id-module-dir"`
+	// Table is the routing table the service's routes go to: "main"
+	// (default) or a number.
+	Table string `yaml:"table"`
+	Paths []Path `yaml:"paths"`
+
+	// Prefixes is Address parsed (filled by Validate).
+	Prefixes []netip.Prefix `yaml:"-"`
+}
+
+// Transport restricts a service to a protocol and port ranges; it is copied
+// into the app-id module file.
+type Transport struct {
+	Protocol  string      `yaml:"protocol"`
+	PortRange []PortRange `yaml:"port-range"`
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct {
+	StartPort int `yaml:"start-port"`
+	EndPort   int `yaml:"end-port"`
+}
+
+// Path is one way out of the host for a service.
+type Path struct {
+	Name            string   `yaml:"name"`
+	VectorPriority  *int     `yaml:"vector-priority"`
+	Interface       string   `yaml:"interface"`
+	Gateway         string   `yaml:"gateway"`
+	ProbeType       string   `yaml:"probe-type"`
+	ProbeAddress    []string `yaml:"probe-address"`
+	ProbePort       int      `yaml:"probe-port"`
+	Reliability     int      `yaml:"reliability"`
+	ProbeInterval   Duration `yaml:"probe-interval"`
+	NumberOfRetries int      `yaml:"number-of-retries"`
+	RetryInterval   Duration `yaml:"retry-interval"`
+	// Fwmark and TableID pin the path's probe mark and routing table; 0 means
+	// reachd picks them.
+	Fwmark  int `yaml:"fwmark"`
+	TableID int `yaml:"table-id"`
+	// FlushOnDown deletes the conntrack entries of this path when it goes down.
+	FlushOnDown bool `yaml:"flush-on-down"`
+
+	// Filled by Validate.
+	GatewayAddr netip.Addr   `yaml:"-"`
+	Targets     []netip.Addr `yaml:"-"`
+}
+
+// Priority returns the vector-priority (0 when unset, which Validate rejects).
+func (p Path) Priority() int {
+	if p.VectorPriority == nil {
+		return 0
+	}
+	return *p.VectorPriority
+}
+
+// AttemptTimeout is how long one attempt waits: retry-interval / number-of-retries.
+func (p Path) AttemptTimeout() time.Duration {
+	return p.RetryInterval.D / time.Duration(p.NumberOfRetries)
+}
