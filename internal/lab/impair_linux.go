@@ -74,6 +74,13 @@ func impairChains(c *nftables.Conn) map[string]*nftables.Chain {
 	}
 }
 
+// The arp family numbers its hooks on its own (linux/netfilter_arp.h) and
+// x/sys/unix does not define them: in and out are not the inet ones.
+const (
+	nfArpIn  = 0 // NF_ARP_IN
+	nfArpOut = 1 // NF_ARP_OUT
+)
+
 func arpChains(c *nftables.Conn) map[string]*nftables.Chain {
 	t := c.AddTable(&nftables.Table{Family: nftables.TableFamilyARP, Name: ImpairTable})
 	mk := func(name string, hook *nftables.ChainHook) *nftables.Chain {
@@ -83,8 +90,8 @@ func arpChains(c *nftables.Conn) map[string]*nftables.Chain {
 		})
 	}
 	return map[string]*nftables.Chain{
-		chainArpI: mk(chainArpI, nftables.ChainHookInput),
-		chainArpO: mk(chainArpO, nftables.ChainHookOutput),
+		chainArpI: mk(chainArpI, nftables.ChainHookRef(nfArpIn)),
+		chainArpO: mk(chainArpO, nftables.ChainHookRef(nfArpOut)),
 	}
 }
 
@@ -148,7 +155,8 @@ func (n *NS) Blackhole(ifname string) error {
 
 // Loss drops percent % of the IP packets (forwarded and local) that pass
 // ifname in direction dir, each packet independently at random. Calling it
-// twice for the same interface adds up the drops.
+// twice for the same interface adds up the drops. A local sender whose
+// packet is dropped on the way out sees the send fail with EPERM.
 func (n *NS) Loss(ifname string, percent int, dir Direction) error {
 	if percent < 0 || percent > 100 {
 		return fmt.Errorf("loss %d%%: want 0 to 100", percent)
