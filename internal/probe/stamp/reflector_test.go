@@ -1,0 +1,215 @@
+package stamp
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+var synced = func() ErrorEstimate { return NewErrorEstimate(time.Microsecond, true) }
+
+func startReflector(t *testing.T, opts ReflectorOptions) *Reflector {
+	t.Helper()
+	opts.AnyPort = true
+	if opts.ClockEstimate == nil {
+		opts.ClockEstimate = synced
+	}
+	r, err := NewReflector(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); r.Close(); wg.Wait() })
+	return r
+}
+
+func startSender(t *testing.T, opts SenderOptions) *Sender {
+	t.Helper()
+	if opts.ClockEstimate == nil {
+		opts.ClockEstimate = synced
+	}
+	s, err := NewSender(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); s.Close(); wg.Wait() })
+	return s
+}
+
+func TestLoopback(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "::1"} {
+		t.Run(addr, func(t *testing.T) {
+			r := startReflector(t, ReflectorOptions{Addr: netip.AddrPortFrom(netip.MustParseAddr(addr), 0)})
+			s := startSender(t, SenderOptions{Peer: r.Addr(), Padding: 100})
+			ctx := context.Background()
+			for i := range 5 {
+				res := s.Ping(ctx, time.Second)
+				if !res.Received || res.Err != nil {
+					t.Fatalf("ping %d: %+v", i, res)
+				}
+				if res.Seq != uint32(i) || res.ReflectorSeq != uint32(i) {
+					t.Errorf("ping %d: seq %d reflector seq %d", i, res.Seq, res.ReflectorSeq)
+				}
+				if !res.ClockSynced {
+					t.Errorf("ping %d: ClockSynced false", i)
+				}
+				// One clock on both ends: every interval is non-negative
+				// and small on loopback.
+				for name, d := range map[string]time.Duration{"forward": res.Forward, "reverse": res.Reverse, "rtt": res.RTT} {
+					if d < 0 || d > 100*time.Millisecond {
+						t.Errorf("ping %d: %s = %v", i, name, d)
+					}
+				}
+				if !(res.T1.Before(res.T2) || res.T1.Equal(res.T2)) || res.T3.Before(res.T2) || res.T4.Before(res.T3) {
+					t.Errorf("ping %d: timestamps out of order: %v %v %v %v", i, res.T1, res.T2, res.T3, res.T4)
+				}
+				if res.SenderTTL == 0 {
+					t.Errorf("ping %d: SenderTTL not reported", i)
+				}
+			}
+			if l := s.Loss(); l != (Loss{Sent: 5, Received: 5}) {
+				t.Errorf("Loss = %+v", l)
+			}
+			st := r.Stats()
+			if st.Received != 5 || st.Reflected != 5 || st.Sessions != 1 {
+				t.Errorf("reflector stats %+v", st)
+			}
+		})
+	}
+}
+
+// TestReflectorPadding checks the symmetrical size (RFC 8762 §4.3) and the
+// reflected fields with a raw client.
+func TestReflectorPadding(t *testing.T) {
+	r := startReflector(t, ReflectorOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0")})
+	c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	t1 := NTPTimestamp(time.Now())
+	est := ErrorEstimate{Scale: 5, Multiplier: 9}
+	for i, pad := range []int{0, 1, 500} {
+		p := SenderPacket{Seq: 1000 + uint32(i), Timestamp: t1, ErrorEstimate: est, Padding: pad}
+		if _, err := c.Write(p.Append(nil)); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 2000)
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != BaseLen+pad {
+			t.Errorf("reply to %d-byte packet is %d bytes", BaseLen+pad, n)
+		}
+		rp, err := DecodeReflector(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rp.Seq != uint32(i) || rp.SenderSeq != p.Seq || rp.SenderTimestamp != t1 || rp.SenderErrorEst != est || rp.Padding != pad {
+			t.Errorf("reply %+v", rp)
+		}
+	}
+}
+
+func TestReflectorMalformedAndBounds(t *testing.T) {
+	now := time.Unix(1795219200, 0)
+	var nowNS atomic.Int64
+	nowNS.Store(now.UnixNano())
+	clock := func() time.Time { return time.Unix(0, nowNS.Load()) }
+	r := startReflector(t, ReflectorOptions{
+		Addr: netip.MustParseAddrPort("127.0.0.1:0"), MaxSessions: 2, SessionIdle: time.Minute, Now: clock,
+	})
+	dial := func() *net.UDPConn {
+		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(2 * time.Second))
+		return c
+	}
+	ping := func(c *net.UDPConn) (uint32, bool) {
+		p := SenderPacket{Seq: 9}
+		c.Write(p.Append(nil))
+		c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		buf := make([]byte, 100)
+		n, err := c.Read(buf)
+		if err != nil {
+			return 0, false
+		}
+		rp, err := DecodeReflector(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rp.Seq, true
+	}
+	a, b, c := dial(), dial(), dial()
+	a.Write([]byte("short")) // malformed, dropped
+	if seq, ok := ping(a); !ok || seq != 0 {
+		t.Fatalf("a: %d %v", seq, ok)
+	}
+	if seq, ok := ping(a); !ok || seq != 1 {
+		t.Fatalf("a again: %d %v", seq, ok)
+	}
+	if _, ok := ping(b); !ok {
+		t.Fatal("b")
+	}
+	if _, ok := ping(c); ok {
+		t.Fatal("c answered beyond MaxSessions")
+	}
+	st := r.Stats()
+	if st.Malformed != 1 || st.Overflow != 1 || st.Sessions != 2 {
+		t.Errorf("stats %+v", st)
+	}
+	// After the idle time, c gets a session and a's counter restarts.
+	nowNS.Add(int64(2 * time.Minute))
+	if seq, ok := ping(c); !ok || seq != 0 {
+		t.Fatalf("c after expiry: %d %v", seq, ok)
+	}
+	if seq, ok := ping(a); !ok || seq != 0 {
+		t.Errorf("a after expiry: seq %d %v, want 0", seq, ok)
+	}
+}
+
+func TestSenderTimeoutAndClose(t *testing.T) {
+	// A bound socket that never answers.
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	s := startSender(t, SenderOptions{Peer: pc.LocalAddr().(*net.UDPAddr).AddrPort(), ClockEstimate: func() ErrorEstimate { return ErrorEstimate{Multiplier: 1} }})
+	res := s.Ping(context.Background(), 50*time.Millisecond)
+	if res.Received || res.Err == nil {
+		t.Errorf("Ping to silent peer = %+v", res)
+	}
+	if err := s.Close(); err != nil {
+		t.Error(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestClockNotSynced(t *testing.T) {
+	r := startReflector(t, ReflectorOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0"),
+		ClockEstimate: func() ErrorEstimate { return ErrorEstimate{Multiplier: 1} }})
+	s := startSender(t, SenderOptions{Peer: r.Addr()})
+	res := s.Ping(context.Background(), time.Second)
+	if !res.Received || res.ClockSynced {
+		t.Errorf("result %+v, want received and not synced", res)
+	}
+}
