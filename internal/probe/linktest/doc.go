@@ -1,0 +1,53 @@
+// Package linktest measures the loss of one point-to-point link with a
+// TTL-looped probe burst, the method of draft-turaga-lmap-special-loop-address
+// ("Special Loop Address", March 2016).
+//
+// # How it works
+//
+// Two routers route a special "loop" address at each other. A probe sent to
+// that address with an even TTL bounces across the link: the neighbour
+// decrements the TTL and sends it back, this host decrements it and sends it
+// out again, until the TTL runs out. With an even initial TTL t the packet
+// arrives here with TTL 1 after exactly t crossings, so it is this host
+// that sends the ICMP Time Exceeded (draft section 5), and that message never
+// crosses the link under test. A returned Time Exceeded therefore proves that
+// its probe crossed the link t times without loss; counting them against
+// the probes sent measures loss under a load set by count, size and TTL
+// (draft section 6 and 7). Nothing runs on the far router.
+//
+// With an odd TTL the neighbour generates the Time Exceeded and it has to
+// cross the link once more to reach us, so a loss of the reply cannot be told
+// from a loss of the probe; [Options.Validate] refuses odd TTLs unless
+// [Options.AllowOddTTL] is set.
+//
+// # Probe format
+//
+// A probe is an ICMP (ICMPv6) Echo Request. Time Exceeded quotes the probe's
+// IP header and only the first 8 bytes after it (RFC 792); for an Echo Request
+// those are type, code, checksum, identifier and sequence number, so the quote
+// alone names the run (a random identifier), the probe (sequence number from
+// a random base) and carries a 16-bit checksum over a per-probe random nonce
+// in the payload that an off-path sender cannot predict. A UDP probe would
+// spend the quoted 8 bytes on ports, length and a checksum that the kernel
+// computes; Echo Requests also need no open port on either router and are
+// what a router's data plane forwards like any other packet.
+//
+// # Requirements on this host
+//
+// This host forwards the looped probes, so for the address family in use it
+// needs forwarding enabled on the interface, for IPv4 accept_local=1 (the
+// returning probe carries our own source address, which Linux otherwise
+// drops as a martian) and rp_filter=0 on that interface, and a route for the
+// loop address via the neighbour (optionally in a table chosen by
+// [Options.Mark]). [Run] checks the sysctls first and says what to change.
+// Linux rate-limits ICMP errors (net.ipv4.icmp_ratelimit, icmp_ratemask,
+// icmp_msgs_per_sec and icmp_msgs_burst, net.ipv6.icmp.ratelimit); a burst
+// larger than those limits loses Time Exceeded messages on this host, not
+// on the link, so relax them for large bursts.
+//
+// # Planning
+//
+// [Plan] sizes a burst for a share of the link's capacity following
+// section 7 of the draft; [ParseSpeed] and [ParsePercent] read the operator's
+// "1G" and "20%".
+package linktest
