@@ -58,8 +58,7 @@ func leftovers(t *testing.T, prefix string) []string {
 // connections, remembering each peer address.
 type acceptor struct {
 	ln    net.Listener
-	mu    sync.Mutex
-	peers []netip.Addr
+	peers chan netip.Addr
 }
 
 func listenTCP(t *testing.T, n *NS, a netip.Addr) (*acceptor, netip.AddrPort) {
@@ -68,7 +67,7 @@ func listenTCP(t *testing.T, n *NS, a netip.Addr) (*acceptor, netip.AddrPort) {
 	if err != nil {
 		t.Fatalf("listen in %s on %v: %v", n, a, err)
 	}
-	ac := &acceptor{ln: ln}
+	ac := &acceptor{ln: ln, peers: make(chan netip.Addr, 64)}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -79,9 +78,10 @@ func listenTCP(t *testing.T, n *NS, a netip.Addr) (*acceptor, netip.AddrPort) {
 				return
 			}
 			ap := netip.MustParseAddrPort(c.RemoteAddr().String())
-			ac.mu.Lock()
-			ac.peers = append(ac.peers, ap.Addr().Unmap())
-			ac.mu.Unlock()
+			select {
+			case ac.peers <- ap.Addr().Unmap():
+			default: // nobody asks; do not block
+			}
 			c.Close()
 		}
 	}()
@@ -89,13 +89,17 @@ func listenTCP(t *testing.T, n *NS, a netip.Addr) (*acceptor, netip.AddrPort) {
 	return ac, netip.MustParseAddrPort(ln.Addr().String())
 }
 
-func (a *acceptor) lastPeer() netip.Addr {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if len(a.peers) == 0 {
+// nextPeer returns the source address of the next accepted connection. The
+// dialer's handshake completes before Accept returns, hence the wait.
+func (a *acceptor) nextPeer(t *testing.T) netip.Addr {
+	t.Helper()
+	select {
+	case p := <-a.peers:
+		return p
+	case <-time.After(positive):
+		t.Fatalf("no connection accepted on %v", a.ln.Addr())
 		return netip.Addr{}
 	}
-	return a.peers[len(a.peers)-1]
 }
 
 // reaches reports whether a TCP handshake from n to ap completes within

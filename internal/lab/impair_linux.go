@@ -48,6 +48,9 @@ const (
 
 // conn returns an nftables connection into the namespace.
 func (n *NS) conn() (*nftables.Conn, error) {
+	if !n.fd.IsOpen() {
+		return nil, fmt.Errorf("namespace %s: %w", n.Name, ErrClosed)
+	}
 	c, err := nftables.New(nftables.WithNetNSFd(int(n.fd)))
 	if err != nil {
 		return nil, fmt.Errorf("nftables in %s: %w", n.Name, err)

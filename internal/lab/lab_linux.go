@@ -74,7 +74,7 @@ func (l *Lab) AddNS(name string) (*NS, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return nil, errors.New("lab is closed")
+		return nil, ErrClosed
 	}
 	full := l.prefix + name
 	for _, n := range l.ns {
@@ -95,7 +95,7 @@ func (l *Lab) AddNS(name string) (*NS, error) {
 	l.mu.Unlock()
 	if closed { // Close ran meanwhile and did not see n
 		_ = n.destroy()
-		return nil, errors.New("lab is closed")
+		return nil, ErrClosed
 	}
 
 	h, err := netns.GetFromPath(n.Path())

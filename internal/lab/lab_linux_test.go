@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCheckLabPrefix(t *testing.T) {
@@ -164,5 +165,45 @@ func TestSweepStale(t *testing.T) {
 	}
 	if _, err := os.Stat(live.Path()); err != nil {
 		t.Errorf("live namespace: %v", err)
+	}
+}
+
+func TestCloseEndsCommandsAndUse(t *testing.T) {
+	needRoot(t)
+	t.Parallel()
+	l, err := New("cmd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.AddNS("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := n.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start sleep via ip netns exec: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("Close left the command running")
+	}
+	if got := leftovers(t, l.Prefix()); len(got) != 0 {
+		t.Errorf("after Close: %v", got)
+	}
+	for name, err := range map[string]error{
+		"SetLinkUp": n.SetLinkUp("lo", true),
+		"Do":        n.Do(func() error { return nil }),
+		"Clear":     n.Clear(),
+	} {
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
+		}
 	}
 }

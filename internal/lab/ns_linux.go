@@ -52,15 +52,22 @@ func (n *NS) destroy() error {
 	return nil
 }
 
+// ErrClosed is returned when a namespace is used after Lab.Close.
+var ErrClosed = errors.New("lab closed")
+
 // Do runs fn on an OS thread switched into the namespace and waits for it.
 // fn runs on another goroutine than the caller's, so it must not call
 // t.FailNow; goroutines that fn starts run in the host namespace. Sockets
-// keep the namespace they were created in, so create them inside fn.
+// keep the namespace they were created in, so create them inside fn, and
+// dial literal addresses: a name lookup may run on other threads.
 // A panic in fn is re-raised in the caller.
 func (n *NS) Do(fn func() error) error {
 	type result struct {
 		err error
 		pnc any
+	}
+	if !n.fd.IsOpen() {
+		return fmt.Errorf("namespace %s: %w", n.Name, ErrClosed)
 	}
 	done := make(chan result, 1)
 	go func() {
@@ -114,6 +121,9 @@ func (n *NS) Sysctl(key, value string) error {
 }
 
 func (n *NS) link(ifname string) (netlink.Link, error) {
+	if n.handle == nil {
+		return nil, fmt.Errorf("namespace %s: %w", n.Name, ErrClosed)
+	}
 	lk, err := n.handle.LinkByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("link %s in %s: %w", ifname, n.Name, err)

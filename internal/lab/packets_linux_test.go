@@ -187,7 +187,7 @@ func TestMasquerade(t *testing.T) {
 	} {
 		ac, ap := listenTCP(t, top.Internet, tc.server)
 		mustReach(t, top.Client, ap)
-		if got := ac.lastPeer(); got != tc.want {
+		if got := ac.nextPeer(t); got != tc.want {
 			t.Errorf("internet saw the client's connection to %v from %v, want the router's wan %v", tc.server, got, tc.want)
 		}
 	}
