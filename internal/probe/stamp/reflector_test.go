@@ -3,11 +3,14 @@ package stamp
 import (
 	"context"
 	"net"
+	"os"
 	"net/netip"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 var synced = func() ErrorEstimate { return NewErrorEstimate(time.Microsecond, true) }
@@ -211,5 +214,25 @@ func TestClockNotSynced(t *testing.T) {
 	res := s.Ping(context.Background(), time.Second)
 	if !res.Received || res.ClockSynced {
 		t.Errorf("result %+v, want received and not synced", res)
+	}
+}
+
+func TestSenderMark(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("SO_MARK needs CAP_NET_ADMIN")
+	}
+	r := startReflector(t, ReflectorOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0")})
+	s := startSender(t, SenderOptions{Peer: r.Addr(), Mark: 0x4201})
+	rc, err := s.conn.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mark int
+	rc.Control(func(fd uintptr) { mark, err = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK) })
+	if err != nil || mark != 0x4201 {
+		t.Errorf("SO_MARK = %#x, %v", mark, err)
+	}
+	if res := s.Ping(context.Background(), time.Second); !res.Received {
+		t.Errorf("marked ping on loopback: %+v", res)
 	}
 }
