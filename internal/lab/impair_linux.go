@@ -188,7 +188,7 @@ func (n *NS) Loss(ifname string, percent int, dir Direction) error {
 }
 
 // DropAll drops everything in and out on ifname, local and forwarded, ARP
-// included: a full cut while the link stays up.
+// included: a full cut while the link stays up. Local senders see EPERM.
 func (n *NS) DropAll(ifname string) error {
 	if err := n.checkIf(ifname); err != nil {
 		return err

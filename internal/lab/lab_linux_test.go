@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,11 @@ func TestStandardBuildsAndCloses(t *testing.T) {
 			t.Errorf("%s: %v", n, err)
 		}
 	}
-	// Independent witness: iproute2 sees the addresses in the router.
+	// Independent witnesses: iproute2 lists the namespaces and sees the
+	// addresses in the router.
+	if out, err := exec.Command("ip", "netns", "list").CombinedOutput(); err != nil || !strings.Contains(string(out), top.Router.Name) {
+		t.Errorf("ip netns list: %v\n%s\nwant %s in it", err, out, top.Router.Name)
+	}
 	out, err := top.Router.Command("ip", "-o", "addr", "show").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ip addr in router: %v\n%s", err, out)
