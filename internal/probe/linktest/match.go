@@ -106,12 +106,19 @@ func (m *matcher) handle(from netip.Addr, msg []byte, at time.Time) verdict {
 		return vForeign
 	}
 	p := &m.probes[i]
-	te := (m.v6 && e.Type == icmp6TimeExceeded && e.Code == 0) ||
-		(!m.v6 && e.Type == icmp4TimeExceeded && e.Code == 0)
-	if !te {
+	te, unreach := uint8(icmp4TimeExceeded), uint8(icmp4Unreachable)
+	if m.v6 {
+		te, unreach = icmp6TimeExceeded, icmp6Unreachable
+	}
+	switch {
+	case e.Type == unreach:
 		m.unreachable++
 		m.unreachFrom[from]++
 		return vUnreachable
+	case e.Type != te || e.Code != 0:
+		// Code 1 is "fragment reassembly time exceeded": not a loop.
+		m.foreign++
+		return vForeign
 	}
 	m.teFrom[from]++
 	if p.returned {
@@ -189,4 +196,18 @@ func pseudoSum6(src, dst netip.Addr, length int) uint32 {
 	s := onesSum(s16[:], 0)
 	s = onesSum(d16[:], s)
 	return s + uint32(length>>16) + uint32(length&0xffff) + protoICMPv6
+}
+
+func (v verdict) String() string {
+	switch v {
+	case vForeign:
+		return "foreign"
+	case vReturned:
+		return "returned"
+	case vDuplicate:
+		return "duplicate"
+	case vUnreachable:
+		return "unreachable"
+	}
+	return "verdict(?)"
 }

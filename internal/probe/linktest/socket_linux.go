@@ -223,4 +223,3 @@ func (s *sockets) recvOne(buf, oob []byte, dontWait bool) (received, error) {
 
 // isTimeout reports whether err is the read deadline passing.
 func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
-
