@@ -1,0 +1,373 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/probe"
+)
+
+// Actuator carries out decisions. The engine calls it from its own
+// goroutine; it should return quickly. Errors are logged and retried on the
+// next decision or reload.
+type Actuator interface {
+	// Decide is called when a service's decision changes (and once when it
+	// is first known). paths holds every path's effective state.
+	Decide(svc *config.Service, d policy.Decision, paths map[string]monitor.State) error
+	// Remove is called when a reload drops a service.
+	Remove(svc *config.Service) error
+}
+
+// Observer sees every attempt and transition (metrics, logs).
+type Observer interface {
+	Attempt(service, path string, target netip.Addr, r probe.Result)
+	PathState(service, path string, s monitor.State)
+	Transition(service, path string, t monitor.Transition)
+	Decision(service string, d policy.Decision, priorities map[string]int)
+}
+
+// Options configure an Engine.
+type Options struct {
+	Config    *config.Config
+	Probers   map[string]probe.Prober // by probe-type: "icmp", "tcp"
+	Actuators []Actuator
+	Observers []Observer
+	Logger    *slog.Logger
+	// Marks gives a path's fwmark and interface for its probe sockets
+	// (the data plane's per-path routing); nil means unmarked.
+	Marks func(service, path string) (mark int, ifname string)
+	// Overrides persists operator overrides; nil keeps them in memory.
+	Overrides *OverrideStore
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Engine runs monitors and decisions. Create with New, then Run.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+	now  func() time.Time
+
+	cfg       *config.Config
+	services  []*service
+	queue     targetQueue
+	results   chan result
+	requests  chan func()
+	overrides map[pathKey]policy.Override
+	started   time.Time
+
+	runMu   sync.Mutex
+	running bool
+}
+
+type pathKey struct{ service, path string }
+
+type service struct {
+	cfg      *config.Service
+	paths    []*path
+	decision policy.Decision
+	applied  bool // the current decision reached the actuators
+}
+
+type path struct {
+	svc     *service
+	cfg     *config.Path
+	targets []*target
+	state   monitor.State // effective, last reported
+	probed  monitor.State
+}
+
+type target struct {
+	path     *path
+	addr     netip.Addr
+	mon      *monitor.Monitor
+	index    int // in the queue; -1 when not queued
+	inflight bool
+	gen      uint64 // bumped when the target is removed, so late results are dropped
+	sentAt   time.Time
+}
+
+type result struct {
+	t   *target
+	gen uint64
+	res probe.Result
+}
+
+// New builds an engine for cfg. It does not probe until Run.
+func New(opts Options) (*Engine, error) {
+	if opts.Config == nil {
+		return nil, errors.New("engine: no config")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Engine{
+		opts:      opts,
+		log:       opts.Logger,
+		now:       opts.Now,
+		results:   make(chan result, 4096),
+		requests:  make(chan func()),
+		overrides: map[pathKey]policy.Override{},
+	}
+	if opts.Overrides != nil {
+		for k, o := range opts.Overrides.Load() {
+			e.overrides[k] = o
+		}
+	}
+	e.started = e.now()
+	if err := e.apply(opts.Config); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run probes and decides until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	e.runMu.Lock()
+	if e.running {
+		e.runMu.Unlock()
+		return errors.New("engine: already running")
+	}
+	e.running = true
+	e.runMu.Unlock()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		e.sendDue()
+		wait := time.Hour
+		if len(e.queue) > 0 {
+			wait = e.queue[0].mon.Next().Sub(e.now())
+			if wait < 0 {
+				wait = 0
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case r := <-e.results:
+			e.handle(r)
+			// Drain what is already there before the next scheduling pass.
+			for n := 0; n < 1024; n++ {
+				select {
+				case r := <-e.results:
+					e.handle(r)
+					continue
+				default:
+				}
+				break
+			}
+		case fn := <-e.requests:
+			fn()
+		case <-timer.C:
+		}
+	}
+}
+
+// do runs fn on the engine goroutine and waits for it.
+func (e *Engine) do(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case e.requests <- func() { fn(); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// sendDue starts every attempt whose time has come.
+func (e *Engine) sendDue() {
+	now := e.now()
+	for len(e.queue) > 0 {
+		t := e.queue[0]
+		if t.mon.Next().After(now) {
+			return
+		}
+		heap.Pop(&e.queue)
+		e.send(t, now)
+	}
+}
+
+func (e *Engine) send(t *target, now time.Time) {
+	p := t.path
+	prober := e.opts.Probers[p.cfg.ProbeType]
+	timeout := t.mon.Timeout()
+	t.inflight = true
+	t.sentAt = now
+	t.mon.Sent(now)
+	gen := t.gen
+	if prober == nil {
+		e.results <- result{t, gen, probe.Result{Sent: now, Detail: "no prober for " + p.cfg.ProbeType}}
+		return
+	}
+	req := probe.Request{Target: t.addr, Port: p.cfg.ProbePort, Timeout: timeout}
+	if e.opts.Marks != nil {
+		req.Mark, req.Interface = e.opts.Marks(p.svc.cfg.Name, p.cfg.Name)
+	}
+	prober.Probe(req, func(r probe.Result) { e.results <- result{t, gen, r} })
+}
+
+func (e *Engine) handle(r result) {
+	t := r.t
+	if r.gen != t.gen || !t.inflight {
+		return // the target was removed or replaced by a reload
+	}
+	t.inflight = false
+	now := e.now()
+	p := t.path
+	svc := p.svc
+	for _, o := range e.opts.Observers {
+		o.Attempt(svc.cfg.Name, p.cfg.Name, t.addr, r.res)
+	}
+	sent := t.sentAt
+	if !r.res.Sent.IsZero() {
+		sent = r.res.Sent
+	}
+	tr, moved := t.mon.Result(now, sent, r.res.OK, r.res.RTT)
+	if !r.res.OK && r.res.Detail != "" && r.res.Detail != "timeout" {
+		e.log.Debug("probe failed", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr, "detail", r.res.Detail)
+	}
+	heap.Push(&e.queue, t)
+	if moved {
+		e.log.Debug("target state", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr,
+			"from", tr.From, "to", tr.To, "reason", tr.Reason)
+		e.refreshPath(p, tr.Reason)
+	}
+}
+
+// refreshPath recomputes a path's state from its targets and override, and
+// the service's decision when the path changed.
+func (e *Engine) refreshPath(p *path, reason string) {
+	states, eff := e.evaluate(p)
+	o := e.overrides[pathKey{p.svc.cfg.Name, p.cfg.Name}]
+	if eff == p.state {
+		return
+	}
+	old := p.state
+	p.state = eff
+	if o != policy.Auto {
+		reason = "forced " + o.String() + " by operator"
+	} else if len(p.targets) > 1 {
+		reason = fmt.Sprintf("%s (%s)", reason, reliabilityText(states, p.cfg.Reliability))
+	}
+	tr := monitor.Transition{From: old, To: eff, At: e.now(), Reason: reason}
+	e.log.Info("path state", "service", p.svc.cfg.Name, "path", p.cfg.Name, "from", old.String(), "to", eff.String(), "reason", reason)
+	for _, ob := range e.opts.Observers {
+		ob.Transition(p.svc.cfg.Name, p.cfg.Name, tr)
+		ob.PathState(p.svc.cfg.Name, p.cfg.Name, eff)
+	}
+	e.decide(p.svc)
+}
+
+// evaluate computes a path's probed state (stored) and its effective state
+// (returned, not stored).
+func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
+	states := make([]monitor.State, len(p.targets))
+	for i, t := range p.targets {
+		states[i] = t.mon.State()
+	}
+	p.probed = policy.PathState(states, p.cfg.Reliability)
+	return states, policy.Effective(p.probed, e.overrides[pathKey{p.svc.cfg.Name, p.cfg.Name}])
+}
+
+func reliabilityText(states []monitor.State, reliability int) string {
+	up := 0
+	for _, s := range states {
+		if s == monitor.Up {
+			up++
+		}
+	}
+	return fmt.Sprintf("%d of %d targets up, %d needed", up, len(states), reliability)
+}
+
+func (e *Engine) decide(s *service) {
+	in := make([]policy.Path, len(s.paths))
+	states := make(map[string]monitor.State, len(s.paths))
+	prios := make(map[string]int, len(s.paths))
+	for i, p := range s.paths {
+		in[i] = policy.Path{Name: p.cfg.Name, Priority: p.cfg.Priority(), State: p.state}
+		states[p.cfg.Name] = p.state
+		prios[p.cfg.Name] = p.cfg.Priority()
+	}
+	d := policy.Hunt(in, s.cfg.BestEffort)
+	if !d.Ready {
+		s.decision = d
+		return
+	}
+	if s.applied && sameDecision(d, s.decision) {
+		return
+	}
+	old := s.decision
+	s.decision = d
+	switch {
+	case d.Withdrawn():
+		e.log.Warn("service withdrawn: every path is down", "service", s.cfg.Name, "from", orNone(old.Current))
+	case d.BestEffort:
+		e.log.Warn("every path is down; best-effort keeps the primary", "service", s.cfg.Name, "path", d.Current)
+	default:
+		e.log.Info("service path", "service", s.cfg.Name, "from", orNone(old.Current), "to", d.Current)
+	}
+	for _, ob := range e.opts.Observers {
+		ob.Decision(s.cfg.Name, d, prios)
+	}
+	s.applied = true
+	for _, a := range e.opts.Actuators {
+		if err := a.Decide(s.cfg, d, states); err != nil {
+			e.log.Error("applying decision", "service", s.cfg.Name, "err", err)
+			s.applied = false // retried on the next change or reload
+		}
+	}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func sameDecision(a, b policy.Decision) bool {
+	return a.Ready == b.Ready && a.Current == b.Current && a.BestEffort == b.BestEffort
+}
+
+// targetQueue is a min-heap of targets by next attempt time: one timer for
+// all targets.
+type targetQueue []*target
+
+func (q targetQueue) Len() int           { return len(q) }
+func (q targetQueue) Less(i, j int) bool { return q[i].mon.Next().Before(q[j].mon.Next()) }
+func (q targetQueue) Swap(i, j int) {
+	q[i], q[j] = q[j], q[i]
+	q[i].index, q[j].index = i, j
+}
+func (q *targetQueue) Push(x any) {
+	t := x.(*target)
+	t.index = len(*q)
+	*q = append(*q, t)
+}
+func (q *targetQueue) Pop() any {
+	old := *q
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	t.index = -1
+	*q = old[:len(old)-1]
+	return t
+}

@@ -1,0 +1,305 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/probe"
+)
+
+// fakeProber answers for the targets marked alive, after 1 ms, and lets
+// the others time out. It is the network swapped out; the real probers
+// have their own socket tests.
+type fakeProber struct {
+	mu    sync.Mutex
+	alive map[netip.Addr]bool
+	sent  int
+}
+
+func (f *fakeProber) set(a string, alive bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.alive[netip.MustParseAddr(a)] = alive
+}
+
+func (f *fakeProber) Probe(req probe.Request, done func(probe.Result)) {
+	f.mu.Lock()
+	ok := f.alive[req.Target]
+	f.sent++
+	f.mu.Unlock()
+	sent := time.Now()
+	if ok {
+		time.AfterFunc(time.Millisecond, func() { done(probe.Result{OK: true, Sent: sent, RTT: time.Millisecond}) })
+		return
+	}
+	time.AfterFunc(req.Timeout, func() { done(probe.Result{Sent: sent, Detail: "timeout"}) })
+}
+
+func (f *fakeProber) Close() error { return nil }
+
+// recorder is an Actuator that keeps every decision.
+type recorder struct {
+	mu        sync.Mutex
+	decisions []policy.Decision
+	removed   []string
+}
+
+func (r *recorder) Decide(svc *config.Service, d policy.Decision, _ map[string]monitor.State) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.decisions = append(r.decisions, d)
+	return nil
+}
+
+func (r *recorder) Remove(svc *config.Service) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.removed = append(r.removed, svc.Name)
+	return nil
+}
+
+func (r *recorder) all() []policy.Decision {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]policy.Decision(nil), r.decisions...)
+}
+
+func (r *recorder) last() (policy.Decision, bool) {
+	d := r.all()
+	if len(d) == 0 {
+		return policy.Decision{}, false
+	}
+	return d[len(d)-1], true
+}
+
+const testConfig = `
+services:
+  - name: internet
+    address: [0.0.0.0/0]
+    hold-down: 300ms
+    paths:
+      - name: broadband
+        vector-priority: 10
+        probe-address: [203.0.113.8]
+        probe-interval: 100ms
+        number-of-retries: 3
+        retry-interval: 60ms
+      - name: lte
+        vector-priority: 20
+        probe-address: [203.0.113.9]
+        probe-interval: 100ms
+        number-of-retries: 3
+        retry-interval: 60ms
+`
+
+type fixture struct {
+	eng    *Engine
+	fake   *fakeProber
+	rec    *recorder
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func start(t *testing.T, yaml string, store *OverrideStore, alive ...string) *fixture {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{fake: &fakeProber{alive: map[netip.Addr]bool{}}, rec: &recorder{}, done: make(chan struct{})}
+	for _, a := range alive {
+		f.fake.set(a, true)
+	}
+	f.eng, err = New(Options{
+		Config:    cfg,
+		Probers:   map[string]probe.Prober{"icmp": f.fake},
+		Actuators: []Actuator{f.rec},
+		Overrides: store,
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ctx context.Context
+	ctx, f.cancel = context.WithCancel(context.Background())
+	go func() { f.eng.Run(ctx); close(f.done) }()
+	t.Cleanup(func() { f.cancel(); <-f.done })
+	return f
+}
+
+// waitFor polls cond for up to limit.
+func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for time.Since(start) < limit {
+		if cond() {
+			return time.Since(start)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s: not within %v", what, limit)
+	return 0
+}
+
+func current(f *fixture) func() string {
+	return func() string {
+		d, ok := f.rec.last()
+		if !ok {
+			return "<none>"
+		}
+		if d.Current == "" {
+			return "<withdrawn>"
+		}
+		return d.Current
+	}
+}
+
+func TestFailoverAndRecovery(t *testing.T) {
+	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
+	cur := current(f)
+	waitFor(t, 2*time.Second, "broadband selected", func() bool { return cur() == "broadband" })
+
+	f.fake.set("203.0.113.8", false)
+	// Bound: probe-interval + retry-interval, plus a generous margin for
+	// a loaded CI machine.
+	took := waitFor(t, 100*time.Millisecond+60*time.Millisecond+500*time.Millisecond, "failover to lte", func() bool { return cur() == "lte" })
+	t.Logf("failover after %v", took)
+
+	f.fake.set("203.0.113.8", true)
+	took = waitFor(t, 3*time.Second, "recovery to broadband", func() bool { return cur() == "broadband" })
+	if took < 300*time.Millisecond {
+		t.Errorf("recovered after %v, before hold-down 300ms", took)
+	}
+	pi, err := f.eng.PathInfo(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := *pi["internet"].CurrentPath; got != "broadband" || pi["internet"].Paths["lte"] != "up" {
+		t.Errorf("path-info %+v", pi)
+	}
+}
+
+func TestNoDecisionUntilEveryPathReported(t *testing.T) {
+	// lte never answers: it is unknown until its three attempts (60 ms)
+	// are lost, and only then may the service be decided.
+	f := start(t, testConfig, nil, "203.0.113.8")
+	waitFor(t, 2*time.Second, "a decision", func() bool { _, ok := f.rec.last(); return ok })
+	first := f.rec.all()[0]
+	if first.Current != "broadband" {
+		t.Errorf("first decision %+v", first)
+	}
+	st, _ := f.eng.Status(context.Background())
+	if st.Services[0].Paths[1].State != "down" {
+		t.Errorf("lte state %q, want down", st.Services[0].Paths[1].State)
+	}
+}
+
+func TestAllDownWithdrawsOrBestEffort(t *testing.T) {
+	f := start(t, testConfig, nil)
+	waitFor(t, 2*time.Second, "withdrawn", func() bool { return current(f)() == "<withdrawn>" })
+	pi, _ := f.eng.PathInfo(context.Background())
+	if pi["internet"].CurrentPath != nil {
+		t.Errorf("current-path %v, want null", *pi["internet"].CurrentPath)
+	}
+	be := start(t, testConfig+"    best-effort: true\n", nil)
+	waitFor(t, 2*time.Second, "best-effort primary", func() bool { return current(be)() == "broadband" })
+	if d, _ := be.rec.last(); !d.BestEffort {
+		t.Errorf("decision %+v, want best-effort", d)
+	}
+}
+
+func TestOverrideSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	store := NewOverrideStore(dir)
+	f := start(t, testConfig, store, "203.0.113.8", "203.0.113.9")
+	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
+	if err := f.eng.SetOverride(context.Background(), "internet", "broadband", policy.ForceDown); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "forced to lte", func() bool { return current(f)() == "lte" })
+	if err := f.eng.SetOverride(context.Background(), "internet", "nope", policy.ForceDown); err == nil {
+		t.Error("override of an unknown path accepted")
+	}
+	f.cancel()
+	<-f.done
+
+	g := start(t, testConfig, NewOverrideStore(dir), "203.0.113.8", "203.0.113.9")
+	waitFor(t, 2*time.Second, "still forced after restart", func() bool { return current(g)() == "lte" })
+	st, _ := g.eng.Status(context.Background())
+	if p := st.Services[0].Paths[0]; p.Override != "down" || p.State != "down" || p.Probed != "up" {
+		t.Errorf("broadband %+v", p)
+	}
+	g.eng.SetOverride(context.Background(), "internet", "broadband", policy.Auto)
+	waitFor(t, time.Second, "back to broadband", func() bool { return current(g)() == "broadband" })
+}
+
+func TestStateFile(t *testing.T) {
+	dir := t.TempDir()
+	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go f.eng.WatchStateFiles(ctx, dir, 20*time.Millisecond)
+	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
+	name := filepath.Join(dir, "internet-broadband.state")
+	// The seed appends with echo >>; the last STATUS wins.
+	os.WriteFile(name, []byte("LOG_LEVEL=DEBUG\nSTATUS=up\nSTATUS=down\n"), 0o644)
+	waitFor(t, time.Second, "state file forces lte", func() bool { return current(f)() == "lte" })
+	os.Remove(name)
+	waitFor(t, time.Second, "removing the file sets auto", func() bool { return current(f)() == "broadband" })
+}
+
+func TestReloadKeepsMonitors(t *testing.T) {
+	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
+	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
+	time.Sleep(250 * time.Millisecond)
+	before, _ := f.eng.Status(context.Background())
+	n := len(f.rec.all())
+
+	// Same paths, one service added, hold-down changed.
+	newYAML := testConfig + `
+  - name: dns
+    address: [203.0.113.53/32]
+    paths:
+      - name: broadband
+        vector-priority: 1
+        probe-interval: 100ms
+        retry-interval: 100ms
+`
+	cfg, err := config.Parse("test.yaml", []byte(newYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fake.set("203.0.113.53", true)
+	if err := f.eng.Reload(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := f.eng.Status(context.Background())
+	if a, b := after.Services[0].Paths[0].Attempts, before.Services[0].Paths[0].Attempts; a < b || b == 0 {
+		t.Errorf("attempts %d after reload, %d before: the monitor was not kept", a, b)
+	}
+	if len(after.Services) != 2 {
+		t.Fatalf("services after reload: %d", len(after.Services))
+	}
+	waitFor(t, 2*time.Second, "dns decided", func() bool { return len(f.rec.all()) > n })
+	if got := f.rec.all()[n:]; len(got) != 1 || got[0].Current != "broadband" {
+		t.Errorf("after reload: %+v, want only the new service's first decision", got)
+	}
+	// Dropping the service tells the actuators.
+	cfg2, _ := config.Parse("test.yaml", []byte(testConfig))
+	f.eng.Reload(context.Background(), cfg2)
+	f.rec.mu.Lock()
+	defer f.rec.mu.Unlock()
+	if len(f.rec.removed) != 1 || f.rec.removed[0] != "dns" {
+		t.Errorf("removed %v, want [dns]", f.rec.removed)
+	}
+}

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"container/heap"
+	"context"
+	"net/netip"
+	"reflect"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
+)
+
+type targetKey struct {
+	service, path string
+	addr          netip.Addr
+	probeType     string
+	port          int
+}
+
+func monitorConfig(s *config.Service, p *config.Path) monitor.Config {
+	return monitor.Config{
+		ProbeInterval: p.ProbeInterval.D,
+		Retries:       p.NumberOfRetries,
+		RetryInterval: p.RetryInterval.D,
+		HoldDown:      s.HoldDown.D,
+	}
+}
+
+// Reload applies a new, already validated config on the engine goroutine.
+// Targets that exist in both keep their monitors (state and counters); new
+// ones start unknown; removed ones stop.
+func (e *Engine) Reload(ctx context.Context, cfg *config.Config) error {
+	var err error
+	if derr := e.do(ctx, func() { err = e.apply(cfg) }); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// apply builds the services of cfg, reusing the targets of the running
+// config where they match.
+func (e *Engine) apply(cfg *config.Config) error {
+	now := e.now()
+	old := map[targetKey]*target{}
+	oldSvc := map[string]*service{}
+	for _, s := range e.services {
+		oldSvc[s.cfg.Name] = s
+		for _, p := range s.paths {
+			for _, t := range p.targets {
+				old[keyOf(s.cfg, p.cfg, t.addr)] = t
+			}
+		}
+	}
+	var services []*service
+	kept := map[*target]bool{}
+	for i := range cfg.Services {
+		sc := &cfg.Services[i]
+		s := &service{cfg: sc}
+		if o := oldSvc[sc.Name]; o != nil {
+			s.decision = o.decision
+			// Unchanged services keep their applied decision; a changed
+			// one (prefixes, table, transport...) is applied again.
+			s.applied = o.applied && reflect.DeepEqual(o.cfg, sc)
+		}
+		for j := range sc.Paths {
+			pc := &sc.Paths[j]
+			p := &path{svc: s, cfg: pc}
+			for _, a := range pc.Targets {
+				t := old[keyOf(sc, pc, a)]
+				if t != nil && !kept[t] {
+					kept[t] = true
+					t.path = p
+					t.mon.SetConfig(monitorConfig(sc, pc))
+				} else {
+					t = &target{path: p, addr: a, mon: monitor.New(monitorConfig(sc, pc), now), index: -1}
+					heap.Push(&e.queue, t)
+				}
+				p.targets = append(p.targets, t)
+			}
+			s.paths = append(s.paths, p)
+		}
+		services = append(services, s)
+	}
+	for _, t := range old {
+		if kept[t] {
+			continue
+		}
+		t.gen++
+		t.inflight = false
+		if t.index >= 0 {
+			heap.Remove(&e.queue, t.index)
+		}
+	}
+	// Targets whose timing changed may need to move in the queue.
+	heap.Init(&e.queue)
+	removed := []*service{}
+	for name, s := range oldSvc {
+		if _, ok := findService(services, name); !ok {
+			removed = append(removed, s)
+		}
+	}
+	e.cfg = cfg
+	e.services = services
+	for _, s := range removed {
+		for _, a := range e.opts.Actuators {
+			if err := a.Remove(s.cfg); err != nil {
+				e.log.Error("removing service", "service", s.cfg.Name, "err", err)
+			}
+		}
+		e.log.Info("service removed by reload", "service", s.cfg.Name)
+	}
+	for _, s := range services {
+		for _, p := range s.paths {
+			p.state = monitor.Unknown
+			e.refreshPathQuiet(p)
+		}
+		e.decide(s)
+	}
+	return nil
+}
+
+// refreshPathQuiet sets a path's state without logging a transition (used
+// when a reload rebuilds paths whose targets kept their state).
+func (e *Engine) refreshPathQuiet(p *path) {
+	_, p.state = e.evaluate(p)
+	for _, ob := range e.opts.Observers {
+		ob.PathState(p.svc.cfg.Name, p.cfg.Name, p.state)
+	}
+}
+
+func keyOf(s *config.Service, p *config.Path, a netip.Addr) targetKey {
+	return targetKey{service: s.Name, path: p.Name, addr: a, probeType: p.ProbeType, port: p.ProbePort}
+}
+
+func findService(ss []*service, name string) (*service, bool) {
+	for _, s := range ss {
+		if s.cfg.Name == name {
+			return s, true
+		}
+	}
+	return nil, false
+}

@@ -1,0 +1,86 @@
+// Package status holds the types that the API serves and the client reads:
+// the seed's /path-info shape and reachd's richer /v1/status. It has no
+// logic, so the engine, the API and the CLI can share it without pulling in
+// each other.
+package status
+
+import "time"
+
+// PathInfo is the seed's GET /path-info answer:
+// {"internet": {"current-path": "broadband", "paths": {"broadband": "up", "lte": "up"}}}
+// current-path is null when the service is withdrawn (or not decided yet).
+type PathInfo map[string]ServicePaths
+
+// ServicePaths is one service in PathInfo.
+type ServicePaths struct {
+	CurrentPath *string           `json:"current-path"`
+	Paths       map[string]string `json:"paths"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Version  string    `json:"version"`
+	Started  time.Time `json:"started"`
+	Config   string    `json:"config"`
+	Services []Service `json:"services"`
+}
+
+// Service is one service's state and decision.
+type Service struct {
+	Name        string  `json:"name"`
+	CurrentPath *string `json:"current-path"`
+	// Decided is false while some path is unknown (reachd changes nothing yet).
+	Decided    bool   `json:"decided"`
+	Withdrawn  bool   `json:"withdrawn"`
+	BestEffort bool   `json:"best-effort-in-use"`
+	Paths      []Path `json:"paths"`
+}
+
+// Path is one path of a service.
+type Path struct {
+	Name           string `json:"name"`
+	VectorPriority int    `json:"vector-priority"`
+	// State is the effective state (override applied): unknown, up, down, hold-down.
+	State string `json:"state"`
+	// Probed is what the probes alone say.
+	Probed string `json:"probed"`
+	// Override is auto, up or down.
+	Override    string        `json:"override"`
+	Attempts    uint64        `json:"attempts"`
+	Losses      uint64        `json:"losses"`
+	LastAttempt *time.Time    `json:"last-attempt"`
+	LastRTT     time.Duration `json:"last-rtt-ns"`
+	LastChange  *time.Time    `json:"last-change"`
+	Reason      string        `json:"reason"`
+	Targets     []Target      `json:"targets"`
+}
+
+// Target is one probe address of a path.
+type Target struct {
+	Address     string        `json:"address"`
+	State       string        `json:"state"`
+	Attempts    uint64        `json:"attempts"`
+	Losses      uint64        `json:"losses"`
+	LastAttempt *time.Time    `json:"last-attempt"`
+	LastRTT     time.Duration `json:"last-rtt-ns"`
+	Reason      string        `json:"reason"`
+}
+
+// OverrideRequest is POST /v1/paths/{service}/{path}/override.
+type OverrideRequest struct {
+	Status string `json:"status"` // up, down or auto
+}
+
+// PingStatus is the body of POST /ping-status, as the seed's path-change
+// notifier sends it: the generated name {service}-{path} and a status.
+type PingStatus struct {
+	Name    string `json:"name"`
+	Service string `json:"service"`
+	Path    string `json:"path"`
+	Status  string `json:"status"`
+}
+
+// Error is the body of every API error.
+type Error struct {
+	Error string `json:"error"`
+}
