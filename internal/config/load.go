@@ -221,4 +221,3 @@ func parentPath(key string) string {
 	}
 	return ""
 }
-

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
 )
 
 // stateFile is what was last seen of one {service}-{path}.state file.
@@ -114,4 +113,3 @@ func (e *Engine) PingStatus(ctx context.Context, name, service, pathName, status
 	}
 	return svcOut, serr
 }
-
