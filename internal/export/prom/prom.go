@@ -1,0 +1,97 @@
+// Package prom exports path, probe and decision metrics to Prometheus. It
+// observes the engine (attempts, path states, transitions, decisions) and
+// never feeds anything back.
+package prom
+
+import (
+	"net/netip"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/probe"
+)
+
+// Observer holds the path metrics.
+type Observer struct {
+	pathUp      *prometheus.GaugeVec
+	pathState   *prometheus.GaugeVec
+	transitions *prometheus.CounterVec
+	attempts    *prometheus.CounterVec
+	losses      *prometheus.CounterVec
+	rtt         *prometheus.HistogramVec
+	current     *prometheus.GaugeVec
+}
+
+// New registers the metrics on reg.
+func New(reg prometheus.Registerer) *Observer {
+	o := &Observer{
+		pathUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reachd_path_up", Help: "1 when the path is up (overrides applied), 0 otherwise.",
+		}, []string{"service", "path"}),
+		pathState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reachd_path_state", Help: "1 for the path's current state (unknown, up, down, hold-down).",
+		}, []string{"service", "path", "state"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_path_transitions_total", Help: "Path state changes, by new state.",
+		}, []string{"service", "path", "to"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_probe_attempts_total", Help: "Probe attempts.",
+		}, []string{"service", "path", "target"}),
+		losses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_probe_losses_total", Help: "Probe attempts without an answer in time.",
+		}, []string{"service", "path", "target"}),
+		rtt: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "reachd_probe_rtt_seconds", Help: "Round-trip time of answered attempts (kernel receive timestamps).",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100µs .. 3.3s
+		}, []string{"service", "path"}),
+		current: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reachd_service_current_path", Help: "1 for the path a service uses, 0 for its other paths; all 0 when withdrawn.",
+		}, []string{"service", "path", "vector_priority"}),
+	}
+	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current)
+	return o
+}
+
+// Attempt counts one probe attempt.
+func (o *Observer) Attempt(service, path string, target netip.Addr, r probe.Result) {
+	t := target.String()
+	o.attempts.WithLabelValues(service, path, t).Inc()
+	if !r.OK {
+		o.losses.WithLabelValues(service, path, t).Inc()
+		return
+	}
+	o.rtt.WithLabelValues(service, path).Observe(r.RTT.Seconds())
+}
+
+// PathState sets the path gauges.
+func (o *Observer) PathState(service, path string, s monitor.State) {
+	up := 0.0
+	if s == monitor.Up {
+		up = 1
+	}
+	o.pathUp.WithLabelValues(service, path).Set(up)
+	for st := monitor.Unknown; st <= monitor.HoldDown; st++ {
+		v := 0.0
+		if st == s {
+			v = 1
+		}
+		o.pathState.WithLabelValues(service, path, st.String()).Set(v)
+	}
+}
+
+// Transition counts a path state change.
+func (o *Observer) Transition(service, path string, t monitor.Transition) {
+	o.transitions.WithLabelValues(service, path, t.To.String()).Inc()
+}
+
+// Decision sets reachd_service_current_path.
+func (o *Observer) Decision(service string, d policy.Decision, priorities map[string]int) {
+	for p, prio := range priorities {
+		v := 0.0
+		if p == d.Current {
+			v = 1
+		}
+		o.current.WithLabelValues(service, p, itoa(prio)).Set(v)
+	}
+}
