@@ -3,6 +3,7 @@ package linktest
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"net/netip"
 	"os"
@@ -213,6 +214,44 @@ func TestLabBlackhole(t *testing.T) {
 		if took > 2*time.Second {
 			t.Errorf("%v: Run took %v with a 300ms timeout", loop, took)
 		}
+	}
+}
+
+// TestLabCancel: a test that would wait long ends when its context does,
+// with the partial report.
+func TestLabCancel(t *testing.T) {
+	ll := newLoopLab(t)
+	if err := ll.r2.DropAll("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ll.r2.Clear() })
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var r Report
+	start := time.Now()
+	err := ll.r1.Do(func() (err error) {
+		r, err = Run(ctx, Options{Interface: "wan0", Loop: loop4, Count: 10, Timeout: time.Minute})
+		return err
+	})
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("err %v after %v, want the context's deadline after about 200ms", err, time.Since(start))
+	}
+	if r.Sent != 10 || r.Lost != 10 {
+		t.Errorf("partial report %+v, want 10 sent and lost", r)
+	}
+}
+
+// TestLabLocalFirewall: when this host's own firewall drops every probe,
+// nothing was tested, and Run says so instead of reporting 0 % loss.
+func TestLabLocalFirewall(t *testing.T) {
+	ll := newLoopLab(t)
+	if err := ll.r1.Loss("wan0", 100, lab.Out); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ll.r1.Clear() })
+	r, err := ll.run(Options{Interface: "wan0", Loop: loop4, Count: 5, Timeout: 100 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "refused all 5 probes") || r.SendErrors != 5 {
+		t.Errorf("err = %v, send errors %d; want all 5 refused", err, r.SendErrors)
 	}
 }
 

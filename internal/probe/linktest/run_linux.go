@@ -65,6 +65,10 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	m, err := s.burst(ctx, o, count, false, &r)
 	m.summarise(&r, isLocal)
 	r.Duration = time.Since(r.Started)
+	if err == nil && r.Sent == 0 && r.SendErrors > 0 {
+		err = fmt.Errorf("link test on %s: the kernel refused all %d probes (%s); a local firewall rule or a missing route for %v?",
+			o.Interface, r.SendErrors, r.SendError, o.Loop)
+	}
 	return r, err
 }
 
@@ -82,7 +86,6 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 		mu       sync.Mutex // guards m, dropped
 		dropped  uint32
 		progress = make(chan struct{}, 1)
-		stop     = make(chan struct{})
 		wg       sync.WaitGroup
 	)
 	_ = s.recv.SetReadDeadline(time.Time{})
@@ -116,7 +119,6 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 		}
 	}()
 	defer func() {
-		close(stop)
 		_ = s.recv.SetReadDeadline(time.Now())
 		wg.Wait()
 		if r != nil {
