@@ -296,6 +296,21 @@ func TestLabPreflight(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "accept_local=1") {
 		t.Errorf("err = %v, want advice to set accept_local", err)
 	}
+	if err := ll.r1.Sysctl("net/ipv4/conf/wan0/accept_local", "1"); err != nil {
+		t.Fatal(err)
+	}
+	// Without a route for the loop address, IPv4 would assume it is on the
+	// link (the socket is bound to wan0) and IPv6 finds no route at all.
+	for _, loop := range []netip.Addr{loop4, loop6} {
+		if err := ll.r1.DelRoute(netip.PrefixFrom(loop, loop.BitLen()).String()); err != nil {
+			t.Fatal(err)
+		}
+		_, err = ll.run(Options{Interface: "wan0", Loop: loop})
+		if err == nil || !strings.Contains(err.Error(), "route it via the neighbour") {
+			t.Errorf("%v: err = %v, want advice to route the loop address", loop, err)
+		}
+		t.Logf("%v: %v", loop, err)
+	}
 	_, err = ll.run(Options{Interface: "wan0", Loop: loop6, Size: 1600})
 	if err == nil || !strings.Contains(err.Error(), "MTU 1500") {
 		t.Errorf("err = %v, want the MTU named", err)

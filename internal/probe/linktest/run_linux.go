@@ -14,6 +14,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Run performs one link test and reports what came back. It opens its
@@ -32,6 +35,9 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 		return Report{}, err
 	}
 	if err := preflight(o.Interface, o.Loop.Is6()); err != nil {
+		return Report{}, err
+	}
+	if err := checkRoute(o); err != nil {
 		return Report{}, err
 	}
 	isLocal := localAddrs()
@@ -225,6 +231,31 @@ func preflight(ifname string, v6 bool) error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("this host cannot run a link test on %s: %w", ifname, errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkRoute makes sure the loop address is routed via a neighbour on the
+// interface (in the table that the mark selects). Without such a route a
+// socket bound to the interface still sends, assuming the loop address is
+// on the link, and the probes die in ARP or ND: 100 % "loss" that has
+// nothing to do with the link. Point-to-point links need no gateway.
+func checkRoute(o Options) error {
+	ifi, err := net.InterfaceByName(o.Interface)
+	if err != nil {
+		return fmt.Errorf("link test: interface %s: %w", o.Interface, err)
+	}
+	fix := fmt.Sprintf("route it via the neighbour, e.g. `ip route add %v via NEIGHBOUR dev %s`", netip.PrefixFrom(o.Loop, o.Loop.BitLen()), o.Interface)
+	routes, err := netlink.RouteGetWithOptions(o.Loop.AsSlice(), &netlink.RouteGetOptions{Oif: o.Interface, Mark: uint32(o.Mark)})
+	if err != nil || len(routes) == 0 {
+		return fmt.Errorf("link test on %s: no route for the loop address %v (%v); %s", o.Interface, o.Loop, err, fix)
+	}
+	rt := routes[0]
+	if rt.Type == unix.RTN_LOCAL || (rt.Dst != nil && rt.Dst.IP.IsLoopback()) {
+		return fmt.Errorf("link test on %s: %v is an address of this host, not a loop address routed at the neighbour", o.Interface, o.Loop)
+	}
+	if rt.Gw == nil && ifi.Flags&net.FlagPointToPoint == 0 {
+		return fmt.Errorf("link test on %s: %v has no route via a neighbour on %s, so probes would wait for ARP/ND of the loop address itself; %s", o.Interface, o.Loop, o.Interface, fix)
 	}
 	return nil
 }
