@@ -35,11 +35,17 @@
 // # Requirements on this host
 //
 // This host forwards the looped probes, so for the address family in use it
-// needs forwarding enabled on the interface, for IPv4 accept_local=1 (the
+// needs forwarding enabled, for IPv4 accept_local=1 on the interface (the
 // returning probe carries our own source address, which Linux otherwise
-// drops as a martian) and rp_filter=0 on that interface, and a route for the
-// loop address via the neighbour (optionally in a table chosen by
-// [Options.Mark]). [Run] checks the sysctls first and says what to change.
+// drops as a martian), and a route for the loop address via the neighbour
+// on the interface (in the table that [Options.Mark] selects, if any):
+// without it IPv4 assumes the loop address is on the link and the probes
+// die waiting for ARP. [Run] checks all of this first and says what to
+// change. Reverse-path filtering, even strict, passes the returning probes
+// as long as their source address belongs to the interface under test
+// (checked in the lab with rp_filter 1 and 2). Both routers should not send
+// ICMP redirects (send_redirects=0): each turns every probe back out of the
+// interface it came in on.
 // Linux rate-limits ICMP errors (net.ipv4.icmp_ratelimit, icmp_ratemask,
 // icmp_msgs_per_sec and icmp_msgs_burst, net.ipv6.icmp.ratelimit); a burst
 // larger than those limits loses Time Exceeded messages on this host, not

@@ -76,6 +76,9 @@ func newLoopLab(t *testing.T) *loopLab {
 			{"net/ipv4/conf/all/send_redirects", "0"},
 			{"net/ipv4/conf/" + c.ifn + "/send_redirects", "0"},
 			// Reverse-path filtering must not drop the returning probes.
+			// Even strict mode would pass them here (their source lives on
+			// r1's wan0, checked by hand with rp_filter 1 and 2), but a
+			// probe with another source address needs it off.
 			{"net/ipv4/conf/all/rp_filter", "0"},
 			{"net/ipv4/conf/" + c.ifn + "/rp_filter", "0"},
 			// The probe comes back to r1 with r1's own source address.
