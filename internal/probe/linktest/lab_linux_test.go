@@ -137,7 +137,7 @@ func TestLabNoLoss(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Logf("report: %+v", r)
+			t.Logf("report: %v", r)
 			t.Logf("injected %d foreign messages", injected)
 			if r.Sent != 200 || r.Returned != 200 || r.Lost != 0 || r.LossPercent != 0 {
 				t.Errorf("sent %d returned %d lost %d (%v%%), want 200 200 0", r.Sent, r.Returned, r.Lost, r.LossPercent)

@@ -112,6 +112,7 @@ func TestMatcher(t *testing.T) {
 			if d := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
 				t.Errorf("report (-want +got):\n%s", d)
 			}
+			t.Logf("%v", got)
 		})
 	}
 }

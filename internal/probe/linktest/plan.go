@@ -156,3 +156,24 @@ func ParsePercent(s string) (float64, error) {
 	}
 	return v / 100, nil
 }
+
+// String says what the plan means, e.g. "16 probes of 1536 bytes fill
+// 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%); at TTL 254 they loop for
+// 254ms".
+func (p BurstPlan) String() string {
+	return fmt.Sprintf("%d probes of %d bytes fill %.1f%% of %s at %v RTT (%d fill 100%%); at TTL %d they loop for %v",
+		p.Probes, p.Size, p.ActualFill*100, formatSpeed(p.LinkSpeed), p.RTT, p.FullLink, p.TTL, p.Loop)
+}
+
+// formatSpeed writes bits per second with an SI prefix: "1 Gb/s".
+func formatSpeed(bps float64) string {
+	for _, u := range []struct {
+		f float64
+		p string
+	}{{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if bps >= u.f {
+			return strconv.FormatFloat(bps/u.f, 'g', 4, 64) + " " + u.p + "b/s"
+		}
+	}
+	return strconv.FormatFloat(bps, 'g', 4, 64) + " b/s"
+}

@@ -110,3 +110,14 @@ func TestParsePercent(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanString(t *testing.T) {
+	p, err := Plan(1e9, time.Millisecond, 1536, 254, 0.2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "16 probes of 1536 bytes fill 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%); at TTL 254 they loop for 254ms"
+	if got := p.String(); got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

@@ -1,8 +1,10 @@
 package linktest
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -115,4 +117,39 @@ func median(d []time.Duration) time.Duration {
 		return d[n/2]
 	}
 	return (d[n/2-1] + d[n/2]) / 2
+}
+
+// String is a one-line summary for logs and the CLI.
+func (r Report) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s → %v ttl %d size %d: %d sent, %d returned, %d lost (%.1f%%)",
+		r.Interface, r.Loop, r.TTL, r.Size, r.Sent, r.Returned, r.Lost, r.LossPercent)
+	if r.Returned > 0 {
+		fmt.Fprintf(&b, ", looped rtt min/median/max %v/%v/%v", r.RTTMin, r.RTTMedian, r.RTTMax)
+	}
+	for _, x := range r.Responders {
+		side := "not this host: the neighbour or beyond"
+		if x.Local {
+			side = "this host"
+		}
+		if x.TimeExceeded > 0 {
+			fmt.Fprintf(&b, ", %d Time Exceeded from %v (%s)", x.TimeExceeded, x.Addr, side)
+		}
+		if x.Unreachable > 0 {
+			fmt.Fprintf(&b, ", %d Destination Unreachable from %v (%s)", x.Unreachable, x.Addr, side)
+		}
+	}
+	if r.SendErrors > 0 {
+		fmt.Fprintf(&b, ", %d send errors (%s)", r.SendErrors, r.SendError)
+	}
+	if r.Duplicates > 0 {
+		fmt.Fprintf(&b, ", %d duplicates", r.Duplicates)
+	}
+	if r.Foreign > 0 {
+		fmt.Fprintf(&b, ", %d foreign ICMP ignored", r.Foreign)
+	}
+	if r.RecvDropped > 0 {
+		fmt.Fprintf(&b, ", %d replies dropped by this host's socket buffer", r.RecvDropped)
+	}
+	return b.String()
 }
