@@ -4,7 +4,10 @@
 // each other.
 package status
 
-import "time"
+import (
+	"errors"
+	"time"
+)
 
 // PathInfo is the seed's GET /path-info answer:
 // {"internet": {"current-path": "broadband", "paths": {"broadband": "up", "lte": "up"}}}
@@ -84,3 +87,7 @@ type PingStatus struct {
 type Error struct {
 	Error string `json:"error"`
 }
+
+// ErrNotFound marks an unknown service, path, flow or group; the API
+// answers 404 for it.
+var ErrNotFound = errors.New("not found")

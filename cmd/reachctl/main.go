@@ -1,0 +1,139 @@
+// Command reachctl is reachd's command-line client. It talks to the daemon
+// only through internal/client.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/reachd/reachd/internal/client"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "reachctl:", err)
+		os.Exit(1)
+	}
+}
+
+type globals struct {
+	socket string
+	json   bool
+}
+
+func (g *globals) client() *client.Client { return client.New(g.socket) }
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func rootCmd() *cobra.Command {
+	g := &globals{}
+	cmd := &cobra.Command{
+		Use:           "reachctl",
+		Short:         "control and inspect a running reachd",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
+	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g))
+	return cmd
+}
+
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func pathInfoCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "path-info",
+		Short: "print the seed's /path-info: each service's current path and its paths' states",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			pi, err := g.client().PathInfo(c)
+			if err != nil {
+				return err
+			}
+			return printJSON(pi)
+		},
+	}
+}
+
+func pathCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "path {down|up|auto} SERVICE PATH",
+		Short: "force a path down or up (manual failover), or give it back to the probes",
+		Long: "Force a path's status. A forced status wins over probes until it is set back to auto,\n" +
+			"and survives a restart of reachd (it is kept under state-dir).",
+	}
+	for _, state := range []string{"down", "up", "auto"} {
+		state := state
+		cmd.AddCommand(&cobra.Command{
+			Use:   state + " SERVICE PATH",
+			Short: map[string]string{"down": "force the path down", "up": "force the path up", "auto": "let the probes decide again"}[state],
+			Args:  cobra.ExactArgs(2),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, cancel := ctx()
+				defer cancel()
+				pi, err := g.client().SetPath(c, args[0], args[1], state)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(pi)
+				}
+				sp := pi[args[0]]
+				cur := "none (withdrawn)"
+				if sp.CurrentPath != nil {
+					cur = *sp.CurrentPath
+				}
+				fmt.Printf("%s %s: %s; current path: %s\n", args[0], args[1], state, cur)
+				return nil
+			},
+		})
+	}
+	return cmd
+}
+
+func reloadCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reload",
+		Short: "re-read the config file (an invalid one is rejected and the running config stays)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			if err := g.client().Reload(c); err != nil {
+				return fmt.Errorf("reload rejected, the running config stays:\n%w", err)
+			}
+			fmt.Println("reloaded")
+			return nil
+		},
+	}
+}
+
+func pingStatusCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ping-status {SERVICE}-{PATH} {up|down|auto}",
+		Short: "send a path status update as the seed's path-change notifier does",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			pi, err := g.client().PingStatus(c, args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return printJSON(pi)
+		},
+	}
+}

@@ -1,0 +1,82 @@
+// Command reachd is the reachability-detection and failover daemon. It only
+// parses flags and signals; the work is in internal/daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/daemon"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := rootCmd().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func rootCmd() *cobra.Command {
+	var file string
+	var check bool
+	cmd := &cobra.Command{
+		Use:           "reachd --config FILE",
+		Short:         "reachd probes every path out of this host and fails services over when a path stops delivering",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       daemon.Version,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if check {
+				return checkConfig(file)
+			}
+			return run(file)
+		},
+	}
+	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
+	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit: 0 when valid, 1 with every error otherwise")
+	cmd.AddCommand(demoCmd())
+	return cmd
+}
+
+func checkConfig(file string) error {
+	cfg, err := config.Load(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return err
+	}
+	fmt.Printf("%s: valid (%d services)\n", file, len(cfg.Services))
+	return nil
+}
+
+func run(file string) error {
+	d, err := daemon.New(daemon.Options{ConfigFile: file})
+	if err != nil {
+		var ce config.Errors
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, ce)
+		} else {
+			fmt.Fprintln(os.Stderr, "reachd:", err)
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for range hup {
+			// Errors are logged by Reload; the running config stays.
+			_ = d.Reload(ctx)
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "reachd:", err)
+		return err
+	}
+	return nil
+}

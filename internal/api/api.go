@@ -1,0 +1,218 @@
+// Package api serves reachd's HTTP API on a unix socket (and optionally a
+// TCP address): the seed's GET /path-info and POST /ping-status, and the
+// richer /v1 endpoints. Handlers only translate HTTP to calls on the
+// daemon; every state change happens on the engine's goroutine.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/status"
+)
+
+// ErrNotFound marks an unknown service, path or flow; handlers answer 404.
+var ErrNotFound = status.ErrNotFound
+
+// ErrBadRequest marks a request the caller must fix; handlers answer 400.
+var ErrBadRequest = errors.New("bad request")
+
+// Backend is what the API needs from the daemon.
+type Backend interface {
+	PathInfo(ctx context.Context) (status.PathInfo, error)
+	Status(ctx context.Context) (status.Status, error)
+	SetOverride(ctx context.Context, service, path string, o policy.Override) error
+	PingStatus(ctx context.Context, name, service, path, status string) (string, error)
+	// Reload re-reads the config file; a config error leaves the running
+	// config in place and is returned for the caller to show.
+	Reload(ctx context.Context) error
+}
+
+// Server is the HTTP API.
+type Server struct {
+	b   Backend
+	mux *http.ServeMux
+}
+
+// New returns the API for b. Extra routes can be added with Handle.
+func New(b Backend) *Server {
+	s := &Server{b: b, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /path-info", s.pathInfo)
+	s.mux.HandleFunc("POST /ping-status", s.pingStatus)
+	s.mux.HandleFunc("GET /v1/status", s.status)
+	s.mux.HandleFunc("POST /v1/paths/{service}/{path}/override", s.override)
+	s.mux.HandleFunc("POST /v1/reload", s.reload)
+	return s
+}
+
+// Handle adds a route (used by features that bring their own endpoints).
+func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(pattern, h) }
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// WriteJSON writes v with status code.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError maps err to a status code and writes {"error": "..."}.
+func WriteError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, ErrBadRequest):
+		code = http.StatusBadRequest
+	}
+	WriteJSON(w, code, status.Error{Error: err.Error()})
+}
+
+// ReadJSON decodes a small JSON body into v; an empty body leaves v as is.
+func ReadJSON(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadRequest, err)
+	}
+	return nil
+}
+
+func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
+	pi, err := s.b.PathInfo(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, pi)
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.b.Status(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, st)
+}
+
+// pingStatus accepts the seed notifier's update as JSON
+// {"name": "internet-broadband", "status": "down"} or as form fields of
+// the same names (curl -d name=...&status=...), and answers with the
+// service's path-info.
+func (s *Server) pingStatus(w http.ResponseWriter, r *http.Request) {
+	var ps status.PingStatus
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if err := r.ParseForm(); err != nil {
+			WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			return
+		}
+		ps = status.PingStatus{Name: r.PostForm.Get("name"), Service: r.PostForm.Get("service"), Path: r.PostForm.Get("path"), Status: r.PostForm.Get("status")}
+	} else if err := ReadJSON(r, &ps); err != nil {
+		WriteError(w, err)
+		return
+	}
+	if ps.Status == "" || (ps.Name == "" && (ps.Service == "" || ps.Path == "")) {
+		WriteError(w, fmt.Errorf("%w: give name ({service}-{path}) or service and path, and status up, down or auto", ErrBadRequest))
+		return
+	}
+	svc, err := s.b.PingStatus(r.Context(), ps.Name, ps.Service, ps.Path, ps.Status)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	pi, err := s.b.PathInfo(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, status.PathInfo{svc: pi[svc]})
+}
+
+func (s *Server) override(w http.ResponseWriter, r *http.Request) {
+	var req status.OverrideRequest
+	if err := ReadJSON(r, &req); err != nil {
+		WriteError(w, err)
+		return
+	}
+	o, err := parseOverride(req.Status)
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	if err := s.b.SetOverride(r.Context(), r.PathValue("service"), r.PathValue("path"), o); err != nil {
+		WriteError(w, err)
+		return
+	}
+	pi, err := s.b.PathInfo(r.Context())
+	if err != nil {
+		WriteError(w, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, status.PathInfo{r.PathValue("service"): pi[r.PathValue("service")]})
+}
+
+func parseOverride(s string) (policy.Override, error) {
+	switch s {
+	case "up":
+		return policy.ForceUp, nil
+	case "down":
+		return policy.ForceDown, nil
+	case "auto":
+		return policy.Auto, nil
+	}
+	return policy.Auto, fmt.Errorf("%w: status %q must be up, down or auto", ErrBadRequest, s)
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	if err := s.b.Reload(r.Context()); err != nil {
+		WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+}
+
+// ListenUnix listens on a unix socket with the given file mode. A stale
+// socket file (nobody listening) is removed; a live one is an error, so two
+// daemons never share a socket.
+func ListenUnix(path string, mode os.FileMode) (net.Listener, error) {
+	if mode&0o002 != 0 {
+		return nil, fmt.Errorf("socket mode %o is world-writable; refusing", mode)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("creating socket directory: %w", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another reachd is listening there; stop it or use another api.socket", path)
+		}
+		os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("setting mode of %s: %w", path, err)
+	}
+	return ln, nil
+}

@@ -1,0 +1,137 @@
+// Package client is the typed Go client of reachd's API. reachctl uses it,
+// and so do the tests.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/reachd/reachd/internal/status"
+)
+
+// DefaultSocket is used when neither --socket nor $REACHD_SOCKET is set.
+const DefaultSocket = "/run/reachd/reachd.sock"
+
+// SocketFromEnv returns $REACHD_SOCKET or DefaultSocket.
+func SocketFromEnv() string {
+	if s := os.Getenv("REACHD_SOCKET"); s != "" {
+		return s
+	}
+	return DefaultSocket
+}
+
+// Client talks to one daemon.
+type Client struct {
+	socket string
+	hc     *http.Client
+}
+
+// New returns a client of the daemon listening on socket.
+func New(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+	}
+	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
+}
+
+// APIError is an error answer of the daemon.
+type APIError struct {
+	Code    int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// Do sends a request with an optional JSON body and decodes the JSON answer
+// into out (when not nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://reachd"+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach reachd at %s (is it running? set --socket or $REACHD_SOCKET): %w", c.socket, unwrapDial(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var e status.Error
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return &APIError{Code: resp.StatusCode, Message: e.Error}
+		}
+		return &APIError{Code: resp.StatusCode, Message: strings.TrimSpace(string(data))}
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("decoding answer of %s %s: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func unwrapDial(err error) error {
+	var oe *net.OpError
+	if e, ok := err.(interface{ Unwrap() error }); ok {
+		if o, ok := e.Unwrap().(*net.OpError); ok {
+			oe = o
+		}
+	}
+	if oe != nil {
+		return oe.Err
+	}
+	return err
+}
+
+// PathInfo is GET /path-info.
+func (c *Client) PathInfo(ctx context.Context) (status.PathInfo, error) {
+	var pi status.PathInfo
+	return pi, c.Do(ctx, "GET", "/path-info", nil, &pi)
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (status.Status, error) {
+	var st status.Status
+	return st, c.Do(ctx, "GET", "/v1/status", nil, &st)
+}
+
+// SetPath forces a path up or down, or back to auto.
+func (c *Client) SetPath(ctx context.Context, service, path, state string) (status.PathInfo, error) {
+	var pi status.PathInfo
+	return pi, c.Do(ctx, "POST", "/v1/paths/"+service+"/"+path+"/override", status.OverrideRequest{Status: state}, &pi)
+}
+
+// PingStatus sends the seed notifier's update.
+func (c *Client) PingStatus(ctx context.Context, name, state string) (status.PathInfo, error) {
+	var pi status.PathInfo
+	return pi, c.Do(ctx, "POST", "/ping-status", status.PingStatus{Name: name, Status: state}, &pi)
+}
+
+// Reload asks the daemon to re-read its config.
+func (c *Client) Reload(ctx context.Context) error {
+	return c.Do(ctx, "POST", "/v1/reload", nil, nil)
+}

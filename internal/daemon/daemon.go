@@ -1,0 +1,255 @@
+// Package daemon wires reachd together: it loads the config, builds the
+// probers, the engine, the actions and the exporters, and serves the API.
+// cmd/reachd only parses flags and signals and calls this package.
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/appid"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/engine"
+	"github.com/reachd/reachd/internal/export/prom"
+	"github.com/reachd/reachd/internal/probe"
+	"github.com/reachd/reachd/internal/probe/icmp"
+	"github.com/reachd/reachd/internal/probe/tcp"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// Options configure a Daemon.
+type Options struct {
+	ConfigFile string
+	Logger     *slog.Logger
+}
+
+// Daemon is a running reachd.
+type Daemon struct {
+	opts     Options
+	log      *slog.Logger
+	reg      *prometheus.Registry
+	pinger   *icmp.Pinger
+	probers  map[string]probe.Prober
+	eng      *engine.Engine
+	api      *api.Server
+	reloadMu sync.Mutex
+	cfg      *config.Config
+	features []Feature
+}
+
+// Feature is a part of reachd that runs beside the engine (heartbeat
+// listeners, flows, link tests): it serves its own API routes, runs until
+// the context ends, and takes every validated reload.
+type Feature interface {
+	// Routes adds the feature's endpoints to the API.
+	Routes(s *api.Server)
+	// Run works until ctx ends.
+	Run(ctx context.Context) error
+	// Reload applies a new, validated config; it must keep what did not
+	// change running.
+	Reload(ctx context.Context, cfg *config.Config) error
+}
+
+// featureFactories build the features from the config, in order. Each
+// feature registers itself here from its own file (feature_*.go).
+var featureFactories []func(d *Daemon, cfg *config.Config) (Feature, error)
+
+// New loads the config and builds the daemon. Config errors come back as
+// config.Errors, ready to print.
+func New(opts Options) (*Daemon, error) {
+	cfg, err := config.Load(opts.ConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = NewLogger(os.Stderr, cfg.Log)
+	}
+	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, reg: prometheus.NewRegistry()}
+	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d.pinger = icmp.New(icmp.Options{})
+	d.reg.MustRegister(pingerCollector{d.pinger})
+	d.probers = map[string]probe.Prober{"icmp": d.pinger, "tcp": tcp.New()}
+	d.eng, err = engine.New(engine.Options{
+		Config:    cfg,
+		Probers:   d.probers,
+		Actuators: []engine.Actuator{appid.Actuator{}},
+		Observers: []engine.Observer{prom.New(d.reg)},
+		Logger:    d.log,
+		Overrides: engine.NewOverrideStore(cfg.StateDir),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.api = api.New(backend{d.eng, d})
+	for _, f := range featureFactories {
+		ft, err := f(d, cfg)
+		if err != nil {
+			return nil, err
+		}
+		ft.Routes(d.api)
+		d.features = append(d.features, ft)
+	}
+	return d, nil
+}
+
+// Logger is the daemon's logger, for features.
+func (d *Daemon) Logger() *slog.Logger { return d.log }
+
+// Registry is the daemon's Prometheus registry, for features.
+func (d *Daemon) Registry() prometheus.Registerer { return d.reg }
+
+// NewLogger builds the slog logger that the config asks for.
+func NewLogger(w *os.File, lc config.Log) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lc.Level))
+	ho := &slog.HandlerOptions{Level: level}
+	if lc.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, ho))
+	}
+	return slog.New(slog.NewTextHandler(w, ho))
+}
+
+// Run serves until ctx ends, then stops everything it started.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	mode, _ := strconv.ParseUint(d.cfg.API.SocketMode, 8, 32)
+	ln, err := api.ListenUnix(d.cfg.API.Socket, os.FileMode(mode))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.cfg.API.Socket)
+	var servers []*http.Server
+	serve := func(ln net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+	}
+	serve(ln, d.api)
+	if d.cfg.API.Listen != "" {
+		tl, err := net.Listen("tcp", d.cfg.API.Listen)
+		if err != nil {
+			return fmt.Errorf("api.listen: %w", err)
+		}
+		serve(tl, d.api)
+	}
+	if d.cfg.Metrics.Listen != "" {
+		ml, err := net.Listen("tcp", d.cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+		serve(ml, mux)
+	}
+	var wg sync.WaitGroup
+	if d.cfg.StateFileDir != "" {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.eng.WatchStateFiles(ctx, d.cfg.StateFileDir, time.Second)
+		}()
+	}
+	for _, f := range d.features {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f.Run(ctx); err != nil {
+				d.log.Error("feature stopped", "err", err)
+			}
+		}()
+	}
+	d.log.Info("reachd started", "version", Version, "config", d.opts.ConfigFile, "socket", d.cfg.API.Socket, "services", len(d.cfg.Services))
+	err = d.eng.Run(ctx)
+	cancel()
+	for _, srv := range servers {
+		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+		srv.Shutdown(sctx)
+		c()
+	}
+	wg.Wait()
+	for _, p := range d.probers {
+		p.Close()
+	}
+	d.log.Info("reachd stopped")
+	return err
+}
+
+// Reload re-reads the config file. An invalid file is rejected with its
+// errors and the running config stays. Settings that need a restart
+// (socket, metrics address) are reported, not applied.
+func (d *Daemon) Reload(ctx context.Context) error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg, err := config.Load(d.opts.ConfigFile)
+	if err != nil {
+		d.log.Error("reload rejected; the running config stays", "err", err)
+		return err
+	}
+	if cfg.API != d.cfg.API || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
+	}
+	if err := d.eng.Reload(ctx, cfg); err != nil {
+		return err
+	}
+	for _, f := range d.features {
+		if err := f.Reload(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	d.cfg = cfg
+	d.log.Info("config reloaded", "config", d.opts.ConfigFile, "services", len(cfg.Services))
+	return nil
+}
+
+// backend is what the API calls: the engine's queries and overrides, and
+// the daemon's Reload (which re-reads the file before the engine applies it).
+type backend struct {
+	*engine.Engine
+	d *Daemon
+}
+
+func (b backend) Reload(ctx context.Context) error { return b.d.Reload(ctx) }
+
+// pingerCollector exports the ICMP engine's counters.
+type pingerCollector struct{ p *icmp.Pinger }
+
+var pingerMetrics = []struct{ name, help string }{
+	{"sent", "Echo requests sent."},
+	{"replies", "Echo replies matched to a probe."},
+	{"bad_token", "Echo replies with a known id and sequence but the wrong token (ignored)."},
+	{"unmatched", "Echo replies for no pending probe (late or duplicate)."},
+	{"malformed", "ICMP packets that did not parse (dropped)."},
+	{"timeouts", "Probes without a reply in time."},
+	{"send_errors", "Probes whose send failed."},
+}
+
+var pingerDescs = func() []*prometheus.Desc {
+	out := make([]*prometheus.Desc, len(pingerMetrics))
+	for i, m := range pingerMetrics {
+		out[i] = prometheus.NewDesc("reachd_icmp_"+m.name+"_total", m.help, nil, nil)
+	}
+	return out
+}()
+
+func (c pingerCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+func (c pingerCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.p.Stats()
+	for i, v := range []uint64{s.Sent, s.Replies, s.BadToken, s.Unmatched, s.Malformed, s.Timeouts, s.SendErrs} {
+		ch <- prometheus.MustNewConstMetric(pingerDescs[i], prometheus.CounterValue, float64(v))
+	}
+}

@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/client"
+)
+
+// startDaemon runs a daemon from yamlText in the test process, on
+// loopback. It returns the client and the config file path.
+func startDaemon(t *testing.T, yamlText string) (*client.Client, string, *Daemon) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: raw ICMP sockets")
+	}
+	dir := t.TempDir()
+	yamlText = strings.ReplaceAll(yamlText, "DIR", dir)
+	file := filepath.Join(dir, "reachd.yaml")
+	if err := os.WriteFile(file, []byte(yamlText), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Options{ConfigFile: file, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	c := client.New(filepath.Join(dir, "reachd.sock"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := c.PathInfo(context.Background()); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon did not start serving")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return c, file, d
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+const loopbackConfig = `
+api:
+  socket: DIR/reachd.sock
+state-dir: DIR/state
+metrics:
+  listen: 127.0.0.1:METRICS
+services:
+  - name: internet
+    address: [0.0.0.0/0]
+    hold-down: 200ms
+    app-id-module-dir: DIR/modules
+    paths:
+      - name: broadband
+        vector-priority: 10
+        probe-address: [127.0.0.1]
+        probe-interval: 100ms
+        number-of-retries: 2
+        retry-interval: 100ms
+      - name: lte
+        vector-priority: 20
+        probe-type: tcp
+        probe-port: CLOSED
+        probe-address: [127.0.0.1]
+        probe-interval: 100ms
+        number-of-retries: 2
+        retry-interval: 100ms
+`
+
+func waitPathInfo(t *testing.T, c *client.Client, want string) {
+	t.Helper()
+	var got []byte
+	for i := 0; i < 300; i++ {
+		pi, err := c.PathInfo(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ = json.Marshal(pi)
+		if string(got) == want {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("path-info %s, want %s", got, want)
+}
+
+func TestDaemonOnLoopback(t *testing.T) {
+	metrics := freePort(t)
+	cfgText := strings.NewReplacer("METRICS", fmt.Sprint(metrics), "CLOSED", fmt.Sprint(freePort(t))).Replace(loopbackConfig)
+	c, file, _ := startDaemon(t, cfgText)
+	dir := filepath.Dir(file)
+
+	// The seed's exact shape; lte's TCP port is closed, so it is down.
+	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
+
+	st, err := os.Stat(filepath.Join(dir, "reachd.sock"))
+	if err != nil || st.Mode().Perm()&0o002 != 0 {
+		t.Errorf("socket mode %v: world-writable or missing", st.Mode())
+	}
+
+	mod, err := os.ReadFile(filepath.Join(dir, "modules", "icmp-probe-internet.json"))
+	if err != nil || !strings.Contains(string(mod), `"icmp-internet-broadband": [`) {
+		t.Errorf("app-id module: %v\n%s", err, mod)
+	}
+
+	// Manual failover: broadband forced down, every path down → withdrawn.
+	if _, err := c.SetPath(context.Background(), "internet", "broadband", "down"); err != nil {
+		t.Fatal(err)
+	}
+	waitPathInfo(t, c, `{"internet":{"current-path":null,"paths":{"broadband":"down","lte":"down"}}}`)
+	mod, _ = os.ReadFile(filepath.Join(dir, "modules", "icmp-probe-internet.json"))
+	if !strings.Contains(string(mod), `"dummy": [`) {
+		t.Errorf("withdrawn module does not name dummy:\n%s", mod)
+	}
+	// The seed's notifier form.
+	if _, err := c.PingStatus(context.Background(), "internet-broadband", "auto"); err != nil {
+		t.Fatal(err)
+	}
+	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
+
+	if _, err := c.SetPath(context.Background(), "internet", "nope", "down"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown path: %v", err)
+	}
+
+	status, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bb := status.Services[0].Paths[0]
+	if bb.Attempts == 0 || bb.LastAttempt == nil || bb.LastRTT <= 0 || bb.Reason == "" {
+		t.Errorf("broadband status %+v", bb)
+	}
+	if lte := status.Services[0].Paths[1]; lte.Losses == 0 || lte.Reason != "2 of 2 attempts lost" {
+		t.Errorf("lte status %+v", lte)
+	}
+
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{
+		`reachd_path_up{path="broadband",service="internet"} 1`,
+		"reachd_path_transitions_total", "reachd_probe_attempts_total", "reachd_probe_losses_total",
+		"reachd_probe_rtt_seconds_bucket", `reachd_service_current_path{path="broadband",service="internet",vector_priority="10"} 1`,
+		"reachd_icmp_bad_token_total 0",
+	} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("metrics lack %s", m)
+		}
+	}
+
+	// A broken reload is rejected and the running config stays.
+	good, _ := os.ReadFile(file)
+	os.WriteFile(file, []byte("services:\n  - name: x\n    bogus: 1\n"), 0o644)
+	err = c.Reload(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "reachd.yaml:3: services[0].bogus: unknown key") {
+		t.Errorf("bad reload: %v", err)
+	}
+	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
+	os.WriteFile(file, good, 0o644)
+	if err := c.Reload(context.Background()); err != nil {
+		t.Errorf("good reload: %v", err)
+	}
+}
