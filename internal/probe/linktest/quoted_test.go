@@ -124,3 +124,24 @@ func FuzzParseQuoted(f *testing.F) {
 		m.handle(peer4, icmpErr(v6, typ, 0, b, len(b)), t0)
 	})
 }
+
+// FuzzHandle feeds whole ICMP messages (RFC 4884 length field included) to
+// a matcher of each family: never a panic, never a match for a probe that
+// was not sent.
+func FuzzHandle(f *testing.F) {
+	m := newMatcher(loop4, 1, 2, 100, 1)
+	f.Add(icmpErr(false, icmp4TimeExceeded, 0, wireProbe(m, 0, src4), 548))
+	m6 := newMatcher(loop6, 1, 2, 100, 1)
+	f.Add(icmpErr(true, icmp6TimeExceeded, 0, wireProbe(m6, 0, src6), 548))
+	f.Add([]byte{11, 0, 0, 0, 0, 1, 0, 0, 0x45})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, loop := range []netip.Addr{loop4, loop6} {
+			m := newMatcher(loop, 1, 2, 100, 2)
+			m.probes[0].sent = t0 // probe 1 is never sent
+			m.handle(src4, b, t0)
+			if m.probes[1].returned {
+				t.Fatal("matched a probe that was never sent")
+			}
+		}
+	})
+}
