@@ -100,11 +100,18 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 		defer wg.Done()
 		buf, oob := make([]byte, 65536), make([]byte, 256)
 		drain := false
-		for {
+		// After stop, read what is queued, but at most drainMax messages:
+		// on a busy router a stream of foreign ICMP errors could otherwise
+		// keep the queue from ever running empty.
+		const drainMax = MaxCount + 1024
+		for drained := 0; drained < drainMax; {
 			rm, err := s.recvOne(buf, oob, drain)
+			if drain {
+				drained++
+			}
 			if err != nil {
 				if isTimeout(err) && !drain {
-					drain = true // stop was asked: read what is queued, then end
+					drain = true // stop was asked
 					continue
 				}
 				if errors.Is(err, errShort) {
