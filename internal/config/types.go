@@ -20,13 +20,14 @@ const (
 
 // Config is the whole configuration file.
 type Config struct {
-	API          API       `yaml:"api"`
-	StateDir     string    `yaml:"state-dir"`
-	StateFileDir string    `yaml:"state-file-dir"`
-	Metrics      Metrics   `yaml:"metrics"`
-	Log          Log       `yaml:"log"`
-	KeepOnExit   bool      `yaml:"keep-on-exit"`
-	Services     []Service `yaml:"services"`
+	API          API        `yaml:"api"`
+	StateDir     string     `yaml:"state-dir"`
+	StateFileDir string     `yaml:"state-file-dir"`
+	Metrics      Metrics    `yaml:"metrics"`
+	Log          Log        `yaml:"log"`
+	KeepOnExit   bool       `yaml:"keep-on-exit"`
+	Services     []Service  `yaml:"services"`
+	Heartbeats   Heartbeats `yaml:"heartbeats"`
 
 	// File is the path the config was read from (not a YAML key).
 	File string `yaml:"-"`

@@ -81,6 +81,7 @@ func (cfg *Config) validate() []problem {
 		}
 		c.service(sp, s)
 	}
+	c.heartbeats(&cfg.Heartbeats)
 	return c.probs
 }
 
