@@ -63,7 +63,10 @@ type Engine struct {
 	results   chan result
 	requests  chan func()
 	overrides map[pathKey]policy.Override
-	started   time.Time
+	// external holds down-votes of other monitors (e.g. a link test over
+	// max-loss) by path and source, with their reasons.
+	external map[pathKey]map[string]string
+	started  time.Time
 
 	runMu   sync.Mutex
 	running bool
@@ -120,6 +123,7 @@ func New(opts Options) (*Engine, error) {
 		results:   make(chan result, 4096),
 		requests:  make(chan func()),
 		overrides: map[pathKey]policy.Override{},
+		external:  map[pathKey]map[string]string{},
 	}
 	if opts.Overrides != nil {
 		for k, o := range opts.Overrides.Load() {
@@ -285,7 +289,12 @@ func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
 		states[i] = t.mon.State()
 	}
 	p.probed = policy.PathState(states, p.cfg.Reliability)
-	return states, policy.Effective(p.probed, e.overrides[pathKey{p.svc.cfg.Name, p.cfg.Name}])
+	k := pathKey{p.svc.cfg.Name, p.cfg.Name}
+	probed := p.probed
+	if len(e.external[k]) > 0 {
+		probed = monitor.Down
+	}
+	return states, policy.Effective(probed, e.overrides[k])
 }
 
 func reliabilityText(states []monitor.State, reliability int) string {

@@ -303,3 +303,19 @@ func TestReloadKeepsMonitors(t *testing.T) {
 		t.Errorf("removed %v, want [dns]", f.rec.removed)
 	}
 }
+
+func TestExternalVerdictHoldsPathDown(t *testing.T) {
+	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
+	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
+	ctx := context.Background()
+	if err := f.eng.SetExternal(ctx, "internet", "broadband", "linktest wan0", true, "loss 12% > max-loss 5%"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Second, "held down", func() bool { return current(f)() == "lte" })
+	st, _ := f.eng.Status(ctx)
+	if p := st.Services[0].Paths[0]; p.State != "down" || p.Reason != "held down by linktest wan0: loss 12% > max-loss 5%" {
+		t.Errorf("broadband %+v", p)
+	}
+	f.eng.SetExternal(ctx, "internet", "broadband", "linktest wan0", false, "")
+	waitFor(t, time.Second, "released", func() bool { return current(f)() == "broadband" })
+}

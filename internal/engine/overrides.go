@@ -4,17 +4,17 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/status"
 )
 
 // ErrNotFound is returned for a service or path that is not configured.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = status.ErrNotFound
 
 // OverrideStore keeps operator overrides in state-dir/overrides.json so
 // that they survive a restart.

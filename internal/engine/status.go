@@ -75,6 +75,9 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 						LastAttempt: timePtr(m.LastAttempt), LastRTT: m.LastRTT, Reason: m.Reason,
 					})
 				}
+				if votes := e.external[pathKey{s.cfg.Name, p.cfg.Name}]; len(votes) > 0 {
+					ps.Reason = "held down by " + externalReason(votes)
+				}
 				if o := ps.Override; o != "auto" {
 					ps.Reason = "forced " + o + " by operator"
 				}
