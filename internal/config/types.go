@@ -28,6 +28,7 @@ type Config struct {
 	KeepOnExit   bool       `yaml:"keep-on-exit"`
 	Services     []Service  `yaml:"services"`
 	Heartbeats   Heartbeats `yaml:"heartbeats"`
+	Linktests    []Linktest `yaml:"linktests"`
 
 	// File is the path the config was read from (not a YAML key).
 	File string `yaml:"-"`

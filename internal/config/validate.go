@@ -82,6 +82,7 @@ func (cfg *Config) validate() []problem {
 		c.service(sp, s)
 	}
 	c.heartbeats(&cfg.Heartbeats)
+	c.linktests(cfg)
 	return c.probs
 }
 
