@@ -3,8 +3,8 @@ package stamp
 import (
 	"context"
 	"net"
-	"os"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"

@@ -1,0 +1,281 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Options configure a Producer.
+type Options struct {
+	// Brokers are the seed brokers ("host:port").
+	Brokers []string
+	// Topic receives the PingReports (the seed's kafka.topic.flow.status).
+	Topic string
+	// SpoolDir holds messages until the brokers acknowledge them. It must
+	// be private to this producer.
+	SpoolDir string
+	// MaxSpooled bounds the spool; when it is full the oldest messages are
+	// dropped and counted. Default 10000.
+	MaxSpooled int
+	// BatchSize is the most messages in one produce; default 100.
+	BatchSize int
+	// AttemptTimeout bounds one produce attempt; default 10s.
+	AttemptTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between failed attempts
+	// (doubling); defaults 200ms and 10s.
+	MinBackoff, MaxBackoff time.Duration
+	// Now stamps the messages; default time.Now.
+	Now func() time.Time
+	// ClientOpts are extra franz-go options (TLS, SASL, ...).
+	ClientOpts []kgo.Opt
+	Logger     *slog.Logger
+}
+
+// Stats are the producer's counters.
+type Stats struct {
+	Produced uint64 // messages acknowledged by the brokers
+	Dropped  uint64 // messages dropped because the spool was full
+	Failures uint64 // failed produce attempts (retried)
+	Spooled  int    // messages waiting in the spool
+}
+
+// Producer sends PingReports at least once. Report spools a message and
+// returns; Run delivers the spool in order and deletes what the brokers
+// acknowledged. Messages left in the spool by an earlier process are sent
+// too.
+type Producer struct {
+	opts  Options
+	kopts []kgo.Opt
+	cl    *kgo.Client // owned by Run once it started
+	log   *slog.Logger
+
+	mu    sync.Mutex // guards spool
+	spool *spool
+	wake  chan struct{}
+
+	produced, dropped, failures atomic.Uint64
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	done      chan struct{}
+	running   atomic.Bool
+}
+
+// New opens the spool and creates the Kafka client (which connects
+// lazily: New succeeds while the brokers are down).
+func New(opts Options) (*Producer, error) {
+	if len(opts.Brokers) == 0 {
+		return nil, errors.New("kafka: no brokers")
+	}
+	if opts.Topic == "" {
+		return nil, errors.New("kafka: no topic")
+	}
+	if opts.SpoolDir == "" {
+		return nil, errors.New("kafka: no spool directory")
+	}
+	if opts.MaxSpooled <= 0 {
+		opts.MaxSpooled = 10000
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 100
+	}
+	if opts.AttemptTimeout <= 0 {
+		opts.AttemptTimeout = 10 * time.Second
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(10*time.Second, opts.MinBackoff)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	sp, err := openSpool(opts.SpoolDir, opts.MaxSpooled)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: %w", err)
+	}
+	kopts := append([]kgo.Opt{
+		kgo.SeedBrokers(opts.Brokers...),
+		kgo.DefaultProduceTopic(opts.Topic),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// At least once is the contract; the spool retries. Without
+		// idempotence a timed-out attempt can be failed and retried from
+		// the spool instead of waiting for the broker indefinitely.
+		kgo.DisableIdempotentWrite(),
+		kgo.RecordDeliveryTimeout(max(opts.AttemptTimeout, time.Second)), // franz-go minimum 1s
+		kgo.ProducerLinger(0),
+	}, opts.ClientOpts...)
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: creating client: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Producer{
+		opts: opts, kopts: kopts, cl: cl, log: opts.Logger, spool: sp,
+		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+	}, nil
+}
+
+// Report spools a PingReport for flowID with status st, stamped now. It
+// returns after the message is on disk (an fsync), and fails only if it
+// could not be written.
+func (p *Producer) Report(flowID string, st Status) error {
+	return p.Send(NewPingReport(flowID, st, p.opts.Now()))
+}
+
+// Send spools m (see Report).
+func (p *Producer) Send(m Message) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("kafka: encoding report: %w", err)
+	}
+	p.mu.Lock()
+	dropped, err := p.spool.add(data)
+	p.mu.Unlock()
+	if dropped > 0 {
+		p.dropped.Add(uint64(dropped))
+		p.log.Warn("Kafka spool full, dropped oldest reports", "dropped", dropped, "max", p.opts.MaxSpooled)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Stats returns the producer's counters.
+func (p *Producer) Stats() Stats {
+	p.mu.Lock()
+	n := p.spool.len()
+	p.mu.Unlock()
+	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Spooled: n}
+}
+
+// Run delivers spooled messages until ctx ends or Close is called; it
+// returns nil then. What is not delivered stays in the spool.
+func (p *Producer) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("kafka: Run called twice")
+	}
+	defer close(p.done)
+	stop := context.AfterFunc(ctx, p.cancel)
+	defer stop()
+	var backoff time.Duration
+	for {
+		for {
+			ok, more := p.deliver()
+			if !ok {
+				backoff = min(max(2*backoff, p.opts.MinBackoff), p.opts.MaxBackoff)
+				break
+			}
+			backoff = 0
+			if !more {
+				break
+			}
+		}
+		var retry <-chan time.Time
+		if backoff > 0 {
+			retry = time.After(backoff)
+		}
+		select {
+		case <-p.ctx.Done():
+			return nil
+		case <-retry:
+		case <-p.wake:
+			if backoff > 0 { // new message while the brokers are down: keep backing off
+				select {
+				case <-p.ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+			}
+		}
+	}
+}
+
+// deliver produces the oldest batch. ok is false when the attempt failed;
+// more tells that messages are still waiting.
+func (p *Producer) deliver() (ok, more bool) {
+	p.mu.Lock()
+	names, data, err := p.spool.peek(p.opts.BatchSize)
+	p.mu.Unlock()
+	if err != nil {
+		p.log.Error("Kafka spool read failed", "err", err)
+		return false, false
+	}
+	if len(names) == 0 {
+		return true, false
+	}
+	recs := make([]*kgo.Record, len(data))
+	for i, d := range data {
+		var m Message
+		_ = json.Unmarshal(d, &m) // only for the key; the value is sent as stored
+		recs[i] = &kgo.Record{Key: []byte(m.Payload.Report.FlowID), Value: d}
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.opts.AttemptTimeout)
+	res := p.cl.ProduceSync(ctx, recs...)
+	cancel()
+	// Acknowledge what was stored even if later records failed; order is
+	// kept per flow because one key goes to one partition and a failed
+	// partition fails all its later records.
+	var acked []string
+	for i, r := range res {
+		if r.Err == nil {
+			acked = append(acked, names[i])
+		}
+	}
+	p.mu.Lock()
+	if err := p.spool.ack(acked); err != nil {
+		p.log.Error("Kafka spool cleanup failed", "err", err)
+	}
+	more = p.spool.len() > 0
+	p.mu.Unlock()
+	p.produced.Add(uint64(len(acked)))
+	if err := res.FirstErr(); err != nil {
+		p.failures.Add(1)
+		if p.ctx.Err() == nil {
+			p.log.Warn("Kafka produce failed, reports stay spooled", "topic", p.opts.Topic, "pending", len(names)-len(acked), "err", err)
+		}
+		if errors.Is(err, kerr.UnknownTopicID) {
+			// The topic was deleted and created again: the client holds
+			// the old topic ID and would fail forever. Start afresh.
+			if cl, err := kgo.NewClient(p.kopts...); err == nil {
+				p.cl.Close()
+				p.cl = cl
+			}
+		}
+		return false, more
+	}
+	return true, more
+}
+
+// Close stops Run and closes the client; spooled messages stay on disk for
+// the next Producer on the same directory. It is safe to call more than
+// once.
+func (p *Producer) Close() error {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		if p.running.Load() {
+			<-p.done
+		}
+		p.cl.Close()
+	})
+	return nil
+}
