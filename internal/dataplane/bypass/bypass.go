@@ -1,0 +1,437 @@
+// Package bypass carries out bypass mode in the kernel: it removes addresses
+// from interfaces (the bypass cards) and sets links down, and in normal mode
+// restores exactly what it changed, using netlink (never the ip command).
+//
+// What it changed is kept in a state file, so a restarted reachd still
+// knows which addresses to put back (with their prefix length, flags,
+// scope, label and lifetimes) and which links it set down: it brings up
+// only those, never a link an operator set down.
+package bypass
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Kind is what an Item changes.
+type Kind int
+
+const (
+	// RemoveAddress removes Item.Addr from Item.Interface in bypass mode.
+	RemoveAddress Kind = iota
+	// LinkDown sets Item.Interface down in bypass mode.
+	LinkDown
+)
+
+func (k Kind) String() string {
+	if k == LinkDown {
+		return "link-down"
+	}
+	return "remove-address"
+}
+
+// Item is one thing bypass mode changes.
+type Item struct {
+	Kind      Kind
+	Interface string
+	Addr      netip.Addr // RemoveAddress only
+}
+
+func (i Item) String() string {
+	if i.Kind == LinkDown {
+		return "down " + i.Interface
+	}
+	return fmt.Sprintf("remove %v from %s", i.Addr, i.Interface)
+}
+
+// Mode is the desired state of an Item.
+type Mode int
+
+const (
+	// Hold leaves the item as it is (start-up before every listener has
+	// reported: the state of the previous run stays).
+	Hold Mode = iota
+	// Normal restores what bypass changed.
+	Normal
+	// Bypass removes the address or sets the link down.
+	Bypass
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Normal:
+		return "normal"
+	case Bypass:
+		return "bypass"
+	}
+	return "hold"
+}
+
+// Netlink is the part of *netlink.Handle that the actions use; tests
+// pass a handle bound to a lab namespace.
+type Netlink interface {
+	LinkByName(name string) (netlink.Link, error)
+	LinkSetUp(link netlink.Link) error
+	LinkSetDown(link netlink.Link) error
+	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
+	AddrAdd(link netlink.Link, addr *netlink.Addr) error
+	AddrDel(link netlink.Link, addr *netlink.Addr) error
+}
+
+// SavedAddr is an address as the kernel held it before reachd removed it.
+type SavedAddr struct {
+	Interface   string `json:"interface"`
+	Address     string `json:"address"` // with its own prefix length
+	Label       string `json:"label,omitempty"`
+	Flags       int    `json:"flags,omitempty"`
+	Scope       int    `json:"scope,omitempty"`
+	Peer        string `json:"peer,omitempty"`
+	Broadcast   string `json:"broadcast,omitempty"`
+	PreferedLft int    `json:"preferred-lft,omitempty"`
+	ValidLft    int    `json:"valid-lft,omitempty"`
+}
+
+// Changed is what reachd changed and must undo: the persisted state.
+type Changed struct {
+	// Removed maps an item ("remove A from IF") to the addresses its
+	// removal took away: the address itself and, for an IPv4 primary on a
+	// host without promote_secondaries, the secondaries the kernel dropped
+	// with it.
+	Removed map[string][]SavedAddr `json:"removed,omitempty"`
+	// Downed are the links reachd set down.
+	Downed []string `json:"downed,omitempty"`
+}
+
+// Actions applies desired item modes. It is safe for use by one goroutine
+// at a time (the heartbeat manager's); Changed may be read concurrently.
+type Actions struct {
+	h    Netlink
+	file string
+
+	mu      sync.Mutex
+	removed map[Item][]SavedAddr
+	downed  map[string]bool
+}
+
+// New returns Actions acting through h. file keeps what was changed across
+// restarts ("" keeps it in memory only); it is read now.
+func New(h Netlink, file string) (*Actions, error) {
+	a := &Actions{h: h, file: file, removed: map[Item][]SavedAddr{}, downed: map[string]bool{}}
+	if file == "" {
+		return a, nil
+	}
+	data, err := os.ReadFile(file)
+	if errors.Is(err, os.ErrNotExist) {
+		return a, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading bypass state: %w", err)
+	}
+	var c Changed
+	if err := json.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("bypass state %s is corrupt (move it away to start afresh): %w", file, err)
+	}
+	for _, saved := range c.Removed {
+		if len(saved) == 0 {
+			continue
+		}
+		p, err := netip.ParsePrefix(saved[0].Address)
+		if err != nil {
+			return nil, fmt.Errorf("bypass state %s: address %q: %w", file, saved[0].Address, err)
+		}
+		a.removed[Item{Kind: RemoveAddress, Interface: saved[0].Interface, Addr: p.Addr()}] = saved
+	}
+	for _, l := range c.Downed {
+		a.downed[l] = true
+	}
+	return a, nil
+}
+
+// Changed returns what reachd currently holds changed.
+func (a *Actions) Changed() Changed {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := Changed{Removed: map[string][]SavedAddr{}}
+	for it, s := range a.removed {
+		c.Removed[it.String()] = slices.Clone(s)
+	}
+	for l := range a.downed {
+		c.Downed = append(c.Downed, l)
+	}
+	sort.Strings(c.Downed)
+	return c
+}
+
+// Apply brings every item to its mode. Items that reachd changed but that
+// are absent from desired (a reload dropped them) are restored. Bypass
+// removes addresses before setting links down; normal sets links up before
+// restoring addresses. It goes on after an error and returns all of them.
+func (a *Actions) Apply(desired map[Item]Mode) error {
+	var errs []error
+	var changed bool
+	mode := func(it Item) Mode {
+		m, ok := desired[it]
+		if !ok {
+			return Normal
+		}
+		return m
+	}
+	items := a.items(desired)
+	for _, it := range items {
+		if it.Kind == RemoveAddress && mode(it) == Bypass {
+			c, err := a.removeAddr(it)
+			changed = changed || c
+			errs = append(errs, err)
+		}
+	}
+	for _, it := range items {
+		if it.Kind == LinkDown {
+			c, err := a.setLink(it.Interface, mode(it))
+			changed = changed || c
+			errs = append(errs, err)
+		}
+	}
+	for _, it := range items {
+		if it.Kind == RemoveAddress && mode(it) == Normal {
+			c, err := a.restoreAddr(it)
+			changed = changed || c
+			errs = append(errs, err)
+		}
+	}
+	if changed {
+		errs = append(errs, a.save())
+	}
+	return errors.Join(errs...)
+}
+
+// items lists desired and recorded items in a stable order.
+func (a *Actions) items(desired map[Item]Mode) []Item {
+	set := map[Item]bool{}
+	for it := range desired {
+		set[it] = true
+	}
+	a.mu.Lock()
+	for it := range a.removed {
+		set[it] = true
+	}
+	for l := range a.downed {
+		set[Item{Kind: LinkDown, Interface: l}] = true
+	}
+	a.mu.Unlock()
+	out := make([]Item, 0, len(set))
+	for it := range set {
+		out = append(out, it)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
+	return out
+}
+
+func (a *Actions) link(name string) (netlink.Link, error) {
+	lk, err := a.h.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return lk, nil
+}
+
+func family(ad netip.Addr) int {
+	if ad.Is4() {
+		return unix.AF_INET
+	}
+	return unix.AF_INET6
+}
+
+func (a *Actions) removeAddr(it Item) (bool, error) {
+	lk, err := a.link(it.Interface)
+	if err != nil {
+		return false, err
+	}
+	before, err := a.h.AddrList(lk, family(it.Addr))
+	if err != nil {
+		return false, fmt.Errorf("listing addresses of %s: %w", it.Interface, err)
+	}
+	i := slices.IndexFunc(before, func(x netlink.Addr) bool { return ipOf(x) == it.Addr })
+	if i < 0 {
+		return false, nil // not there: nothing to remove (and nothing to restore later)
+	}
+	target := before[i]
+	if err := a.h.AddrDel(lk, &target); err != nil {
+		return false, fmt.Errorf("removing %v from %s: %w", it.Addr, it.Interface, err)
+	}
+	saved := []SavedAddr{save(it.Interface, target)}
+	// Removing an IPv4 primary also drops its secondaries unless
+	// promote_secondaries is set; remember those too, to restore them.
+	if after, err := a.h.AddrList(lk, family(it.Addr)); err == nil {
+		for _, x := range before {
+			if ipOf(x) == it.Addr {
+				continue
+			}
+			if !slices.ContainsFunc(after, func(y netlink.Addr) bool { return ipOf(y) == ipOf(x) }) {
+				saved = append(saved, save(it.Interface, x))
+			}
+		}
+	}
+	a.mu.Lock()
+	a.removed[it] = append(a.removed[it], saved...)
+	a.mu.Unlock()
+	return true, nil
+}
+
+func (a *Actions) restoreAddr(it Item) (bool, error) {
+	a.mu.Lock()
+	saved, ok := a.removed[it]
+	a.mu.Unlock()
+	if !ok {
+		return false, nil
+	}
+	lk, err := a.link(it.Interface)
+	if err != nil {
+		return false, err
+	}
+	var errs []error
+	var left []SavedAddr
+	for _, s := range saved {
+		na, err := s.netlinkAddr()
+		if err == nil {
+			err = a.h.AddrAdd(lk, na)
+			if errors.Is(err, unix.EEXIST) {
+				err = nil // someone put it back already
+			}
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("restoring %s on %s: %w", s.Address, s.Interface, err))
+			left = append(left, s)
+		}
+	}
+	a.mu.Lock()
+	if len(left) == 0 {
+		delete(a.removed, it)
+	} else {
+		a.removed[it] = left
+	}
+	a.mu.Unlock()
+	return len(left) < len(saved), errors.Join(errs...)
+}
+
+func (a *Actions) setLink(name string, m Mode) (bool, error) {
+	if m == Hold {
+		return false, nil
+	}
+	a.mu.Lock()
+	downed := a.downed[name]
+	a.mu.Unlock()
+	if m == Normal && !downed {
+		return false, nil
+	}
+	lk, err := a.link(name)
+	if err != nil {
+		return false, err
+	}
+	up := lk.Attrs().RawFlags&unix.IFF_UP != 0
+	switch {
+	case m == Bypass && up:
+		if err := a.h.LinkSetDown(lk); err != nil {
+			return false, fmt.Errorf("setting %s down: %w", name, err)
+		}
+		a.mu.Lock()
+		a.downed[name] = true
+		a.mu.Unlock()
+		return true, nil
+	case m == Normal:
+		if !up {
+			if err := a.h.LinkSetUp(lk); err != nil {
+				return false, fmt.Errorf("setting %s up: %w", name, err)
+			}
+		}
+		a.mu.Lock()
+		delete(a.downed, name)
+		a.mu.Unlock()
+		return true, nil
+	}
+	return false, nil
+}
+
+func (a *Actions) save() error {
+	if a.file == "" {
+		return nil
+	}
+	data, err := json.MarshalIndent(a.Changed(), "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(a.file), 0o755); err != nil {
+		return fmt.Errorf("saving bypass state: %w", err)
+	}
+	tmp := a.file + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("saving bypass state: %w", err)
+	}
+	if err := os.Rename(tmp, a.file); err != nil {
+		return fmt.Errorf("saving bypass state: %w", err)
+	}
+	return nil
+}
+
+func ipOf(x netlink.Addr) netip.Addr {
+	if x.IPNet == nil {
+		return netip.Addr{}
+	}
+	ad, _ := netip.AddrFromSlice(x.IP)
+	return ad.Unmap()
+}
+
+func save(ifname string, x netlink.Addr) SavedAddr {
+	s := SavedAddr{
+		Interface: ifname, Address: x.IPNet.String(), Label: x.Label, Flags: x.Flags, Scope: x.Scope,
+		PreferedLft: x.PreferedLft, ValidLft: x.ValidLft,
+	}
+	if x.Peer != nil {
+		s.Peer = x.Peer.String()
+	}
+	if x.Broadcast != nil {
+		s.Broadcast = x.Broadcast.String()
+	}
+	return s
+}
+
+// kernelOnlyFlags are address flags the kernel sets itself; passing them
+// back would be refused or meaningless.
+const kernelOnlyFlags = unix.IFA_F_SECONDARY | unix.IFA_F_PERMANENT | unix.IFA_F_TENTATIVE |
+	unix.IFA_F_DADFAILED | unix.IFA_F_DEPRECATED
+
+func (s SavedAddr) netlinkAddr() (*netlink.Addr, error) {
+	ip, ipn, err := net.ParseCIDR(s.Address)
+	if err != nil {
+		return nil, err
+	}
+	ipn.IP = ip
+	na := &netlink.Addr{IPNet: ipn, Label: s.Label, Flags: s.Flags &^ kernelOnlyFlags, Scope: s.Scope}
+	// Lifetimes: a permanent address lists as "forever" (all ones); pass
+	// lifetimes only for addresses that had finite ones.
+	if s.ValidLft > 0 && uint32(s.ValidLft) != 0xffffffff {
+		na.ValidLft, na.PreferedLft = s.ValidLft, s.PreferedLft
+	}
+	if s.Peer != "" {
+		pip, pn, err := net.ParseCIDR(s.Peer)
+		if err != nil {
+			return nil, err
+		}
+		pn.IP = pip
+		na.Peer = pn
+	}
+	if s.Broadcast != "" {
+		na.Broadcast = net.ParseIP(s.Broadcast)
+	}
+	return na, nil
+}

@@ -1,0 +1,17 @@
+// Package heartbeat listens for heartbeats from inspection appliances and,
+// when too many stop, puts the network into bypass mode (the seed's
+// fastbypass monitor, shared/seeds/002, as one more kind of monitor and
+// policy of reachd).
+//
+// The parts, in the order data flows:
+//
+//   - receiver.go: one goroutine per listener owns a UDP or TCP socket and
+//     reports every matching heartbeat.
+//   - liveness.go: Liveness, the pure per-listener state machine (unknown →
+//     alive / failed after attempts × timeout without a heartbeat).
+//   - policy.go: Decide (the group threshold) and Desired (local/global
+//     precedence, start-up hold, forced modes), pure functions.
+//   - manager.go: Manager, the one goroutine that owns listeners, groups
+//     and the bypass actions (internal/dataplane/bypass); it implements
+//     reload keeping unchanged listeners with their sockets and counters.
+package heartbeat

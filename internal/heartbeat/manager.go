@@ -1,0 +1,379 @@
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/dataplane/bypass"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Logger   *slog.Logger
+	Registry prometheus.Registerer // nil: metrics are not exported
+	// Netlink acts on the kernel; tests pass a lab namespace's handle.
+	Netlink bypass.Netlink
+	// StateDir keeps forced modes and what bypass changed (config state-dir).
+	StateDir string
+}
+
+// listener is the manager's record of one configured listener.
+type listener struct {
+	cfg    config.HeartbeatListener
+	live   *Liveness
+	since  time.Time // last transition
+	reason string
+	bound  string
+	err    string
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+type groupRec struct {
+	effective string
+	since     time.Time
+}
+
+// ErrStopped is returned by calls made after Run ended.
+var ErrStopped = errors.New("heartbeat manager stopped")
+
+// Manager runs the heartbeat listeners, decides the groups and applies the
+// bypass actions. One goroutine (Run) owns all of its state; receivers and
+// API calls reach it as messages.
+type Manager struct {
+	opts    Options
+	log     *slog.Logger
+	actions *bypass.Actions
+	forces  *forceStore
+	metrics *metrics
+
+	events  chan event
+	reqs    chan func()
+	started chan struct{}
+	done    chan struct{}
+
+	// Owned by Run's goroutine.
+	runCtx    context.Context
+	wg        sync.WaitGroup
+	cfg       config.Heartbeats
+	order     []string // listener names in config order
+	listeners map[string]*listener
+	spec      Spec
+	groups    map[string]*groupRec
+	dirty     bool
+	retryAt   time.Time
+	lastErr   string
+}
+
+// New builds a manager for cfg's heartbeats section; it binds nothing
+// until Run.
+func New(opts Options, cfg *config.Config) (*Manager, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Netlink == nil {
+		return nil, errors.New("heartbeat: no netlink handle")
+	}
+	statePath := func(name string) string {
+		if opts.StateDir == "" {
+			return ""
+		}
+		return filepath.Join(opts.StateDir, name)
+	}
+	acts, err := bypass.New(opts.Netlink, statePath("bypass-changed.json"))
+	if err != nil {
+		return nil, err
+	}
+	fs, err := loadForces(statePath("bypass-force.json"))
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{
+		opts: opts, log: opts.Logger, actions: acts, forces: fs,
+		metrics: newMetrics(opts.Registry),
+		events:  make(chan event, 1024), reqs: make(chan func()),
+		started: make(chan struct{}), done: make(chan struct{}),
+		cfg:       cfg.Heartbeats,
+		listeners: map[string]*listener{},
+		groups:    map[string]*groupRec{},
+	}, nil
+}
+
+// Run works until ctx ends, then closes every socket. What bypass changed
+// stays as it is (and is remembered under state-dir), so that a restart
+// does not flap: the next run holds it until every listener has reported.
+func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.done)
+	m.runCtx = ctx
+	m.configure(m.cfg)
+	defer func() {
+		for _, l := range m.listeners {
+			l.cancel()
+		}
+		m.wg.Wait()
+	}()
+	close(m.started)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		m.tick(now)
+		if m.dirty || (!m.retryAt.IsZero() && !now.Before(m.retryAt)) {
+			m.reconcile(now)
+		}
+		timer.Reset(m.nextWake(time.Now()))
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-m.events:
+			m.handle(e)
+		case req := <-m.reqs:
+			req()
+		case <-timer.C:
+		}
+	}
+}
+
+// call runs fn on Run's goroutine and waits for it.
+func (m *Manager) call(ctx context.Context, fn func()) error {
+	done := make(chan struct{})
+	select {
+	case m.reqs <- func() { fn(); close(done) }:
+	case <-m.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-m.done:
+		return ErrStopped
+	}
+}
+
+// Reload applies a new, validated config: listeners whose name and socket
+// (protocol, listen, interface, payload) did not change keep running with
+// their state and counters (timeout, attempts and action lists are taken
+// from the new config); removed ones are closed; new ones start unknown,
+// which holds the heartbeat-driven actions until they report (seed: "During
+// startup and reload, the daemon does not manage interfaces and IPs until
+// all listeners report their statuses").
+func (m *Manager) Reload(ctx context.Context, cfg *config.Config) error {
+	return m.call(ctx, func() { m.configure(cfg.Heartbeats) })
+}
+
+func (m *Manager) configure(hc config.Heartbeats) {
+	now := time.Now()
+	want := map[string]config.HeartbeatListener{}
+	for _, lc := range hc.Listeners {
+		want[lc.Name] = lc
+	}
+	// Stop removed and changed listeners first, so that a new listener may
+	// take over their port.
+	for name, l := range m.listeners {
+		if lc, ok := want[name]; !ok || lc.Key() != l.cfg.Key() {
+			l.cancel()
+			<-l.done
+			delete(m.listeners, name)
+			m.metrics.forget(name)
+			m.log.Info("heartbeat listener stopped", "listener", name, "listen", l.cfg.Listen, "reason", "removed or changed by reload")
+		}
+	}
+	m.order = m.order[:0]
+	for _, lc := range hc.Listeners {
+		m.order = append(m.order, lc.Name)
+		if l, ok := m.listeners[lc.Name]; ok {
+			l.cfg = lc
+			l.live.Timeout, l.live.Attempts = lc.Timeout.D, lc.Attempts
+			continue
+		}
+		l := &listener{cfg: lc, live: NewLiveness(lc.Timeout.D, lc.Attempts, now), since: now, reason: "starting", done: make(chan struct{})}
+		var lctx context.Context
+		lctx, l.cancel = context.WithCancel(m.runCtx)
+		m.listeners[lc.Name] = l
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			defer close(l.done)
+			receive(lctx, lc, l, m.events)
+		}()
+		m.log.Info("heartbeat listener started", "listener", lc.Name, "protocol", lc.Protocol, "listen", lc.Listen,
+			"timeout", lc.Timeout.D, "attempts", lc.Attempts)
+	}
+	for name := range m.groups {
+		if !hasGroup(hc, name) {
+			delete(m.groups, name)
+			m.metrics.forgetGroup(name)
+		}
+	}
+	m.cfg = hc
+	m.spec = buildSpec(hc)
+	m.dirty = true
+}
+
+func hasGroup(hc config.Heartbeats, name string) bool {
+	for _, g := range hc.Groups {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+func buildSpec(hc config.Heartbeats) Spec {
+	var s Spec
+	var all []string
+	for _, l := range hc.Listeners {
+		all = append(all, l.Name)
+		s.Listeners = append(s.Listeners, ListenerSpec{Name: l.Name, Local: items(l.Bypass)})
+	}
+	for _, g := range hc.Groups {
+		members := g.Listeners
+		if len(members) == 0 {
+			members = all
+		}
+		s.Groups = append(s.Groups, GroupSpec{Name: g.Name, Members: members, Threshold: g.FailedThreshold, Global: items(g.Bypass)})
+	}
+	return s
+}
+
+func items(b config.BypassActions) []bypass.Item {
+	var out []bypass.Item
+	for _, a := range b.RemoveAddresses {
+		out = append(out, bypass.Item{Kind: bypass.RemoveAddress, Interface: a.Interface, Addr: a.Addr})
+	}
+	for _, n := range b.DownInterfaces {
+		out = append(out, bypass.Item{Kind: bypass.LinkDown, Interface: n})
+	}
+	return out
+}
+
+// handle takes a receiver's event; events of stopped listeners are dropped.
+func (m *Manager) handle(e event) {
+	if m.listeners[e.l.cfg.Name] != e.l {
+		return
+	}
+	l, now := e.l, time.Now()
+	switch {
+	case e.beat:
+		m.metrics.received.WithLabelValues(l.cfg.Name).Inc()
+		m.transition(l, now)(l.live.Heard(now))
+	case e.err != nil:
+		msg := fmt.Sprintf("cannot listen on %s %s: %v (retrying every %v)", l.cfg.Protocol, l.cfg.Listen, e.err, rebindDelay)
+		if l.err != msg {
+			m.log.Error("heartbeat listener", "listener", l.cfg.Name, "err", msg)
+		}
+		l.err = msg
+		// No socket, no heartbeats: it counts as failed at once.
+		m.transition(l, now)(l.live.Fail(msg))
+	case e.bound != "":
+		l.bound, l.err = e.bound, ""
+	}
+}
+
+// transition returns what records a transition of l (when ok) at now.
+func (m *Manager) transition(l *listener, now time.Time) func(Transition, bool) {
+	return func(t Transition, ok bool) {
+		if ok {
+			m.record(l, now, t)
+		}
+	}
+}
+
+func (m *Manager) record(l *listener, now time.Time, t Transition) {
+	l.since, l.reason = now, t.Reason
+	m.dirty = true
+	m.metrics.up(l.cfg.Name, t.To)
+	m.log.Info("heartbeat listener", "listener", l.cfg.Name, "from", t.From, "to", t.To, "reason", t.Reason)
+}
+
+func (m *Manager) tick(now time.Time) {
+	for _, name := range m.order {
+		l := m.listeners[name]
+		m.transition(l, now)(l.live.Tick(now))
+	}
+}
+
+// nextWake is how long Run may sleep before a listener can fail or an
+// action must be retried.
+func (m *Manager) nextWake(now time.Time) time.Duration {
+	next := now.Add(time.Hour)
+	for _, l := range m.listeners {
+		if l.live.State() != Failed {
+			if d := l.live.Deadline(); d.Before(next) {
+				next = d
+			}
+		}
+	}
+	if !m.retryAt.IsZero() && m.retryAt.Before(next) {
+		next = m.retryAt
+	}
+	if d := next.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+// actionRetry is how soon failed kernel actions are tried again.
+const actionRetry = time.Second
+
+// reconcile decides the groups and applies the actions.
+func (m *Manager) reconcile(now time.Time) {
+	m.dirty = false
+	desired, decisions := Desired(m.spec, m.states(), m.forces.all())
+	for _, g := range m.spec.Groups {
+		d := decisions[g.Name]
+		eff := effective(d)
+		rec := m.groups[g.Name]
+		if rec == nil {
+			rec = &groupRec{effective: GroupUnknown.String(), since: now}
+			m.groups[g.Name] = rec
+		}
+		if rec.effective != eff {
+			m.log.Info("bypass group", "group", g.Name, "from", rec.effective, "to", eff, "reason", d.Reason, "force", d.Force)
+			rec.effective, rec.since = eff, now
+		}
+		m.metrics.bypass(g.Name, eff == "bypass" || eff == "forced-on")
+	}
+	before := m.actions.Changed()
+	err := m.actions.Apply(desired)
+	after := m.actions.Changed()
+	if !sameChanged(before, after) {
+		m.log.Info("bypass actions applied", "removed", keys(after.Removed), "down", after.Downed)
+	}
+	if err != nil {
+		if err.Error() != m.lastErr {
+			m.log.Error("bypass actions failed; retrying", "err", err, "every", actionRetry)
+		}
+		m.lastErr = err.Error()
+		m.retryAt = now.Add(actionRetry)
+		return
+	}
+	m.lastErr, m.retryAt = "", time.Time{}
+}
+
+func effective(d GroupDecision) string {
+	switch d.Force {
+	case ForceOn:
+		return "forced-on"
+	case ForceOff:
+		return "forced-off"
+	}
+	return d.Mode.String()
+}
+
+func (m *Manager) states() map[string]State {
+	out := make(map[string]State, len(m.listeners))
+	for name, l := range m.listeners {
+		out[name] = l.live.State()
+	}
+	return out
+}

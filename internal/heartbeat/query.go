@@ -1,0 +1,98 @@
+package heartbeat
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/reachd/reachd/internal/dataplane/bypass"
+	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
+	"github.com/reachd/reachd/internal/status"
+)
+
+// Status returns every listener, group and what bypass holds changed.
+func (m *Manager) Status(ctx context.Context) (hbstatus.Status, error) {
+	var st hbstatus.Status
+	err := m.call(ctx, func() { st = m.status() })
+	return st, err
+}
+
+// SetForce forces a group on (bypass) or off (normal), or gives it back to
+// the heartbeats (Auto). It is persisted and applied before it returns.
+func (m *Manager) SetForce(ctx context.Context, group string, f Force) (hbstatus.Group, error) {
+	var g hbstatus.Group
+	var err error
+	cerr := m.call(ctx, func() {
+		if !hasGroup(m.cfg, group) {
+			err = fmt.Errorf("no heartbeat group is named %q: %w", group, status.ErrNotFound)
+			return
+		}
+		if err = m.forces.set(group, f); err != nil {
+			return
+		}
+		m.log.Info("bypass group forced", "group", group, "mode", f)
+		m.reconcile(time.Now())
+		for _, sg := range m.status().Groups {
+			if sg.Name == group {
+				g = sg
+			}
+		}
+	})
+	if cerr != nil {
+		return g, cerr
+	}
+	return g, err
+}
+
+func (m *Manager) status() hbstatus.Status {
+	st := hbstatus.Status{Listeners: []hbstatus.Listener{}, Groups: []hbstatus.Group{}}
+	for _, name := range m.order {
+		l := m.listeners[name]
+		last, n := l.live.Last()
+		sl := hbstatus.Listener{
+			Name: name, Protocol: l.cfg.Protocol, Listen: l.cfg.Listen, Bound: l.bound,
+			State: l.live.State().String(), Since: l.since, Reason: l.reason, Count: n,
+			Timeout: l.cfg.Timeout.D.String(), Attempts: l.cfg.Attempts, Error: l.err,
+		}
+		if !last.IsZero() {
+			sl.LastHeartbeat = &last
+		}
+		st.Listeners = append(st.Listeners, sl)
+	}
+	states, forces := m.states(), m.forces.all()
+	for _, g := range m.spec.Groups {
+		d := Decide(g, states)
+		d.Force = forces[g.Name]
+		sg := hbstatus.Group{Name: g.Name, Listeners: g.Members, Threshold: g.Threshold, Mode: d.Mode.String(),
+			Force: d.Force.String(), Effective: effective(d), Reason: d.Reason}
+		if d.Force != Auto {
+			sg.Reason = fmt.Sprintf("%s by the operator, heartbeats ignored (heartbeats say %s: %s)", d.Force, d.Mode, d.Reason)
+		}
+		if rec := m.groups[g.Name]; rec != nil {
+			sg.Since = rec.since
+		}
+		st.Groups = append(st.Groups, sg)
+	}
+	ch := m.actions.Changed()
+	st.Changed.RemovedAddresses = keys(ch.Removed)
+	st.Changed.DownInterfaces = append([]string{}, ch.Downed...)
+	return st
+}
+
+func keys(m map[string][]bypass.SavedAddr) []string {
+	out := []string{}
+	for k, v := range m {
+		for _, s := range v {
+			out = append(out, s.Address+" on "+s.Interface)
+		}
+		_ = k
+	}
+	sort.Strings(out)
+	return out
+}
+
+func sameChanged(a, b bypass.Changed) bool {
+	return slices.Equal(keys(a.Removed), keys(b.Removed)) && slices.Equal(a.Downed, b.Downed)
+}

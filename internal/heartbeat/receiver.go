@@ -1,0 +1,211 @@
+package heartbeat
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/reachd/reachd/internal/config"
+	"golang.org/x/sys/unix"
+)
+
+// event is what a receiver tells the manager.
+type event struct {
+	l     *listener
+	beat  bool   // a heartbeat arrived
+	bound string // the socket is bound to this address
+	err   error  // the socket could not be bound
+}
+
+// rebindDelay is how long a receiver waits before trying again to bind.
+const rebindDelay = 2 * time.Second
+
+// receive owns one listener's socket until ctx ends: it binds (retrying
+// while binding fails, e.g. the address is not configured yet) and turns
+// every matching datagram or TCP write into an event.
+func receive(ctx context.Context, lc config.HeartbeatListener, l *listener, events chan<- event) {
+	send := func(e event) bool {
+		select {
+		case events <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	for {
+		var err error
+		if lc.Protocol == "tcp" {
+			err = receiveTCP(ctx, lc, l, send)
+		} else {
+			err = receiveUDP(ctx, lc, l, send)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if !send(event{l: l, err: err}) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(rebindDelay):
+		}
+	}
+}
+
+func listenConfig(ifname string) *net.ListenConfig {
+	lc := &net.ListenConfig{}
+	if ifname != "" {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = unix.BindToDevice(int(fd), ifname) })
+			if err != nil {
+				return err
+			}
+			if serr != nil {
+				return fmt.Errorf("binding to device %s: %w", ifname, serr)
+			}
+			return nil
+		}
+	}
+	return lc
+}
+
+// closeOnDone closes c when ctx ends, which unblocks its reads.
+func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			c.Close()
+		case <-done:
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool) error {
+	pc, err := listenConfig(lc.Interface).ListenPacket(ctx, "udp", lc.Listen)
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	stop := closeOnDone(ctx, pc)
+	defer stop()
+	if !send(event{l: l, bound: pc.LocalAddr().String()}) {
+		return nil
+	}
+	payload := []byte(lc.Payload)
+	buf := make([]byte, 65536)
+	for {
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("reading: %w", err)
+		}
+		if matches(payload, buf[:n]) && !send(event{l: l, beat: true}) {
+			return nil
+		}
+	}
+}
+
+func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool) error {
+	ln, err := listenConfig(lc.Interface).Listen(ctx, "tcp", lc.Listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	stop := closeOnDone(ctx, ln)
+	defer stop()
+	if !send(event{l: l, bound: ln.Addr().String()}) {
+		return nil
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	payload := []byte(lc.Payload)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("accepting: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			stop := closeOnDone(ctx, c)
+			defer stop()
+			readStream(c, payload, func() bool { return send(event{l: l, beat: true}) })
+		}()
+	}
+}
+
+// readStream counts heartbeats on a TCP connection: without a payload
+// every read counts; with one, every line equal to the payload (or a
+// write that is exactly the payload, for senders that send no newline).
+func readStream(c net.Conn, payload []byte, beat func() bool) {
+	buf := make([]byte, 4096)
+	var line []byte
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			data := buf[:n]
+			if len(payload) == 0 {
+				if !beat() {
+					return
+				}
+			} else {
+				line = append(line, data...)
+				for {
+					i := bytes.IndexByte(line, '\n')
+					if i < 0 {
+						break
+					}
+					if matches(payload, line[:i]) && !beat() {
+						return
+					}
+					line = line[i+1:]
+				}
+				if matches(payload, line) {
+					if !beat() {
+						return
+					}
+					line = line[:0]
+				}
+				if len(line) > 4*len(payload)+64 {
+					line = line[len(line)-len(payload):] // junk without newlines: keep a tail only
+				}
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// matches reports whether data is a heartbeat: anything when payload is
+// empty, otherwise exactly payload, ignoring one trailing "\n" or "\r\n".
+func matches(payload, data []byte) bool {
+	if len(payload) == 0 {
+		return true
+	}
+	data = bytes.TrimSuffix(data, []byte("\n"))
+	data = bytes.TrimSuffix(data, []byte("\r"))
+	return bytes.Equal(payload, data)
+}
