@@ -1,0 +1,228 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/reachd/reachd/internal/linktests"
+	"github.com/reachd/reachd/internal/probe/linktest"
+	"github.com/spf13/cobra"
+)
+
+func linktestCmd(g *globals) *cobra.Command {
+	var req linktests.Request
+	cmd := &cobra.Command{
+		Use:   "linktest --interface IF --loop-address ADDR [flags]",
+		Short: "loop a probe burst over one link (TTL-loop link test) and report its loss",
+		Long: "Send a burst of ICMP Echo Requests to a loop address that this host and its neighbour\n" +
+			"route at each other, with an even TTL so that every Time Exceeded is generated here and\n" +
+			"never crosses the link (draft-turaga-lmap-special-loop-address). The daemon runs the test.\n" +
+			"`reachctl linktest plan` sizes a burst without a daemon; `reachctl linktest list` shows\n" +
+			"the scheduled tests of the config's linktests section.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if req.Interface == "" || req.LoopAddress == "" {
+				return errors.New("give --interface and --loop-address (e.g. --interface wan0 --loop-address 169.254.255.1)")
+			}
+			if (req.Fill == "") != (req.LinkSpeed == "") {
+				return errors.New("--fill sizes the burst as a share of --link-speed; give both (e.g. --fill 20% --link-speed 1G)")
+			}
+			c, cancel := ctx()
+			defer cancel()
+			rep, err := g.client().Linktest(c, req)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(rep)
+			}
+			printReport(os.Stdout, rep)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&req.Interface, "interface", "", "the link under test")
+	f.StringVar(&req.LoopAddress, "loop-address", "", "the loop address both routers route at each other (IPv4 or IPv6)")
+	f.IntVar(&req.TTL, "ttl", linktest.DefaultTTL, "initial TTL / hop limit; must be even (see --allow-odd-ttl)")
+	f.BoolVar(&req.AllowOddTTL, "allow-odd-ttl", false, "allow an odd TTL: the neighbour then sends the Time Exceeded across the link, so a lost reply counts as a lost probe")
+	f.IntVar(&req.Count, "count", linktest.DefaultCount, "probes in the burst (ignored with --fill)")
+	f.IntVar(&req.Size, "size", linktest.DefaultSize, "IP packet size of a probe in bytes (at most the MTU)")
+	f.StringVar(&req.Interval, "interval", "", "time between two sends (e.g. 100us); default back to back")
+	f.StringVar(&req.Timeout, "timeout", "", "wait after the last send (default 2s)")
+	f.StringVar(&req.Fill, "fill", "", "measure the RTT first and send as many probes as fill this share of --link-speed (e.g. 20%)")
+	f.StringVar(&req.LinkSpeed, "link-speed", "", "the link's speed for --fill (e.g. 1G, 100M)")
+	f.IntVar(&req.Mark, "mark", 0, "SO_MARK (fwmark) of the probes")
+	cmd.AddCommand(linktestPlanCmd(g), linktestListCmd(g))
+	return cmd
+}
+
+// printReport renders one test's report for people.
+func printReport(out io.Writer, r linktest.Report) {
+	fmt.Fprintf(out, "link test %s → %v, ttl %d, size %d bytes\n", r.Interface, r.Loop, r.TTL, r.Size)
+	if r.Plan != nil {
+		fmt.Fprintf(out, "  burst sized by fill: calibration looped rtt %v; %v\n", r.CalibrationRTT, r.Plan)
+	}
+	fmt.Fprintf(out, "  sent %d  returned %d  lost %d  loss %.2f%%\n", r.Sent, r.Returned, r.Lost, r.LossPercent)
+	if r.Returned > 0 {
+		fmt.Fprintf(out, "  looped rtt min/median/max %v / %v / %v (link rtt ≈ %v at ttl %d)\n",
+			r.RTTMin, r.RTTMedian, r.RTTMax, linktest.LinkRTT(r.RTTMedian, r.TTL), r.TTL)
+	}
+	for _, x := range r.Responders {
+		side := "the neighbour or beyond"
+		if x.Local {
+			side = "this host"
+		}
+		if x.TimeExceeded > 0 {
+			fmt.Fprintf(out, "  Time Exceeded from %v (%s): %d\n", x.Addr, side, x.TimeExceeded)
+		}
+		if x.Unreachable > 0 {
+			fmt.Fprintf(out, "  Destination Unreachable from %v (%s): %d\n", x.Addr, side, x.Unreachable)
+		}
+	}
+	var notes []string
+	if r.SendErrors > 0 {
+		notes = append(notes, fmt.Sprintf("%d send errors (%s)", r.SendErrors, r.SendError))
+	}
+	if r.Duplicates > 0 {
+		notes = append(notes, fmt.Sprintf("%d duplicates", r.Duplicates))
+	}
+	if r.Foreign > 0 {
+		notes = append(notes, fmt.Sprintf("%d foreign ICMP errors ignored", r.Foreign))
+	}
+	if r.RecvDropped > 0 {
+		notes = append(notes, fmt.Sprintf("%d replies dropped by this host's socket buffer (not link loss)", r.RecvDropped))
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(out, "  note: %s\n", strings.Join(notes, "; "))
+	}
+}
+
+// planFlags are the inputs of `reachctl linktest plan`.
+type planFlags struct {
+	speed, rtt, fill string
+	size, ttl        int
+}
+
+func linktestPlanCmd(g *globals) *cobra.Command {
+	var pf planFlags
+	cmd := &cobra.Command{
+		Use:   "plan --link-speed SPEED --rtt RTT [--size BYTES] [--fill SHARE] [--ttl TTL]",
+		Short: "compute how many looped probes fill a share of a link, and for how long they loop (no daemon needed)",
+		Long: "Follows section 7 of draft-turaga-lmap-special-loop-address: N probes of S bytes put N·S·8 bits\n" +
+			"into every RTT of the link, out of link-speed × RTT, so N = ⌊fill · speed · RTT / (S·8)⌋. The\n" +
+			"draft's example: --link-speed 1G --rtt 1ms --size 1536: 81 probes fill 100 %, 16 fill 20 %.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPlan(cmd.OutOrStdout(), pf, g.json)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pf.speed, "link-speed", "", "link speed in bits per second, e.g. 1G, 100M, 2.5Gbps")
+	f.StringVar(&pf.rtt, "rtt", "", "round-trip time of the link, e.g. 1ms")
+	f.IntVar(&pf.size, "size", 1536, "IP packet size of a probe in bytes")
+	f.StringVar(&pf.fill, "fill", "100%", "share of the link to fill, e.g. 20%")
+	f.IntVar(&pf.ttl, "ttl", linktest.DefaultTTL, "initial TTL of the probes (sets how long they loop)")
+	return cmd
+}
+
+// runPlan computes and prints the plan; it is the whole command, kept
+// apart from cobra so that tests call it directly.
+func runPlan(out io.Writer, pf planFlags, asJSON bool) error {
+	if pf.speed == "" || pf.rtt == "" {
+		return errors.New("give --link-speed and --rtt (e.g. --link-speed 1G --rtt 1ms)")
+	}
+	speed, err := linktest.ParseSpeed(pf.speed)
+	if err != nil {
+		return fmt.Errorf("--link-speed: %w", err)
+	}
+	rtt, err := time.ParseDuration(pf.rtt)
+	if err != nil {
+		return fmt.Errorf("--rtt %q: not a duration; write e.g. 1ms or 250us", pf.rtt)
+	}
+	fill, err := linktest.ParsePercent(pf.fill)
+	if err != nil {
+		return fmt.Errorf("--fill: %w", err)
+	}
+	p, err := linktest.Plan(speed, rtt, pf.size, pf.ttl, fill)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSONTo(out, p)
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(w, "link carries per RTT\t%.0f bits\t(%s × %v)\n", p.BitsPerRTT, pf.speed, p.RTT)
+	fmt.Fprintf(w, "one probe\t%d bits\t(%d bytes × 8)\n", p.ProbeBits, p.Size)
+	fmt.Fprintf(w, "probes that fill 100%%\t%d\t(%.1f, rounded down)\n", p.FullLink, p.BitsPerRTT/float64(p.ProbeBits))
+	fmt.Fprintf(w, "probes that fill %g%%\t%d\t(%.1f%% really)\n", p.Fill*100, p.Probes, p.ActualFill*100)
+	fmt.Fprintf(w, "loop time at ttl %d\t%v\t(TTL × RTT, the draft's bound; %v of crossings)\n", p.TTL, p.Loop, time.Duration(p.TTL)*p.RTT/2)
+	w.Flush()
+	if p.Probes == 0 {
+		fmt.Fprintf(out, "one probe is already more than %g%% of the link: use smaller probes or a larger share\n", p.Fill*100)
+	}
+	return nil
+}
+
+func linktestListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "show the scheduled link tests (config linktests:) and their last results",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			st, err := g.client().Linktests(c)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(st)
+			}
+			printLinktests(os.Stdout, st, time.Now())
+			return nil
+		},
+	}
+}
+
+func printLinktests(out io.Writer, st []linktests.Status, now time.Time) {
+	if len(st) == 0 {
+		fmt.Fprintln(out, "no scheduled link tests (config section linktests:)")
+		return
+	}
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tINTERFACE\tLOOP\tEVERY\tRUNS\tLAST RUN\tLOSS\tLOOPED RTT min/median/max\tPATH\tNOTE")
+	for _, s := range st {
+		loss, r := "-", "-"
+		if s.Report != nil {
+			loss = fmt.Sprintf("%.2f%% (%d/%d)", s.Report.LossPercent, s.Report.Lost, s.Report.Sent)
+			if s.Report.Returned > 0 {
+				r = fmt.Sprintf("%v/%v/%v", s.Report.RTTMin, s.Report.RTTMedian, s.Report.RTTMax)
+			}
+		}
+		path := "-"
+		if s.AffectsPath != "" {
+			path = s.AffectsPath
+			if s.HoldsDown {
+				path += " (held down)"
+			}
+		}
+		note := s.Reason
+		if s.LastError != "" {
+			note = "last run failed: " + s.LastError
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", s.Name, s.Interface, s.Loop, s.Interval, s.Runs, ago(s.LastRun, now), loss, r, path, note)
+	}
+	w.Flush()
+}
+
+func printJSONTo(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
