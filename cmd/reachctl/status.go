@@ -27,6 +27,7 @@ func statusCmd(g *globals) *cobra.Command {
 				return printJSON(st)
 			}
 			printStatus(os.Stdout, st, time.Now())
+			printHeartbeatSection(c, g.client(), os.Stdout)
 			return nil
 		},
 	}

@@ -1,0 +1,63 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func bypassCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bypass {force-on|force-off|auto} GROUP",
+		Short: "force a heartbeat group into bypass or normal mode, or give it back to the heartbeats",
+		Long: "force-on removes the group's addresses and sets its interfaces down and ignores heartbeats;\n" +
+			"force-off restores them and stays normal; auto lets the heartbeats decide again.\n" +
+			"A forced mode survives a restart of reachd (it is kept under state-dir).",
+	}
+	short := map[string]string{
+		"force-on":  "bypass now: remove the addresses, set the interfaces down, ignore heartbeats",
+		"force-off": "normal now: restore the addresses and interfaces, ignore heartbeats",
+		"auto":      "let the heartbeats decide again",
+	}
+	for _, mode := range []string{"force-on", "force-off", "auto"} {
+		cmd.AddCommand(&cobra.Command{
+			Use:   mode + " GROUP",
+			Short: short[mode],
+			Args:  cobra.ExactArgs(1),
+			RunE: func(cmd *cobra.Command, args []string) error {
+				c, cancel := ctx()
+				defer cancel()
+				grp, err := g.client().SetBypass(c, args[0], mode)
+				if err != nil {
+					return err
+				}
+				if g.json {
+					return printJSON(grp)
+				}
+				fmt.Printf("group %s: %s (%s)\n", grp.Name, grp.Effective, grp.Reason)
+				return nil
+			},
+		})
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "show the heartbeat listeners, groups and what bypass holds changed",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			st, err := g.client().Heartbeats(c)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(st)
+			}
+			printHeartbeats(os.Stdout, st, time.Now())
+			return nil
+		},
+	})
+	return cmd
+}

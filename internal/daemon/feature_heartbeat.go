@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/heartbeat"
+	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
+	"github.com/vishvananda/netlink"
+)
+
+// The heartbeat manager always runs (it is idle without listeners), so a
+// reload can add heartbeats to a daemon that started without them.
+func init() {
+	featureFactories = append(featureFactories, newHeartbeatFeature)
+}
+
+type heartbeatFeature struct{ *heartbeat.Manager }
+
+func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink for bypass actions: %w", err)
+	}
+	m, err := heartbeat.New(heartbeat.Options{
+		Logger:   d.Logger(),
+		Registry: d.Registry(),
+		Netlink:  h,
+		StateDir: cfg.StateDir,
+	}, cfg)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	return heartbeatFeature{m}, nil
+}
+
+func (f heartbeatFeature) Routes(s *api.Server) { s.HandleHeartbeats(f) }
+
+func (f heartbeatFeature) Heartbeats(ctx context.Context) (hbstatus.Status, error) {
+	return f.Status(ctx)
+}
+
+func (f heartbeatFeature) SetBypass(ctx context.Context, group, mode string) (hbstatus.Group, error) {
+	fm, err := heartbeat.ParseForce(mode)
+	if err != nil {
+		return hbstatus.Group{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	return f.SetForce(ctx, group, fm)
+}
