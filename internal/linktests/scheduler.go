@@ -110,12 +110,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return fmt.Errorf("linktests: already running")
 	}
 	s.ctx = ctx
-	s.apply(s.pending, true)
+	s.apply(s.pending)
 	s.mu.Unlock()
 	<-ctx.Done()
-	s.mu.Lock()
-	s.apply(nil, false)
-	s.mu.Unlock()
+	// Every test's context derives from ctx, so all are ending; their
+	// last results stay for Status.
 	s.wg.Wait()
 	return nil
 }
@@ -130,14 +129,13 @@ func (s *Scheduler) Reload(_ context.Context, tests []config.Linktest) error {
 		s.pending = tests
 		return nil
 	}
-	s.apply(tests, true)
+	s.apply(tests)
 	return nil
 }
 
-// apply stops tests not in want (or changed) and starts the new ones;
-// with release, a stopped test's down verdict is cleared. Called with
-// s.mu held.
-func (s *Scheduler) apply(want []config.Linktest, release bool) {
+// apply stops tests not in want (or changed), clearing their down
+// verdicts, and starts the new ones. Called with s.mu held.
+func (s *Scheduler) apply(want []config.Linktest) {
 	keep := map[string]config.Linktest{}
 	for _, c := range want {
 		keep[c.Name] = c
@@ -150,7 +148,7 @@ func (s *Scheduler) apply(want []config.Linktest, release bool) {
 		t.cancel()
 		delete(s.tests, name)
 		s.metrics.forget(t.cfg)
-		if t.holding && release {
+		if t.holding {
 			s.release(t, "link test removed or changed")
 		}
 	}

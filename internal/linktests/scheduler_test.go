@@ -1,0 +1,126 @@
+package linktests_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/linktests"
+	"github.com/reachd/reachd/internal/probe/linktest"
+)
+
+// setter records the verdicts the scheduler passes to the engine.
+type setter struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (s *setter) SetExternal(_ context.Context, service, path, source string, down bool, reason string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := "clear"
+	if down {
+		v = "down"
+	}
+	s.calls = append(s.calls, service+"/"+path+" "+source+" "+v+": "+reason)
+	return nil
+}
+
+func (s *setter) get() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.calls...)
+}
+
+func parse(t *testing.T, y string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+const fakeConfig = `
+services:
+  - name: internet
+    address: [0.0.0.0/0]
+    paths:
+      - name: broadband
+        vector-priority: 10
+        probe-address: [203.0.113.8]
+linktests:
+  - name: t
+    interface: wan0
+    loop-address: 169.254.255.1
+    count: 10
+    interval: 20ms
+    timeout: 10ms
+    max-loss: 10%
+    affects-path: internet/broadband
+`
+
+// TestVerdictSequence: loss above max-loss holds the path down (once per
+// reason), loss within it clears the hold, and a test that could not run
+// changes nothing.
+func TestVerdictSequence(t *testing.T) {
+	losses := []int{0, 5, 5, 0, -1, 1, 0}
+	var (
+		mu sync.Mutex
+		i  int
+	)
+	run := func(ctx context.Context, o linktest.Options) (linktest.Report, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i >= len(losses) {
+			<-ctx.Done()
+			return linktest.Report{}, ctx.Err()
+		}
+		l := losses[i]
+		i++
+		if l < 0 {
+			return linktest.Report{}, errors.New("no raw socket")
+		}
+		return linktest.Report{Sent: o.Count, Returned: o.Count - l, Lost: l, LossPercent: 100 * float64(l) / float64(o.Count)}, nil
+	}
+	eng := &setter{}
+	s, err := linktests.New(linktests.Options{Tests: parse(t, fakeConfig).Linktests, Engine: eng, Run: run,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	runs := func() int {
+		if st := s.Status(); len(st) > 0 {
+			return st[0].Runs
+		}
+		return 0
+	}
+	for runs() < len(losses) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	want := []string{
+		"internet/broadband linktest t down: loss 50.00% > max-loss 10% (5 of 10 probes lost)",
+		"internet/broadband linktest t down: loss 50.00% > max-loss 10% (5 of 10 probes lost)",
+		"internet/broadband linktest t clear: loss 0.00% <= max-loss 10%",
+	}
+	got := eng.get()
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("verdicts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	st := s.Status()[0]
+	if st.Runs != len(losses) || st.HoldsDown || st.Report == nil || st.Report.Lost != 0 || st.LastError != "" {
+		t.Errorf("status %+v", st)
+	}
+}
