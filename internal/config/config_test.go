@@ -31,7 +31,7 @@ func TestValidFile(t *testing.T) {
 	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
 		t.Errorf("decoded config (-want +got):\n%s", d)
 	}
-	if len(inet.Prefixes) != 2 || inet.Prefixes[1] != netip.MustParsePrefix("::/0") {
+	if len(inet.Prefixes) != 2 || inet.Prefixes[1] != netip.MustParsePrefix("198.51.100.0/24") {
 		t.Errorf("prefixes = %v", inet.Prefixes)
 	}
 }
@@ -52,6 +52,10 @@ func TestInvalidFiles(t *testing.T) {
 		{"invalid-bad-prefix.yaml", []string{":3: services[0].address[0]: \"203.0.113.0/33\" is not an IP prefix"}},
 		{"invalid-bad-duration.yaml", []string{":4: services[0].hold-down: \"soon\" is not a duration"}},
 		{"invalid-world-writable-socket.yaml", []string{":3: api.socket-mode: 0666 lets every local user write"}},
+		{"invalid-gateway-family.yaml", []string{
+			":8: services[0].paths[0].gateway: 198.51.100.2 cannot route the service's ::/0",
+			":10: services[0].paths[1]: interface and gateway go together",
+		}},
 		{"invalid-syntax.yaml", []string{"invalid-syntax.yaml:2: mapping value is not allowed"}},
 	}
 	for _, tt := range tests {

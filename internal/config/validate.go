@@ -191,6 +191,17 @@ func (c *checker) path(pp string, s *Service, p *Path) {
 		}
 		p.GatewayAddr = a
 	}
+	if (p.Gateway == "") != (p.Interface == "") {
+		c.add(pp, "interface and gateway go together: a routed path needs both, a probed-only path neither")
+	}
+	if p.GatewayAddr.IsValid() {
+		for _, pr := range s.Prefixes {
+			if pr.Addr().Is4() != p.GatewayAddr.Is4() {
+				c.add(pp+".gateway", "%v cannot route the service's %v (another address family); put IPv4 and IPv6 prefixes in separate services", p.GatewayAddr, pr)
+				break
+			}
+		}
+	}
 	if p.Interface != "" && (len(p.Interface) > 15 || p.Interface == "." || p.Interface == "..") {
 		c.add(pp+".interface", "%q is not a Linux interface name (at most 15 characters)", p.Interface)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/appid"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/dataplane"
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/export/prom"
 	"github.com/reachd/reachd/internal/probe"
@@ -48,6 +49,7 @@ type Daemon struct {
 	reloadMu sync.Mutex
 	cfg      *config.Config
 	features []Feature
+	plane    *dataplane.Plane // nil when no path is routed
 }
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
@@ -82,10 +84,20 @@ func New(opts Options) (*Daemon, error) {
 	d.pinger = icmp.New(icmp.Options{})
 	d.reg.MustRegister(pingerCollector{d.pinger})
 	d.probers = map[string]probe.Prober{"icmp": d.pinger, "tcp": tcp.New()}
+	actuators := []engine.Actuator{appid.Actuator{}}
+	var marks func(string, string) (int, string)
+	if dataplane.Active(cfg) {
+		if d.plane, err = dataplane.New(cfg, d.log); err != nil {
+			return nil, err
+		}
+		actuators = append(actuators, d.plane)
+		marks = d.plane.Marks
+	}
 	d.eng, err = engine.New(engine.Options{
 		Config:    cfg,
 		Probers:   d.probers,
-		Actuators: []engine.Actuator{appid.Actuator{}},
+		Marks:     marks,
+		Actuators: actuators,
 		Observers: []engine.Observer{prom.New(d.reg)},
 		Logger:    d.log,
 		Overrides: engine.NewOverrideStore(cfg.StateDir),
@@ -126,6 +138,18 @@ func NewLogger(w *os.File, lc config.Log) *slog.Logger {
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if d.plane != nil {
+		// Rules and path tables first: probes must leave through their
+		// paths. Service routes wait for the engine's first decision.
+		if err := d.plane.Setup(); err != nil {
+			return fmt.Errorf("data plane: %w", err)
+		}
+		defer func() {
+			if err := d.plane.Close(); err != nil {
+				d.log.Error("removing what reachd installed", "err", err)
+			}
+		}()
+	}
 	mode, _ := strconv.ParseUint(d.cfg.API.SocketMode, 8, 32)
 	ln, err := api.ListenUnix(d.cfg.API.Socket, os.FileMode(mode))
 	if err != nil {
@@ -201,6 +225,13 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	if cfg.API != d.cfg.API || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
+	}
+	if d.plane != nil {
+		if err := d.plane.Reload(cfg); err != nil {
+			d.log.Error("reload: data plane", "err", err)
+		}
+	} else if dataplane.Active(cfg) {
+		d.log.Warn("reload: routed paths were added to a config that had none; restart reachd to manage routes")
 	}
 	if err := d.eng.Reload(ctx, cfg); err != nil {
 		return err

@@ -27,6 +27,11 @@ type Actuator interface {
 	Remove(svc *config.Service) error
 }
 
+// pathWatcher is an Actuator that also acts on path changes (flush-on-down).
+type pathWatcher interface {
+	PathChanged(service, path string, to monitor.State)
+}
+
 // Observer sees every attempt and transition (metrics, logs).
 type Observer interface {
 	Attempt(service, path string, target netip.Addr, r probe.Result)
@@ -279,6 +284,11 @@ func (e *Engine) refreshPath(p *path, reason string) {
 		ob.PathState(p.svc.cfg.Name, p.cfg.Name, eff)
 	}
 	e.decide(p.svc)
+	for _, a := range e.opts.Actuators {
+		if w, ok := a.(pathWatcher); ok {
+			w.PathChanged(p.svc.cfg.Name, p.cfg.Name, eff)
+		}
+	}
 }
 
 // evaluate computes a path's probed state (stored) and its effective state

@@ -1,0 +1,62 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"github.com/reachd/reachd/internal/config"
+)
+
+// Defaults for automatic marks and tables. The marks carry "RD" in their
+// upper half so that reachd's conntrack marks are recognisable; the tables
+// and rule priorities sit well away from the kernel's own.
+const (
+	markBase     = 0x52440000
+	tableBase    = 0x5244 // 21060
+	rulePriority = 10000  // + index; before main (32766)
+	// Proto is the rtnetlink protocol reachd's routes carry, so that they
+	// can be told apart from others (`ip route show proto 201`).
+	Proto = 201
+)
+
+// PathPlane is the kernel side of one path.
+type PathPlane struct {
+	Service, Path string
+	Mark          uint32
+	Table         int
+	Priority      int
+	Interface     string
+	Gateway       netip.Addr
+	FlushOnDown   bool
+}
+
+// Routed reports whether the path has what routes need: an interface and a
+// gateway. Paths without them are probed but not routed.
+func (p PathPlane) Routed() bool { return p.Interface != "" && p.Gateway.IsValid() }
+
+type key struct{ service, path string }
+
+// Plan assigns marks and tables to every path of cfg, in config order:
+// the n-th path (from 1) gets mark 0x52440000+n and table 21060+n unless the
+// path sets fwmark / table-id.
+func Plan(cfg *config.Config) map[key]PathPlane {
+	out := map[key]PathPlane{}
+	n := 0
+	for _, s := range cfg.Services {
+		for _, p := range s.Paths {
+			n++
+			pp := PathPlane{
+				Service: s.Name, Path: p.Name,
+				Mark: uint32(markBase + n), Table: tableBase + n, Priority: rulePriority + n,
+				Interface: p.Interface, Gateway: p.GatewayAddr, FlushOnDown: p.FlushOnDown,
+			}
+			if p.Fwmark != 0 {
+				pp.Mark = uint32(p.Fwmark)
+			}
+			if p.TableID != 0 {
+				pp.Table = p.TableID
+			}
+			out[key{s.Name, p.Name}] = pp
+		}
+	}
+	return out
+}

@@ -1,0 +1,279 @@
+package dataplane
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+	"github.com/vishvananda/netlink"
+)
+
+// Plane is the data plane of one reachd. It implements the engine's
+// Actuator (Decide, Remove) and PathChanged (flush-on-down), and gives the
+// engine each path's probe mark.
+type Plane struct {
+	log *slog.Logger
+	k   kernel
+	nft *pinner
+
+	mu   sync.Mutex
+	cfg  *config.Config
+	plan map[key]PathPlane
+}
+
+// New returns the data plane for cfg in the current network namespace.
+// Nothing is written until Setup.
+func New(cfg *config.Config, log *slog.Logger) (*Plane, error) {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
+	return &Plane{log: log, k: kernel{h}, nft: newPinner(), cfg: cfg, plan: Plan(cfg)}, nil
+}
+
+// Active reports whether any path is routed (has interface and gateway);
+// a config without them needs no kernel changes at all.
+func Active(cfg *config.Config) bool {
+	for _, pp := range Plan(cfg) {
+		if pp.Routed() {
+			return true
+		}
+	}
+	return false
+}
+
+// Marks returns the fwmark and interface of a path's probe sockets.
+func (p *Plane) Marks(service, path string) (int, string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	pp, ok := p.plan[key{service, path}]
+	if !ok || !pp.Routed() {
+		return 0, ""
+	}
+	return int(pp.Mark), pp.Interface
+}
+
+func (p *Plane) routed() []PathPlane {
+	var out []PathPlane
+	for _, pp := range p.plan {
+		if pp.Routed() {
+			out = append(out, pp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Mark < out[j].Mark })
+	return out
+}
+
+// Setup installs what probing needs before any decision: per path a
+// "fwmark M lookup T" rule and T's default route via the path's gateway,
+// and the pinning table with its restore rules. What is already there is
+// left alone, so a restarted reachd changes nothing here.
+func (p *Plane) Setup() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.setup()
+}
+
+func (p *Plane) setup() error {
+	var errs []error
+	var marks []uint32
+	for _, pp := range p.routed() {
+		marks = append(marks, pp.Mark)
+		if _, err := p.k.ensureRule(pp); err != nil {
+			errs = append(errs, fmt.Errorf("path %s/%s: %w", pp.Service, pp.Path, err))
+			continue
+		}
+		idx, err := p.k.ifindex(pp.Interface)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("path %s/%s: %w", pp.Service, pp.Path, err))
+			continue
+		}
+		w := want{table: pp.Table, dst: defaultPrefix(family(pp.Gateway)), gw: pp.Gateway, ifindex: idx}
+		if changed, err := p.k.ensureRoute(w); err != nil {
+			errs = append(errs, fmt.Errorf("path %s/%s: %w", pp.Service, pp.Path, err))
+		} else if changed {
+			p.log.Info("path table", "service", pp.Service, "path", pp.Path, "table", pp.Table, "fwmark", fmt.Sprintf("%#x", pp.Mark), "via", pp.Gateway, "dev", pp.Interface)
+		}
+	}
+	if len(marks) > 0 {
+		if err := p.nft.ensure(marks); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func serviceTable(svc *config.Service) int {
+	if n, err := strconv.Atoi(svc.Table); err == nil {
+		return n
+	}
+	return 254 // main
+}
+
+// wans lists the interfaces of every routed path: connections arriving on
+// them are not stamped (they are not the clients' new connections).
+func (p *Plane) wans() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, pp := range p.routed() {
+		if !seen[pp.Interface] {
+			seen[pp.Interface] = true
+			out = append(out, pp.Interface)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Decide points the service's prefixes at the selected path (one netlink
+// replace each), or at unreachable when withdrawn, and makes new
+// connections of the service take the selected path's mark.
+func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]monitor.State) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, path := range svc.Paths {
+		if !p.plan[key{svc.Name, path.Name}].Routed() {
+			return nil // probed only: this service has no routes to manage
+		}
+	}
+	table := serviceTable(svc)
+	var cur PathPlane
+	var ifindex int
+	if d.Current != "" {
+		cur = p.plan[key{svc.Name, d.Current}]
+		idx, err := p.k.ifindex(cur.Interface)
+		if err != nil {
+			return err
+		}
+		ifindex = idx
+	}
+	var errs []error
+	for _, pr := range svc.Prefixes {
+		w := want{table: table, dst: pr}
+		if d.Current != "" {
+			w.gw, w.ifindex = cur.Gateway, ifindex
+		}
+		changed, err := p.k.ensureRoute(w)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if changed {
+			if d.Current == "" {
+				p.log.Info("route", "service", svc.Name, "prefix", pr, "table", table, "type", "unreachable")
+			} else {
+				p.log.Info("route", "service", svc.Name, "prefix", pr, "table", table, "via", cur.Gateway, "dev", cur.Interface, "path", d.Current)
+			}
+		}
+	}
+	if err := p.nft.stamp(svc.Name, svc.Prefixes, p.wans(), cur.Mark); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// PathChanged flushes a path's conntrack entries when it goes down and the
+// path asks for it (flush-on-down), so its clients reconnect on the new path.
+func (p *Plane) PathChanged(service, path string, to monitor.State) {
+	if to != monitor.Down {
+		return
+	}
+	p.mu.Lock()
+	pp := p.plan[key{service, path}]
+	p.mu.Unlock()
+	if !pp.FlushOnDown || !pp.Routed() {
+		return
+	}
+	if err := flushMark(pp.Mark); err != nil {
+		p.log.Error("flush-on-down", "service", service, "path", path, "err", err)
+		return
+	}
+	p.log.Info("flush-on-down: deleted the path's conntrack entries", "service", service, "path", path, "fwmark", fmt.Sprintf("%#x", pp.Mark))
+}
+
+// Remove takes away a service that a reload dropped: its routes and its
+// pinning rules.
+func (p *Plane) Remove(svc *config.Service) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.removeService(svc)
+}
+
+func (p *Plane) removeService(svc *config.Service) error {
+	var errs []error
+	for _, pr := range svc.Prefixes {
+		if err := p.k.delRoute(serviceTable(svc), pr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.nft.stamp(svc.Name, nil, nil, 0); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// Reload switches to a new config: paths that are gone lose their rule and
+// table; new ones are set up.
+func (p *Plane) Reload(cfg *config.Config) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	newPlan := Plan(cfg)
+	for k, pp := range p.plan {
+		if np, ok := newPlan[k]; ok && np == pp {
+			continue
+		}
+		if pp.Routed() {
+			p.removePath(pp)
+		}
+	}
+	p.cfg, p.plan = cfg, newPlan
+	return p.setup()
+}
+
+func (p *Plane) removePath(pp PathPlane) {
+	p.k.delRule(pp)
+	if err := p.k.delRoute(pp.Table, defaultPrefix(family(pp.Gateway))); err != nil {
+		p.log.Warn("removing path table", "table", pp.Table, "err", err)
+	}
+}
+
+// Close removes everything reachd installed (rules, path tables, service
+// routes, the nftables table), unless keep-on-exit is set.
+func (p *Plane) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cfg.KeepOnExit {
+		p.log.Info("keep-on-exit: leaving routes, rules and nftables in place")
+		return nil
+	}
+	var errs []error
+	for i := range p.cfg.Services {
+		svc := &p.cfg.Services[i]
+		routed := true
+		for _, path := range svc.Paths {
+			routed = routed && p.plan[key{svc.Name, path.Name}].Routed()
+		}
+		if !routed {
+			continue
+		}
+		for _, pr := range svc.Prefixes {
+			if err := p.k.delRoute(serviceTable(svc), pr); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, pp := range p.routed() {
+		p.removePath(pp)
+	}
+	if err := p.nft.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
