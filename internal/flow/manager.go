@@ -1,0 +1,319 @@
+// Package flow measures flows: two-way STAMP pings from this host to a
+// peer's reflector, periodic and on demand, with per-flow status
+// (operational, or failed after fail-delay without a successful ping),
+// Prometheus metrics and a stream of results and status events for the
+// exporters (OpenTSDB, Kafka). Log lines about flow status start with
+// {FLOW-PING}, as in the seed document.
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reachd/reachd/internal/probe/stamp"
+)
+
+// ErrUnknownFlow is returned for a flow id that is not configured.
+var ErrUnknownFlow = errors.New("unknown flow")
+
+// ErrNotRunning is returned by OnDemand before Run opened the flows.
+var ErrNotRunning = errors.New("flow manager not running")
+
+// LogPrefix starts every log line about flow status (seed document).
+const LogPrefix = "{FLOW-PING}"
+
+// DefaultOnDemandTimeout is the seed's default on-demand timeout.
+const DefaultOnDemandTimeout = 2 * time.Second
+
+// Options describe one flow.
+type Options struct {
+	ID string
+	// Peer is the STAMP reflector (port 0 means 862).
+	Peer netip.AddrPort
+	// Interval between periodic pings; default 1s.
+	Interval time.Duration
+	// FailDelay without a successful ping makes the flow failed; default 10s.
+	FailDelay time.Duration
+	// Timeout for the reply to a periodic ping; default the smaller of
+	// Interval and 2s.
+	Timeout time.Duration
+	// Mark, when not zero, is set as SO_MARK so pings follow a path.
+	Mark int
+	// Local optionally binds the flow's socket to a source address.
+	Local netip.Addr
+}
+
+// ManagerOptions configure a Manager.
+type ManagerOptions struct {
+	Flows []Options
+	// Registerer receives the flow collectors; nil means no metrics.
+	Registerer prometheus.Registerer
+	// OnResult is called with every ping result and OnEvent with every
+	// status change, from the flow's goroutine or an OnDemand caller (so
+	// possibly concurrently): they must not block (the exporters' Put and
+	// Report return at once).
+	OnResult func(Result)
+	OnEvent  func(Event)
+	// Now is the clock of the status logic; default time.Now.
+	Now func() time.Time
+	// ClockEstimate overrides the Error Estimate of our packets (default
+	// stamp.KernelClockEstimate); tests use it.
+	ClockEstimate func() stamp.ErrorEstimate
+	Logger        *slog.Logger
+}
+
+// FlowState is a snapshot of one flow for the API.
+type FlowState struct {
+	ID          string         `json:"id"`
+	Peer        netip.AddrPort `json:"peer"`
+	Status      Status         `json:"status"`
+	LastSuccess time.Time      `json:"last_success,omitzero"`
+	Loss        stamp.Loss     `json:"loss"`
+}
+
+// Manager pings every configured flow. New → Run → Close.
+type Manager struct {
+	opts    ManagerOptions
+	now     func() time.Time
+	log     *slog.Logger
+	metrics *metrics
+	flows   map[string]*flow
+	order   []string
+
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	ctx       context.Context
+}
+
+type flow struct {
+	opts Options
+
+	mu      sync.Mutex // guards the fields below
+	sender  *stamp.Sender
+	tracker *tracker
+}
+
+// New validates the flows and registers the metrics; it opens no socket.
+func New(opts ManagerOptions) (*Manager, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m := &Manager{opts: opts, now: opts.Now, log: opts.Logger, flows: map[string]*flow{}}
+	for i, f := range opts.Flows {
+		if f.ID == "" {
+			return nil, fmt.Errorf("flow %d: no id", i)
+		}
+		if _, dup := m.flows[f.ID]; dup {
+			return nil, fmt.Errorf("flow %q: defined twice", f.ID)
+		}
+		if !f.Peer.Addr().IsValid() {
+			return nil, fmt.Errorf("flow %q: no peer address", f.ID)
+		}
+		if f.Interval <= 0 {
+			f.Interval = time.Second
+		}
+		if f.FailDelay <= 0 {
+			f.FailDelay = 10 * time.Second
+		}
+		if f.Timeout <= 0 {
+			f.Timeout = min(f.Interval, 2*time.Second)
+		}
+		m.flows[f.ID] = &flow{opts: f}
+		m.order = append(m.order, f.ID)
+	}
+	var err error
+	if m.metrics, err = newMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("registering flow metrics: %w", err)
+	}
+	for _, id := range m.order {
+		m.metrics.init(id)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Run pings every flow until ctx ends or Close is called, then closes the
+// flows' sockets. It returns nil.
+func (m *Manager) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.ctx, cancel)
+	defer stop()
+	start := m.now()
+	var wg sync.WaitGroup
+	for _, id := range m.order {
+		f := m.flows[id]
+		f.mu.Lock()
+		f.tracker = newTracker(id, f.opts.FailDelay, start)
+		f.mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.runFlow(ctx, f)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// runFlow owns f's session: it opens it (again after a failure), runs its
+// reader and pings every Interval.
+func (m *Manager) runFlow(ctx context.Context, f *flow) {
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer func() {
+		f.mu.Lock()
+		if f.sender != nil {
+			f.sender.Close()
+			f.sender = nil
+		}
+		f.mu.Unlock()
+	}()
+	tick := time.NewTicker(f.opts.Interval)
+	defer tick.Stop()
+	for {
+		s, err := m.session(ctx, f, &readers)
+		var r Result
+		if err != nil {
+			r = Result{FlowID: f.opts.ID, At: m.now(), Err: err}
+		} else {
+			r = resultFrom(f.opts.ID, s.Ping(ctx, f.opts.Timeout), false)
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		m.record(f, r)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// session returns f's sender, opening it if needed.
+func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup) (*stamp.Sender, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.sender != nil {
+		return f.sender, nil
+	}
+	s, err := stamp.NewSender(stamp.SenderOptions{
+		Peer: f.opts.Peer, Local: f.opts.Local, Mark: f.opts.Mark, ClockEstimate: m.opts.ClockEstimate,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening flow %s session: %w", f.opts.ID, err)
+	}
+	f.sender = s
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		s.Run(ctx)
+	}()
+	return s, nil
+}
+
+// record updates metrics and status with r and passes it on.
+func (m *Manager) record(f *flow, r Result) {
+	m.metrics.result(r)
+	if m.opts.OnResult != nil {
+		m.opts.OnResult(r)
+	}
+	f.mu.Lock()
+	ev, changed := f.tracker.observe(r.Success, m.now())
+	f.mu.Unlock()
+	if !changed {
+		return
+	}
+	m.metrics.status(f.opts.ID, ev.New)
+	level := slog.LevelInfo
+	if ev.New == StatusFailed {
+		level = slog.LevelWarn
+	}
+	m.log.Log(context.Background(), level,
+		fmt.Sprintf("%s flow %s status %v → %v: %s", LogPrefix, ev.FlowID, ev.Old, ev.New, ev.Reason),
+		"flowid", ev.FlowID, "peer", f.opts.Peer, "old", ev.Old.String(), "new", ev.New.String())
+	if m.opts.OnEvent != nil {
+		m.opts.OnEvent(ev)
+	}
+}
+
+// OnDemand pings flow id once and waits up to timeout (default 2s, the
+// seed's) for the answer. A lost ping is a PingResponse with failed
+// directions, not an error; errors are ErrUnknownFlow, ErrNotRunning and
+// ctx's. The result also goes to metrics, status and OnResult.
+func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration) (PingResponse, error) {
+	f := m.flows[id]
+	if f == nil {
+		return PingResponse{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
+	}
+	if timeout <= 0 {
+		timeout = DefaultOnDemandTimeout
+	}
+	f.mu.Lock()
+	s, tr := f.sender, f.tracker
+	f.mu.Unlock()
+	if tr == nil {
+		return PingResponse{}, fmt.Errorf("flow %q: %w", id, ErrNotRunning)
+	}
+	if s == nil {
+		// The periodic loop could not open the session; say why.
+		resp := Result{FlowID: id}.Response()
+		msg := fmt.Sprintf("flow %s has no open session to %v", id, f.opts.Peer)
+		resp.Error = &msg
+		return resp, nil
+	}
+	r := resultFrom(id, s.Ping(ctx, timeout), true)
+	if err := ctx.Err(); err != nil {
+		return PingResponse{}, err
+	}
+	m.record(f, r)
+	return r.Response(), nil
+}
+
+// Flows returns the state of every flow in configuration order.
+func (m *Manager) Flows() []FlowState {
+	out := make([]FlowState, 0, len(m.order))
+	for _, id := range m.order {
+		out = append(out, m.flows[id].state())
+	}
+	return out
+}
+
+// Flow returns the state of one flow.
+func (m *Manager) Flow(id string) (FlowState, error) {
+	f := m.flows[id]
+	if f == nil {
+		return FlowState{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
+	}
+	return f.state(), nil
+}
+
+func (f *flow) state() FlowState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	st := FlowState{ID: f.opts.ID, Peer: f.opts.Peer}
+	if f.tracker != nil {
+		st.Status, st.LastSuccess = f.tracker.status, f.tracker.lastOK
+	}
+	if f.sender != nil {
+		st.Loss = f.sender.Loss()
+	}
+	return st
+}
+
+// Close stops Run. It is safe to call more than once.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(m.cancel)
+	return nil
+}

@@ -1,0 +1,75 @@
+package flow
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the flow collectors; nil-safe when no Registerer was given.
+type metrics struct {
+	latency *prometheus.HistogramVec
+	loss    *prometheus.CounterVec
+	up      *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	if reg == nil {
+		return nil, nil
+	}
+	m := &metrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "reachd_flow_latency_seconds",
+			Help: "One-way latency of successful flow pings by direction (half the round trip when the clocks are not synchronised).",
+			// 50µs .. ~3.3s
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 17),
+		}, []string{"flowid", "direction"}),
+		loss: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_flow_loss_total",
+			Help: "Flow test packets lost, by direction, counted once a later reply shows which direction lost them.",
+		}, []string{"flowid", "direction"}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reachd_flow_up",
+			Help: "1 when the flow is operational, 0 when failed or not yet known.",
+		}, []string{"flowid"}),
+	}
+	for _, c := range []prometheus.Collector{m.latency, m.loss, m.up} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) init(id string) {
+	if m == nil {
+		return
+	}
+	for _, d := range []string{"forward", "reverse"} {
+		m.loss.WithLabelValues(id, d)
+	}
+	m.up.WithLabelValues(id).Set(0)
+}
+
+func (m *metrics) result(r Result) {
+	if m == nil {
+		return
+	}
+	if r.Success {
+		m.latency.WithLabelValues(r.FlowID, "forward").Observe(r.Forward.Seconds())
+		m.latency.WithLabelValues(r.FlowID, "reverse").Observe(r.Reverse.Seconds())
+	}
+	if r.NewForwardLoss > 0 {
+		m.loss.WithLabelValues(r.FlowID, "forward").Add(float64(r.NewForwardLoss))
+	}
+	if r.NewReverseLoss > 0 {
+		m.loss.WithLabelValues(r.FlowID, "reverse").Add(float64(r.NewReverseLoss))
+	}
+}
+
+func (m *metrics) status(id string, s Status) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if s == StatusOperational {
+		v = 1
+	}
+	m.up.WithLabelValues(id).Set(v)
+}

@@ -1,0 +1,94 @@
+package flow
+
+import (
+	"math"
+	"time"
+
+	"github.com/reachd/reachd/internal/probe/stamp"
+)
+
+// NoPingError is the seed's error text for a direction without a ping
+// within the timeout.
+const NoPingError = "No ping for reasonable time"
+
+// PingResponse is the seed's on-demand ping answer (PUT
+// /flows/{flow_id}/ping); encoding/json produces exactly
+//
+//	{"flow_id":…,"forward":{"ping_success":…,"error":…,"latency":…},"reverse":{…},"error":null}
+type PingResponse struct {
+	FlowID  string          `json:"flow_id"`
+	Forward DirectionResult `json:"forward"`
+	Reverse DirectionResult `json:"reverse"`
+	Error   *string         `json:"error"`
+}
+
+// DirectionResult is one direction of a PingResponse; Latency is in whole
+// milliseconds and 0 when the ping failed.
+type DirectionResult struct {
+	PingSuccess bool    `json:"ping_success"`
+	Error       *string `json:"error"`
+	Latency     int64   `json:"latency"`
+}
+
+// Result is one ping of a flow, periodic or on demand, as exporters see it.
+type Result struct {
+	FlowID   string
+	At       time.Time // when the test packet was sent (T1)
+	OnDemand bool
+	// Success is true when the reply came back in time. STAMP measures
+	// both directions with one round trip, so both succeed or neither.
+	Success bool
+	// Forward and Reverse are the one-way latencies when ClockSynced,
+	// otherwise half the round trip each (RTT excludes the reflector's
+	// dwell time). Raw keeps T1..T4 for those who want them.
+	Forward, Reverse time.Duration
+	RTT              time.Duration
+	ClockSynced      bool
+	// NewForwardLoss and NewReverseLoss count losses whose direction this
+	// reply revealed (see stamp.Loss).
+	NewForwardLoss, NewReverseLoss uint64
+	Err                            error
+	Raw                            stamp.Result
+}
+
+func resultFrom(id string, r stamp.Result, onDemand bool) Result {
+	out := Result{
+		FlowID: id, At: r.T1, OnDemand: onDemand, Success: r.Received, RTT: r.RTT,
+		ClockSynced: r.ClockSynced, NewForwardLoss: r.NewForwardLoss, NewReverseLoss: r.NewReverseLoss,
+		Err: r.Err, Raw: r,
+	}
+	if r.Received {
+		if r.ClockSynced {
+			out.Forward, out.Reverse = r.Forward, r.Reverse
+		} else {
+			out.Forward, out.Reverse = r.RTT/2, r.RTT/2
+		}
+	}
+	return out
+}
+
+// Response turns a Result into the seed's answer. Without a reply neither
+// direction can be confirmed, so both carry NoPingError; a reply confirms
+// both.
+func (r Result) Response() PingResponse {
+	resp := PingResponse{FlowID: r.FlowID}
+	if !r.Success {
+		resp.Forward = failed()
+		resp.Reverse = failed()
+		return resp
+	}
+	resp.Forward = DirectionResult{PingSuccess: true, Latency: millis(r.Forward)}
+	resp.Reverse = DirectionResult{PingSuccess: true, Latency: millis(r.Reverse)}
+	return resp
+}
+
+func failed() DirectionResult {
+	s := NoPingError
+	return DirectionResult{Error: &s}
+}
+
+// millis rounds d to whole milliseconds, never below zero (unsynchronised
+// clocks can make a one-way value negative).
+func millis(d time.Duration) int64 {
+	return max(0, int64(math.Round(float64(d)/float64(time.Millisecond))))
+}
