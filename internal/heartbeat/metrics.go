@@ -24,7 +24,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-
 func (m *metrics) up(name string, s State) {
 	v := 0.0
 	if s == Alive {
