@@ -66,7 +66,11 @@ type ManagerOptions struct {
 	// ClockEstimate overrides the Error Estimate of our packets (default
 	// stamp.KernelClockEstimate); tests use it.
 	ClockEstimate func() stamp.ErrorEstimate
-	Logger        *slog.Logger
+	// NewSender opens a flow's STAMP session; default stamp.NewSender.
+	// A caller whose path lives in another network namespace wraps it to
+	// create the socket there.
+	NewSender func(stamp.SenderOptions) (*stamp.Sender, error)
+	Logger    *slog.Logger
 }
 
 // FlowState is a snapshot of one flow for the API.
@@ -107,6 +111,9 @@ func New(opts ManagerOptions) (*Manager, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.NewSender == nil {
+		opts.NewSender = stamp.NewSender
 	}
 	m := &Manager{opts: opts, now: opts.Now, log: opts.Logger, flows: map[string]*flow{}}
 	for i, f := range opts.Flows {
@@ -208,7 +215,7 @@ func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup)
 	if f.sender != nil {
 		return f.sender, nil
 	}
-	s, err := stamp.NewSender(stamp.SenderOptions{
+	s, err := m.opts.NewSender(stamp.SenderOptions{
 		Peer: f.opts.Peer, Local: f.opts.Local, Mark: f.opts.Mark, ClockEstimate: m.opts.ClockEstimate,
 	})
 	if err != nil {
