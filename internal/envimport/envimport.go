@@ -273,6 +273,7 @@ func (e *Env) set(n int, name string, idx int, v string, bad func(int, string, .
 // check reports what is missing across lines.
 func (e *Env) check(bad func(int, string, ...any)) {
 	complete := 0
+	binds := map[string]int{}
 	for _, i := range sortedKeys(e.listeners) {
 		l := e.listeners[i]
 		switch {
@@ -284,6 +285,13 @@ func (e *Env) check(bad func(int, string, ...any)) {
 		case l.portLine == 0:
 			bad(l.hostLine, "LISTEN_HB_HOST[%d] has no LISTEN_HB_PORT[%d]", i, i)
 		default:
+			hp := net.JoinHostPort(l.host.String(), strconv.Itoa(l.port))
+			if j, dup := binds[hp]; dup {
+				bad(l.portLine, "listener %d listens on %s like listener %d; give each its own port", i, hp, j)
+				l.portLine = 0 // left out of the YAML
+				continue
+			}
+			binds[hp] = i
 			complete++
 		}
 	}
