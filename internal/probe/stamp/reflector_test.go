@@ -236,3 +236,64 @@ func TestSenderMark(t *testing.T) {
 		t.Errorf("marked ping on loopback: %+v", res)
 	}
 }
+
+// TestDualStackDefault: a reflector on the wildcard address answers IPv4
+// and IPv6 senders, with separate sessions.
+func TestDualStackDefault(t *testing.T) {
+	r := startReflector(t, ReflectorOptions{})
+	port := r.Addr().Port()
+	for _, a := range []string{"127.0.0.1", "::1"} {
+		s := startSender(t, SenderOptions{Peer: netip.AddrPortFrom(netip.MustParseAddr(a), port)})
+		if res := s.Ping(context.Background(), time.Second); !res.Received || res.ReflectorSeq != 0 || res.SenderTTL == 0 {
+			t.Errorf("%s: %+v", a, res)
+		}
+	}
+	if st := r.Stats(); st.Sessions != 2 {
+		t.Errorf("sessions %d, want 2", st.Sessions)
+	}
+}
+
+func TestKernelClockEstimate(t *testing.T) {
+	e := KernelClockEstimate()
+	t.Logf("kernel clock: synced=%v error≈%v (%+v)", e.Synced, e.Error(), e)
+	if e.Multiplier == 0 {
+		t.Error("zero multiplier (RFC 4656 forbids it)")
+	}
+}
+
+func BenchmarkCodec(b *testing.B) {
+	p := ReflectorPacket{Seq: 1, Timestamp: NTPTimestamp(time.Now()), SenderSeq: 2, SenderTTL: 64}
+	buf := make([]byte, 0, BaseLen)
+	for b.Loop() {
+		buf = p.Append(buf[:0])
+		if _, err := DecodeReflector(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPingLoopback measures one STAMP round trip (send, reflect,
+// kernel-timestamped receive, match) on loopback.
+func BenchmarkPingLoopback(b *testing.B) {
+	r, err := NewReflector(ReflectorOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0"), AnyPort: true, ClockEstimate: synced})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go r.Run(context.Background())
+	defer r.Close()
+	s, err := NewSender(SenderOptions{Peer: r.Addr(), ClockEstimate: synced})
+	if err != nil {
+		b.Fatal(err)
+	}
+	go s.Run(context.Background())
+	defer s.Close()
+	var rtt time.Duration
+	for b.Loop() {
+		res := s.Ping(context.Background(), time.Second)
+		if !res.Received {
+			b.Fatal("lost on loopback")
+		}
+		rtt += res.RTT
+	}
+	b.ReportMetric(float64(rtt.Nanoseconds())/float64(b.N), "rtt-ns/op")
+}
