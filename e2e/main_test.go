@@ -39,7 +39,11 @@ func TestMain(m *testing.M) {
 
 // setup builds the standard topology (router masquerading on both WANs)
 // and starts reachd in it. Everything is removed when the test ends.
-func setup(t *testing.T, o labrun.Options) *labrun.Reachd {
+func setup(t *testing.T, o labrun.Options) *labrun.Reachd { return setupTB(t, o) }
+
+func setupB(b *testing.B, o labrun.Options) *labrun.Reachd { return setupTB(b, o) }
+
+func setupTB(t testing.TB, o labrun.Options) *labrun.Reachd {
 	t.Helper()
 	top, err := lab.Standard(lab.StandardOptions{Name: "e2e", Masquerade: true})
 	if err != nil {
