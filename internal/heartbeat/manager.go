@@ -361,11 +361,13 @@ func (m *Manager) reconcile(now time.Time) {
 }
 
 func effective(d GroupDecision) string {
-	switch d.Force {
-	case ForceOn:
+	switch {
+	case d.Force == ForceOn:
 		return "forced-on"
-	case ForceOff:
+	case d.Force == ForceOff:
 		return "forced-off"
+	case d.Held:
+		return GroupUnknown.String()
 	}
 	return d.Mode.String()
 }

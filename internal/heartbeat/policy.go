@@ -83,8 +83,11 @@ type Spec struct {
 
 // GroupDecision is a group's mode and why.
 type GroupDecision struct {
-	Mode   GroupMode
-	Force  Force
+	Mode  GroupMode
+	Force Force
+	// Held is set while not every listener has reported: the group's
+	// heartbeat-driven actions wait (start-up is unknown).
+	Held   bool
 	Reason string
 }
 
@@ -142,6 +145,9 @@ func Desired(spec Spec, states map[string]State, force map[string]Force) (map[by
 	for _, g := range spec.Groups {
 		d := Decide(g, states)
 		d.Force = force[g.Name]
+		if !settled && d.Mode != GroupUnknown {
+			d.Held = true
+		}
 		decisions[g.Name] = d
 		for _, m := range g.Members {
 			if d.Force == ForceOn || (d.Force == ForceOff && memberForce[m] != ForceOn) {
@@ -164,7 +170,7 @@ func Desired(spec Spec, states map[string]State, force map[string]Force) (map[by
 			m = bypass.Bypass
 		case d.Force == ForceOff:
 			m = bypass.Normal
-		case !settled || d.Mode == GroupUnknown:
+		case d.Held || d.Mode == GroupUnknown:
 		case d.Mode == GroupBypass:
 			m = bypass.Bypass
 		default:

@@ -107,6 +107,10 @@ func TestLocalAndGlobalStaysUntilBothNormal(t *testing.T) {
 func TestUnknownHoldsEverything(t *testing.T) {
 	check(t, desired(t, states("a", Failed, "b", Failed, "c", Unknown), nil), map[bypass.Item]bypass.Mode{addrA: H, linkX: H, linkY: H})
 	check(t, desired(t, states("a", Alive, "b", Unknown, "c", Alive), nil), map[bypass.Item]bypass.Mode{addrA: H, linkX: H, linkY: H})
+	_, dec := Desired(precedenceSpec(), states("a", Failed, "b", Failed, "c", Unknown), nil)
+	if d := dec["g"]; d.Mode != GroupBypass || !d.Held {
+		t.Errorf("decision %+v, want bypass held", d)
+	}
 }
 
 func TestForceOnWinsOverHeartbeats(t *testing.T) {

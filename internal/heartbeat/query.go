@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/reachd/reachd/internal/dataplane/bypass"
@@ -61,14 +62,21 @@ func (m *Manager) status() hbstatus.Status {
 		}
 		st.Listeners = append(st.Listeners, sl)
 	}
-	states, forces := m.states(), m.forces.all()
+	_, decisions := Desired(m.spec, m.states(), m.forces.all())
+	var waiting []string
+	for _, name := range m.order {
+		if m.listeners[name].live.State() == Unknown {
+			waiting = append(waiting, name)
+		}
+	}
 	for _, g := range m.spec.Groups {
-		d := Decide(g, states)
-		d.Force = forces[g.Name]
+		d := decisions[g.Name]
 		sg := hbstatus.Group{Name: g.Name, Listeners: g.Members, Threshold: g.Threshold, Mode: d.Mode.String(),
 			Force: d.Force.String(), Effective: effective(d), Reason: d.Reason}
 		if d.Force != Auto {
 			sg.Reason = fmt.Sprintf("%s by the operator, heartbeats ignored (heartbeats say %s: %s)", d.Force, d.Mode, d.Reason)
+		} else if d.Held {
+			sg.Reason = fmt.Sprintf("held as it was until %s report (heartbeats say %s: %s)", strings.Join(waiting, ", "), d.Mode, d.Reason)
 		}
 		if rec := m.groups[g.Name]; rec != nil {
 			sg.Since = rec.since
