@@ -117,6 +117,16 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// PathMark returns the fwmark and interface of a routed path (0, "" when
+// the path is not routed or reachd manages no routes), for features that
+// send over a path (flows).
+func (d *Daemon) PathMark(service, path string) (int, string) {
+	if d.plane == nil {
+		return 0, ""
+	}
+	return d.plane.Marks(service, path)
+}
+
 // Logger is the daemon's logger, for features.
 func (d *Daemon) Logger() *slog.Logger { return d.log }
 
