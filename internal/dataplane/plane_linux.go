@@ -276,4 +276,3 @@ func (p *Plane) Close() error {
 	}
 	return errors.Join(errs...)
 }
-
