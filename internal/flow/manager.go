@@ -82,14 +82,19 @@ type FlowState struct {
 	Loss        stamp.Loss     `json:"loss"`
 }
 
-// Manager pings every configured flow. New → Run → Close.
+// Manager pings every configured flow. New → Run → Close; Reload swaps
+// the set of flows while it runs.
 type Manager struct {
 	opts    ManagerOptions
 	now     func() time.Time
 	log     *slog.Logger
 	metrics *metrics
-	flows   map[string]*flow
-	order   []string
+
+	mu     sync.Mutex // guards flows, order, runCtx, and each flow's stop and done
+	flows  map[string]*flow
+	order  []string
+	runCtx context.Context // set while Run runs
+	wg     sync.WaitGroup  // the flows' goroutines started by Run or Reload
 
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -98,6 +103,8 @@ type Manager struct {
 
 type flow struct {
 	opts Options
+	stop context.CancelFunc // ends runFlow; nil before it started
+	done chan struct{}      // closed when runFlow returned
 
 	mu      sync.Mutex // guards the fields below
 	sender  *stamp.Sender
@@ -116,13 +123,36 @@ func New(opts ManagerOptions) (*Manager, error) {
 		opts.NewSender = stamp.NewSender
 	}
 	m := &Manager{opts: opts, now: opts.Now, log: opts.Logger, flows: map[string]*flow{}}
-	for i, f := range opts.Flows {
+	flows, err := normalize(opts.Flows)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range flows {
+		m.flows[f.ID] = &flow{opts: f}
+		m.order = append(m.order, f.ID)
+	}
+	if m.metrics, err = newMetrics(opts.Registerer); err != nil {
+		return nil, fmt.Errorf("registering flow metrics: %w", err)
+	}
+	for _, id := range m.order {
+		m.metrics.init(id)
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// normalize checks flows and fills their defaults.
+func normalize(flows []Options) ([]Options, error) {
+	out := make([]Options, 0, len(flows))
+	seen := map[string]bool{}
+	for i, f := range flows {
 		if f.ID == "" {
 			return nil, fmt.Errorf("flow %d: no id", i)
 		}
-		if _, dup := m.flows[f.ID]; dup {
+		if seen[f.ID] {
 			return nil, fmt.Errorf("flow %q: defined twice", f.ID)
 		}
+		seen[f.ID] = true
 		if !f.Peer.Addr().IsValid() {
 			return nil, fmt.Errorf("flow %q: no peer address", f.ID)
 		}
@@ -135,18 +165,77 @@ func New(opts ManagerOptions) (*Manager, error) {
 		if f.Timeout <= 0 {
 			f.Timeout = min(f.Interval, 2*time.Second)
 		}
-		m.flows[f.ID] = &flow{opts: f}
-		m.order = append(m.order, f.ID)
+		out = append(out, f)
 	}
-	var err error
-	if m.metrics, err = newMetrics(opts.Registerer); err != nil {
-		return nil, fmt.Errorf("registering flow metrics: %w", err)
+	return out, nil
+}
+
+// Reload makes flows the set of flows. A flow whose options did not change
+// keeps running with its session, status and counters; a changed or
+// removed flow is stopped (its session closed), and a changed or new one
+// starts afresh. An invalid set changes nothing.
+func (m *Manager) Reload(flows []Options) error {
+	flows, err := normalize(flows)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := map[string]Options{}
+	for _, f := range flows {
+		want[f.ID] = f
 	}
 	for _, id := range m.order {
-		m.metrics.init(id)
+		old := m.flows[id]
+		if nf, ok := want[id]; ok && nf == old.opts {
+			continue
+		}
+		// Waiting under mu is safe: runFlow never takes mu.
+		if old.stop != nil {
+			old.stop()
+			<-old.done
+		}
+		delete(m.flows, id)
+		if _, ok := want[id]; !ok {
+			m.metrics.remove(id)
+		}
 	}
-	m.ctx, m.cancel = context.WithCancel(context.Background())
-	return m, nil
+	m.order = m.order[:0]
+	for _, f := range flows {
+		m.order = append(m.order, f.ID)
+		if m.flows[f.ID] != nil {
+			continue
+		}
+		nf := &flow{opts: f}
+		m.flows[f.ID] = nf
+		m.metrics.init(f.ID)
+		if m.runCtx != nil {
+			m.startLocked(nf, m.now())
+		}
+	}
+	return nil
+}
+
+// startLocked starts f's goroutine under Run's context; m.mu is held.
+func (m *Manager) startLocked(f *flow, start time.Time) {
+	f.mu.Lock()
+	f.tracker = newTracker(f.opts.ID, f.opts.FailDelay, start)
+	f.mu.Unlock()
+	ctx, stop := context.WithCancel(m.runCtx)
+	f.stop, f.done = stop, make(chan struct{})
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer close(f.done)
+		m.runFlow(ctx, f)
+	}()
+}
+
+// lookup returns flow id, or nil.
+func (m *Manager) lookup(id string) *flow {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.flows[id]
 }
 
 // Run pings every flow until ctx ends or Close is called, then closes the
@@ -157,19 +246,18 @@ func (m *Manager) Run(ctx context.Context) error {
 	stop := context.AfterFunc(m.ctx, cancel)
 	defer stop()
 	start := m.now()
-	var wg sync.WaitGroup
+	m.mu.Lock()
+	m.runCtx = ctx
 	for _, id := range m.order {
-		f := m.flows[id]
-		f.mu.Lock()
-		f.tracker = newTracker(id, f.opts.FailDelay, start)
-		f.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.runFlow(ctx, f)
-		}()
+		m.startLocked(m.flows[id], start)
 	}
-	wg.Wait()
+	m.mu.Unlock()
+	<-ctx.Done()
+	// No Reload starts a flow after this; then wait for those running.
+	m.mu.Lock()
+	m.runCtx = nil
+	m.mu.Unlock()
+	m.wg.Wait()
 	return nil
 }
 
@@ -260,7 +348,7 @@ func (m *Manager) record(f *flow, r Result) {
 // directions, not an error; errors are ErrUnknownFlow, ErrNotRunning and
 // ctx's. The result also goes to metrics, status and OnResult.
 func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration) (PingResponse, error) {
-	f := m.flows[id]
+	f := m.lookup(id)
 	if f == nil {
 		return PingResponse{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
 	}
@@ -290,16 +378,22 @@ func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration
 
 // Flows returns the state of every flow in configuration order.
 func (m *Manager) Flows() []FlowState {
-	out := make([]FlowState, 0, len(m.order))
+	m.mu.Lock()
+	fs := make([]*flow, 0, len(m.order))
 	for _, id := range m.order {
-		out = append(out, m.flows[id].state())
+		fs = append(fs, m.flows[id])
+	}
+	m.mu.Unlock()
+	out := make([]FlowState, 0, len(fs))
+	for _, f := range fs {
+		out = append(out, f.state())
 	}
 	return out
 }
 
 // Flow returns the state of one flow.
 func (m *Manager) Flow(id string) (FlowState, error) {
-	f := m.flows[id]
+	f := m.lookup(id)
 	if f == nil {
 		return FlowState{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
 	}

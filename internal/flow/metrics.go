@@ -47,6 +47,18 @@ func (m *metrics) init(id string) {
 	m.up.WithLabelValues(id).Set(0)
 }
 
+// remove drops the series of a flow that is no longer configured.
+func (m *metrics) remove(id string) {
+	if m == nil {
+		return
+	}
+	for _, d := range []string{"forward", "reverse"} {
+		m.loss.DeleteLabelValues(id, d)
+		m.latency.DeleteLabelValues(id, d)
+	}
+	m.up.DeleteLabelValues(id)
+}
+
 func (m *metrics) result(r Result) {
 	if m == nil {
 		return

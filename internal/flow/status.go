@@ -34,6 +34,17 @@ func (s Status) String() string {
 // MarshalText makes Status appear as its name in JSON.
 func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads the name back (API clients decode FlowState).
+func (s *Status) UnmarshalText(b []byte) error {
+	for _, c := range []Status{StatusUnknown, StatusOperational, StatusFailed} {
+		if c.String() == string(b) {
+			*s = c
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown flow status %q", b)
+}
+
 // Event is a change of a flow's status.
 type Event struct {
 	FlowID string
