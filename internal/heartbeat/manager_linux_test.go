@@ -286,7 +286,6 @@ func TestThresholdBypassAndRestore(t *testing.T) {
 	a := send(t, r.bound("a"), "x", 20*time.Millisecond)
 	b := send(t, r.bound("b"), "y", 20*time.Millisecond)
 	send(t, r.bound("c"), "HEARTBEAT", 20*time.Millisecond)
-	send(t, r.bound("c"), "junk", 5*time.Millisecond) // does not match c's payload, must not keep it alive alone
 	r.waitGroup("ips", "normal")
 
 	// K−1 = 1 sender stops: a fails, nothing changes.
@@ -331,6 +330,22 @@ func TestThresholdBypassAndRestore(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, r.log())
 		}
 	}
+}
+
+func TestPayloadMismatchDoesNotCount(t *testing.T) {
+	r := newRig(t)
+	r.start(`
+heartbeats:
+  listeners:
+    - {name: p, listen: "127.0.0.1:0", timeout: 100ms, payload: HEARTBEAT}
+`)
+	send(t, r.bound("p"), "junk", 10*time.Millisecond)
+	r.waitFor("p failed", func(hbstatus.Status) bool { return r.listener("p").State == "failed" })
+	if l := r.listener("p"); l.Count != 0 {
+		t.Errorf("junk counted as heartbeats: %+v", l)
+	}
+	send(t, r.bound("p"), "HEARTBEAT\n", 10*time.Millisecond)
+	r.waitFor("p alive", func(hbstatus.Status) bool { return r.listener("p").State == "alive" })
 }
 
 func TestTCPListener(t *testing.T) {
