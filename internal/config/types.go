@@ -29,6 +29,11 @@ type Config struct {
 	Services     []Service  `yaml:"services"`
 	Heartbeats   Heartbeats `yaml:"heartbeats"`
 	Linktests    []Linktest `yaml:"linktests"`
+	// Flows (STAMP), see flow.go.
+	StampReflector   StampReflector `yaml:"stamp-reflector"`
+	Flows            []Flow         `yaml:"flows"`
+	FlowPingInterval Duration       `yaml:"flow-ping-interval"`
+	Exporters        Exporters      `yaml:"exporters"`
 
 	// File is the path the config was read from (not a YAML key).
 	File string `yaml:"-"`

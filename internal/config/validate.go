@@ -83,6 +83,7 @@ func (cfg *Config) validate() []problem {
 	}
 	c.heartbeats(&cfg.Heartbeats)
 	c.linktests(cfg)
+	c.flows(cfg)
 	return c.probs
 }
 
