@@ -41,7 +41,7 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
 	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
-	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), configCmd())
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd())
 	return cmd
 }
 
