@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,84 +13,32 @@ import (
 	"github.com/ti-mo/conntrack"
 )
 
-// echoServer runs in the internet namespace; it echoes lines and
-// remembers the source address of each connection (the router masquerades,
-// so that address tells which WAN a connection left through).
-type echoServer struct {
-	ln      net.Listener
-	mu      sync.Mutex
-	sources []netip.Addr
-}
-
-func startEcho(t *testing.T, top *lab.Topology) *echoServer {
+func startEcho(t *testing.T, top *lab.Topology) *labrun.EchoServer {
 	t.Helper()
-	ln, err := top.Internet.Listen("tcp", netip.AddrPortFrom(top.Server4, 0).String())
+	s, err := labrun.StartEcho(top)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &echoServer{ln: ln}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			ap := netip.MustParseAddrPort(c.RemoteAddr().String())
-			s.mu.Lock()
-			s.sources = append(s.sources, ap.Addr().Unmap())
-			s.mu.Unlock()
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintln(c, sc.Text())
-				}
-			}()
-		}
-	}()
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
-func (s *echoServer) lastSource() netip.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.sources[len(s.sources)-1]
-}
-
-// conn is a client connection through the router.
-type conn struct {
-	c  net.Conn
-	rd *bufio.Reader
-}
-
-func dial(t *testing.T, top *lab.Topology, s *echoServer) *conn {
+func dial(t *testing.T, top *lab.Topology, s *labrun.EchoServer) *labrun.EchoConn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	c, err := top.Client.DialContext(ctx, &net.Dialer{}, "tcp", s.ln.Addr().String())
+	c, err := s.Dial(context.Background(), top)
 	if err != nil {
 		t.Fatalf("dial through the router: %v", err)
 	}
 	t.Cleanup(func() { c.Close() })
-	cc := &conn{c: c, rd: bufio.NewReader(c)}
-	cc.echo(t, "hello")
-	return cc
+	return c
 }
 
-func (c *conn) echo(t *testing.T, msg string) {
+func echo(t *testing.T, c *labrun.EchoConn, msg string) {
 	t.Helper()
-	c.c.SetDeadline(time.Now().Add(3 * time.Second))
-	if _, err := fmt.Fprintln(c.c, msg); err != nil {
-		t.Fatalf("write %q: %v", msg, err)
-	}
-	line, err := c.rd.ReadString('\n')
-	if err != nil || line != msg+"\n" {
-		t.Fatalf("echo of %q: %q, %v", msg, line, err)
+	if err := c.Echo(msg); err != nil {
+		t.Fatalf("echo %q: %v", msg, err)
 	}
 }
-
-func (c *conn) localPort() uint16 { return netip.MustParseAddrPort(c.c.LocalAddr().String()).Port() }
 
 func wanAddr(isp *lab.ISP) netip.Addr { return isp.RouterWAN4.Addr() }
 
@@ -110,7 +55,7 @@ func TestPinningAcrossRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := dial(t, top, srv)
-	if got := srv.lastSource(); got != wanAddr(top.ISP2) {
+	if got := srv.Last(); got != wanAddr(top.ISP2) {
 		t.Fatalf("connection opened during failover came from %v, want lte's %v", got, wanAddr(top.ISP2))
 	}
 	top.Restore(1)
@@ -120,19 +65,19 @@ func TestPinningAcrossRecovery(t *testing.T) {
 	// The old connection still works: had it moved to wan0, masquerade
 	// would have changed its source and the server would reset it.
 	for i := 0; i < 5; i++ {
-		old.echo(t, fmt.Sprintf("after recovery %d", i))
+		echo(t, old, fmt.Sprintf("after recovery %d", i))
 	}
 	fresh := dial(t, top, srv)
-	if got := srv.lastSource(); got != wanAddr(top.ISP1) {
+	if got := srv.Last(); got != wanAddr(top.ISP1) {
 		t.Errorf("connection opened after recovery came from %v, want broadband's %v", got, wanAddr(top.ISP1))
 	}
-	fresh.echo(t, "new")
-	old.echo(t, "old again")
+	echo(t, fresh, "new")
+	echo(t, old, "old again")
 	// The old one still leaves via lte: its conntrack entry has lte's mark
 	// and the ISP2 namespace still carries it (cutting isp2 breaks it).
 	marks := conntrackMarks(t, top.Router)
-	if marks[old.localPort()] == marks[fresh.localPort()] || marks[old.localPort()] == 0 {
-		t.Errorf("conntrack marks old=%#x new=%#x, want two different path marks", marks[old.localPort()], marks[fresh.localPort()])
+	if marks[old.LocalPort()] == marks[fresh.LocalPort()] || marks[old.LocalPort()] == 0 {
+		t.Errorf("conntrack marks old=%#x new=%#x, want two different path marks", marks[old.LocalPort()], marks[fresh.LocalPort()])
 	}
 }
 
@@ -152,7 +97,7 @@ func TestPinningWithOverride(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := dial(t, top, srv)
-	if got := srv.lastSource(); got != wanAddr(top.ISP2) {
+	if got := srv.Last(); got != wanAddr(top.ISP2) {
 		t.Fatalf("source %v, want lte's", got)
 	}
 	if _, err := r.Client.SetPath(ctx, "internet", "broadband", "auto"); err != nil {
@@ -161,9 +106,9 @@ func TestPinningWithOverride(t *testing.T) {
 	if _, err := r.WaitRoute(false, bb, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	old.echo(t, "still on lte")
+	echo(t, old, "still on lte")
 	dial(t, top, srv)
-	if got := srv.lastSource(); got != wanAddr(top.ISP1) {
+	if got := srv.Last(); got != wanAddr(top.ISP1) {
 		t.Errorf("new connection from %v, want broadband's", got)
 	}
 }
@@ -188,7 +133,7 @@ func TestFlushOnDownOnlyTheDeadPath(t *testing.T) {
 	}
 	onBB := dial(t, top, srv)
 	before := conntrackMarks(t, top.Router)
-	if before[onLTE.localPort()] == 0 || before[onBB.localPort()] == 0 {
+	if before[onLTE.LocalPort()] == 0 || before[onBB.LocalPort()] == 0 {
 		t.Fatalf("marks before: %v", before)
 	}
 	// lte dies: only its entries go.
@@ -196,8 +141,8 @@ func TestFlushOnDownOnlyTheDeadPath(t *testing.T) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		after := conntrackMarks(t, top.Router)
-		_, lteThere := after[onLTE.localPort()]
-		_, bbThere := after[onBB.localPort()]
+		_, lteThere := after[onLTE.LocalPort()]
+		_, bbThere := after[onBB.LocalPort()]
 		if !lteThere {
 			if !bbThere {
 				t.Fatal("flush-on-down of lte also removed broadband's connection")
@@ -209,7 +154,7 @@ func TestFlushOnDownOnlyTheDeadPath(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	onBB.echo(t, "broadband connection unaffected")
+	echo(t, onBB, "broadband connection unaffected")
 }
 
 // conntrackMarks maps client source ports to their conntrack marks in ns

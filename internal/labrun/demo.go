@@ -1,14 +1,11 @@
 package labrun
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/netip"
 	"os"
 	"time"
 
@@ -71,17 +68,17 @@ func Demo(ctx context.Context, out io.Writer, binary string) (err error) {
 	}
 	say("both paths up; default route %s; path-info %s", r.Route(false), pathInfo(ctx, r))
 
-	srv, err := newEcho(top)
+	srv, err := StartEcho(top)
 	if err != nil {
 		return err
 	}
-	defer srv.ln.Close()
-	a, err := dialEcho(ctx, top, srv)
+	defer srv.Close()
+	a, err := srv.Dial(ctx, top)
 	if err != nil {
 		return err
 	}
-	defer a.c.Close()
-	say("client opens TCP connection A to %v: the server sees it from %v (broadband's wan0)", srv.ln.Addr(), srv.last())
+	defer a.Close()
+	say("client opens TCP connection A to %v: the server sees it from %v (broadband's wan0)", srv.Addr(), srv.Last())
 
 	say("cutting broadband's upstream: wan0 stays up, isp1 still answers ARP, but forwards nothing")
 	if err := top.CutUpstream(1); err != nil {
@@ -93,12 +90,12 @@ func Demo(ctx context.Context, out io.Writer, binary string) (err error) {
 	}
 	say("failover after %v (bound %v): default route %s", d.Round(time.Millisecond), t.ProbeInterval+t.RetryInterval, r.Route(false))
 	say("path-info %s", pathInfo(ctx, r))
-	b, err := dialEcho(ctx, top, srv)
+	b, err := srv.Dial(ctx, top)
 	if err != nil {
 		return err
 	}
-	defer b.c.Close()
-	say("client opens TCP connection B: the server sees it from %v (lte's wan1)", srv.last())
+	defer b.Close()
+	say("client opens TCP connection B: the server sees it from %v (lte's wan1)", srv.Last())
 	say("connection A stays pinned to broadband (conntrack mark), whose upstream is dead: it waits")
 
 	say("restoring broadband's upstream")
@@ -110,20 +107,20 @@ func Demo(ctx context.Context, out io.Writer, binary string) (err error) {
 		return err
 	}
 	say("broadband answered again, held down for %v, back on broadband after %v: %s", t.HoldDown, d.Round(time.Millisecond), r.Route(false))
-	if err := b.echo("still there?"); err != nil {
+	if err := b.Echo("still there?"); err != nil {
 		return fmt.Errorf("connection B broke after recovery: %w", err)
 	}
 	say("connection B (opened on lte) still works after the recovery: it stays on lte")
-	if err := a.echo("back?"); err != nil {
+	if err := a.Echo("back?"); err != nil {
 		return fmt.Errorf("connection A did not come back: %w", err)
 	}
 	say("connection A (pinned to broadband) resumed once broadband was back")
-	c, err := dialEcho(ctx, top, srv)
+	c, err := srv.Dial(ctx, top)
 	if err != nil {
 		return err
 	}
-	defer c.c.Close()
-	say("a new connection C goes via broadband again: the server sees it from %v", srv.last())
+	defer c.Close()
+	say("a new connection C goes via broadband again: the server sees it from %v", srv.Last())
 	say("done")
 	return nil
 }
@@ -135,77 +132,4 @@ func pathInfo(ctx context.Context, r *Reachd) string {
 	}
 	b, _ := json.Marshal(pi)
 	return string(b)
-}
-
-type echo struct {
-	ln     net.Listener
-	source chan netip.Addr
-	lastA  netip.Addr
-}
-
-func newEcho(top *lab.Topology) (*echo, error) {
-	ln, err := top.Internet.Listen("tcp", netip.AddrPortFrom(top.Server4, 7).String())
-	if err != nil {
-		return nil, err
-	}
-	e := &echo{ln: ln, source: make(chan netip.Addr, 16)}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			e.source <- netip.MustParseAddrPort(c.RemoteAddr().String()).Addr().Unmap()
-			go func() {
-				defer c.Close()
-				sc := bufio.NewScanner(c)
-				for sc.Scan() {
-					fmt.Fprintln(c, sc.Text())
-				}
-			}()
-		}
-	}()
-	return e, nil
-}
-
-func (e *echo) last() netip.Addr {
-	select {
-	case a := <-e.source:
-		e.lastA = a
-	case <-time.After(2 * time.Second):
-	}
-	return e.lastA
-}
-
-type echoConn struct {
-	c  net.Conn
-	rd *bufio.Reader
-}
-
-func dialEcho(ctx context.Context, top *lab.Topology, e *echo) (*echoConn, error) {
-	dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	c, err := top.Client.DialContext(dctx, &net.Dialer{}, "tcp", e.ln.Addr().String())
-	if err != nil {
-		return nil, fmt.Errorf("client connection: %w", err)
-	}
-	ec := &echoConn{c: c, rd: bufio.NewReader(c)}
-	return ec, ec.echo("hello")
-}
-
-// echo sends a line and waits up to 10 s for it to come back (TCP
-// retransmits after an outage take a while).
-func (c *echoConn) echo(msg string) error {
-	c.c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintln(c.c, msg); err != nil {
-		return err
-	}
-	line, err := c.rd.ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if line != msg+"\n" {
-		return fmt.Errorf("echo %q came back as %q", msg, line)
-	}
-	return nil
 }
