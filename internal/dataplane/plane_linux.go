@@ -154,6 +154,13 @@ func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]moni
 		ifindex = idx
 	}
 	var errs []error
+	// The stamp first: from now on new connections take the new path's
+	// mark, which routes them to it through its table even before the
+	// main-table route below is replaced. The other order would pin the
+	// connections opened in between to the old path.
+	if err := p.nft.stamp(svc.Name, svc.Prefixes, p.wans(), cur.Mark); err != nil {
+		errs = append(errs, err)
+	}
 	for _, pr := range svc.Prefixes {
 		w := want{table: table, dst: pr}
 		if d.Current != "" {
@@ -171,9 +178,6 @@ func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]moni
 				p.log.Info("route", "service", svc.Name, "prefix", pr, "table", table, "via", cur.Gateway, "dev", cur.Interface, "path", d.Current)
 			}
 		}
-	}
-	if err := p.nft.stamp(svc.Name, svc.Prefixes, p.wans(), cur.Mark); err != nil {
-		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
