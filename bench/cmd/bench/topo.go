@@ -33,7 +33,7 @@ type topo struct {
 
 // buildTopo makes the two namespaces and n target addresses. On error the
 // caller still closes t.lab (it is set as soon as it exists).
-func buildTopo(t *topo, n int) error {
+func buildTopo(t *topo, n int, napiThread bool) error {
 	l, err := lab.New("bench")
 	if err != nil {
 		return err
@@ -71,6 +71,11 @@ func buildTopo(t *topo, n int) error {
 	}
 	if err := t.prober.Sysctl("net/ipv4/ping_group_range", "0 2147483647"); err != nil {
 		return err
+	}
+	if napiThread {
+		if err := threadedNAPI(t.targets, targetsIf); err != nil {
+			return err
+		}
 	}
 	base := targetNet.Addr().As16()
 	began := time.Now()

@@ -46,6 +46,7 @@ type Pinger struct {
 
 	tmu    sync.Mutex
 	timers timerHeap
+	armed  time.Time // deadline the expiry timer is set for; zero: none (guarded by tmu)
 	wake   chan struct{}
 
 	rng   *rand.ChaCha8 // token source, guarded by mu
@@ -227,25 +228,22 @@ func (p *Pinger) take(pd *pending) bool {
 
 func (p *Pinger) read(pc *pconn) {
 	defer p.wg.Done()
-	buf := make([]byte, 65536)
-	oob := make([]byte, 128)
-	for {
-		n, _, ts, err := pc.recv(buf, oob)
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			select {
-			case <-p.done:
-				return
-			default:
-			}
-			continue
-		}
+	handle := func(b []byte, ts time.Time) {
 		if ts.IsZero() {
 			ts = time.Now()
 		}
-		p.handle(pc, buf[:n], ts)
+		p.handle(pc, b, ts)
+	}
+	for {
+		err := pc.readLoop(handle)
+		if errors.Is(err, os.ErrClosed) {
+			return
+		}
+		select {
+		case <-p.done:
+			return
+		default:
+		}
 	}
 }
 

@@ -1,10 +1,10 @@
 package icmp
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -13,6 +13,7 @@ import (
 // conn is one ICMP socket of one (family, mark, interface).
 type conn struct {
 	f    *os.File
+	rc   syscall.RawConn // of f, kept: SyscallConn allocates
 	v6   bool
 	raw  bool // raw socket (IP header on v4 reads, we own the identifier)
 	port uint16
@@ -99,6 +100,12 @@ func openConn(v6 bool, mark int, ifname string, allowRaw bool) (*conn, error) {
 		}
 	}
 	c.f = os.NewFile(uintptr(fd), "icmp")
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		c.f.Close()
+		return nil, fmt.Errorf("icmp socket: %w", err)
+	}
+	c.rc = rc
 	return c, nil
 }
 
@@ -113,10 +120,7 @@ func sockaddr(a netip.Addr) unix.Sockaddr {
 // send writes one packet. It returns the wall-clock time taken just before
 // the system call, which it also hands to stamp before the call.
 func (c *conn) send(b []byte, to netip.Addr, stamp func(time.Time)) (time.Time, error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return time.Time{}, err
-	}
+	rc := c.rc
 	sa := sockaddr(to.Unmap())
 	var sent time.Time
 	var serr error
@@ -130,50 +134,6 @@ func (c *conn) send(b []byte, to netip.Addr, stamp func(time.Time)) (time.Time, 
 		return sent, werr
 	}
 	return sent, serr
-}
-
-// recv reads one packet into b with its kernel receive timestamp and source.
-func (c *conn) recv(b, oob []byte) (n int, from netip.Addr, ts time.Time, err error) {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return 0, from, ts, err
-	}
-	var oobn int
-	var sa unix.Sockaddr
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, _, sa, rerr = unix.Recvmsg(int(fd), b, oob, 0)
-		return rerr != unix.EAGAIN
-	})
-	if err != nil {
-		return 0, from, ts, err
-	}
-	if rerr != nil {
-		return 0, from, ts, rerr
-	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		from = netip.AddrFrom4(a.Addr)
-	case *unix.SockaddrInet6:
-		from = netip.AddrFrom16(a.Addr)
-	}
-	ts = kernelTimestamp(oob[:oobn])
-	return n, from, ts, nil
-}
-
-func kernelTimestamp(oob []byte) time.Time {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return time.Time{}
-	}
-	for _, m := range msgs {
-		if m.Header.Level == unix.SOL_SOCKET && m.Header.Type == unix.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
-			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-			return time.Unix(sec, nsec)
-		}
-	}
-	return time.Time{}
 }
 
 func (c *conn) close() error { return c.f.Close() }

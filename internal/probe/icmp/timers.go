@@ -34,9 +34,18 @@ func (h *timerHeap) Pop() any {
 func (p *Pinger) arm(pd *pending) {
 	p.tmu.Lock()
 	heap.Push(&p.timers, pd)
-	first := pd.index == 0
+	// Wake the expiry goroutine only when its timer would fire too late.
+	// Replies empty the heap all the time, so "first in the heap" is
+	// nearly every probe; waking for each cost a goroutine switch and a
+	// timer reset per probe. A timer that is armed for an earlier deadline
+	// (even of a probe answered since) fires first and re-arms for the
+	// heap's new head.
+	wake := pd.index == 0 && (p.armed.IsZero() || pd.deadline.Before(p.armed))
+	if wake {
+		p.armed = pd.deadline
+	}
 	p.tmu.Unlock()
-	if first {
+	if wake {
 		select {
 		case p.wake <- struct{}{}:
 		default:
@@ -62,6 +71,11 @@ func (p *Pinger) expire() {
 			}
 			heap.Pop(&p.timers)
 			due = append(due, pd)
+		}
+		if len(p.timers) > 0 {
+			p.armed = now.Add(wait)
+		} else {
+			p.armed = time.Time{}
 		}
 		p.tmu.Unlock()
 		for _, pd := range due {
