@@ -53,7 +53,7 @@ func main() {
 	flag.StringVar(&o.detects, "detect", "100ms/3/300ms,100ms/3/150ms", "detection configs: probe-interval/number-of-retries/retry-interval, comma-separated")
 	flag.StringVar(&o.out, "out", "", "write the markdown report here too (it always goes to stdout)")
 	flag.StringVar(&o.pprofDir, "pprof", "", "write CPU profiles of the Go tools into this directory")
-	flag.BoolVar(&o.napiThread, "target-napi-thread", true, "process the targets' side of the veth in a kernel thread, so that no tool is billed for the echo replies (see napi.go)")
+	flag.BoolVar(&o.napiThread, "target-napi-thread", false, "process the targets' side of the veth in a NAPI kernel thread instead of inside the sender's sendto (see napi.go)")
 	flag.BoolVar(&o.ci, "ci", false, "CI variant: 1,000 targets, 20 s, reachd and fping; assert losses, goroutines and fds (timings are reported, not asserted)")
 	flag.Float64Var(&o.maxLossPPM, "max-loss-ppm", 1000, "with -ci: most reachd replies lost per million probes")
 	flag.IntVar(&o.maxGor, "max-goroutines", 16, "with -ci: most goroutines of the reachd probe program")
