@@ -45,9 +45,9 @@ func TestRTTDiffsPairsSameSecond(t *testing.T) {
 	ping := []result.Sample{{Target: "a", Sent: 10.2, RTT: 50000}, {Target: "a", Sent: 11.2, RTT: 60000}, {Target: "b", Sent: 10.5, RTT: 1000}}
 	tool := []result.Sample{
 		{Target: "a", Sent: 10.9, RTT: 55000}, // pairs with 10.2: +5 µs
-		{Target: "a", Sent: 10.95, RTT: 1},   // same second again: ignored
-		{Target: "a", Sent: 12.1, RTT: 1},    // no ping that second
-		{Target: "b", Sent: 10.0, RTT: 3000}, // +2 µs
+		{Target: "a", Sent: 10.95, RTT: 1},    // same second again: ignored
+		{Target: "a", Sent: 12.1, RTT: 1},     // no ping that second
+		{Target: "b", Sent: 10.0, RTT: 3000},  // +2 µs
 	}
 	if d := cmp.Diff([]float64{5, 2}, rttDiffs(tool, ping)); d != "" {
 		t.Errorf("diffs (-want +got):\n%s", d)
