@@ -2,8 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -41,23 +39,6 @@ func bypassCmd(g *globals) *cobra.Command {
 			},
 		})
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "status",
-		Short: "show the heartbeat listeners, groups and what bypass holds changed",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, cancel := ctx()
-			defer cancel()
-			st, err := g.client().Heartbeats(c)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(st)
-			}
-			printHeartbeats(os.Stdout, st, time.Now())
-			return nil
-		},
-	})
+	cmd.AddCommand(heartbeatStatusCmd(g, "show the heartbeat listeners, groups and what bypass holds changed"))
 	return cmd
 }

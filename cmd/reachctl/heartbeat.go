@@ -22,24 +22,7 @@ func heartbeatCmd(g *globals) *cobra.Command {
 		Use:   "heartbeat",
 		Short: "heartbeat listeners: show them, or send heartbeats (tests, simple appliances)",
 	}
-	cmd.AddCommand(&cobra.Command{
-		Use:   "status",
-		Short: "show every heartbeat listener and bypass group",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, cancel := ctx()
-			defer cancel()
-			st, err := g.client().Heartbeats(c)
-			if err != nil {
-				return err
-			}
-			if g.json {
-				return printJSON(st)
-			}
-			printHeartbeats(os.Stdout, st, time.Now())
-			return nil
-		},
-	}, sendCmd())
+	cmd.AddCommand(heartbeatStatusCmd(g, "show every heartbeat listener and bypass group"), sendCmd())
 	return cmd
 }
 
@@ -172,4 +155,27 @@ func printHeartbeats(out io.Writer, st hbstatus.Status, now time.Time) {
 		}
 	}
 	w.Flush()
+}
+
+// heartbeatStatusCmd prints the listeners and groups (reachctl heartbeat
+// status and reachctl bypass status).
+func heartbeatStatusCmd(g *globals, short string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: short,
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, cancel := ctx()
+			defer cancel()
+			st, err := g.client().Heartbeats(c)
+			if err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(st)
+			}
+			printHeartbeats(os.Stdout, st, time.Now())
+			return nil
+		},
+	}
 }
