@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/linkplan"
 	"io"
 	"os"
 	"strings"
@@ -71,7 +72,7 @@ func printReport(out io.Writer, r linktest.Report) {
 	fmt.Fprintf(out, "  sent %d  returned %d  lost %d  loss %.2f%%\n", r.Sent, r.Returned, r.Lost, r.LossPercent)
 	if r.Returned > 0 {
 		fmt.Fprintf(out, "  looped rtt min/median/max %v / %v / %v (link rtt ≈ %v at ttl %d)\n",
-			r.RTTMin, r.RTTMedian, r.RTTMax, linktest.LinkRTT(r.RTTMedian, r.TTL), r.TTL)
+			r.RTTMin, r.RTTMedian, r.RTTMax, linkplan.LinkRTT(r.RTTMedian, r.TTL), r.TTL)
 	}
 	for _, x := range r.Responders {
 		side := "the neighbour or beyond"
@@ -137,7 +138,7 @@ func runPlan(out io.Writer, pf planFlags, asJSON bool) error {
 	if pf.speed == "" || pf.rtt == "" {
 		return errors.New("give --link-speed and --rtt (e.g. --link-speed 1G --rtt 1ms)")
 	}
-	speed, err := linktest.ParseSpeed(pf.speed)
+	speed, err := linkplan.ParseSpeed(pf.speed)
 	if err != nil {
 		return fmt.Errorf("--link-speed: %w", err)
 	}
@@ -145,11 +146,11 @@ func runPlan(out io.Writer, pf planFlags, asJSON bool) error {
 	if err != nil {
 		return fmt.Errorf("--rtt %q: not a duration; write e.g. 1ms or 250us", pf.rtt)
 	}
-	fill, err := linktest.ParsePercent(pf.fill)
+	fill, err := linkplan.ParsePercent(pf.fill)
 	if err != nil {
 		return fmt.Errorf("--fill: %w", err)
 	}
-	p, err := linktest.Plan(speed, rtt, pf.size, pf.ttl, fill)
+	p, err := linkplan.Plan(speed, rtt, pf.size, pf.ttl, fill)
 	if err != nil {
 		return err
 	}

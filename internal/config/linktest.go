@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reachd/reachd/internal/probe/linktest"
+	"github.com/reachd/reachd/internal/linkplan"
 )
 
 // Link test defaults. TTL, count, size and timeout are the measuring
@@ -15,7 +15,7 @@ import (
 // without flags send the same burst.
 const (
 	DefaultLinktestInterval = 5 * time.Minute
-	DefaultLinktestTimeout  = linktest.DefaultTimeout
+	DefaultLinktestTimeout  = linkplan.DefaultTimeout
 )
 
 // Linktest is one scheduled TTL-loop link test (see internal/probe/linktest):
@@ -54,22 +54,6 @@ type Linktest struct {
 	LinkSpeedBps   float64    `yaml:"-"`
 	AffectsService string     `yaml:"-"`
 	AffectsPathNm  string     `yaml:"-"`
-}
-
-// Options is the measuring package's view of the test.
-func (l Linktest) Options() linktest.Options {
-	return linktest.Options{
-		Interface:   l.Interface,
-		Loop:        l.Loop,
-		TTL:         l.TTL,
-		AllowOddTTL: l.AllowOddTTL,
-		Count:       l.Count,
-		Size:        l.Size,
-		Timeout:     l.Timeout.D,
-		Mark:        l.Fwmark,
-		Fill:        l.FillShare,
-		LinkSpeed:   l.LinkSpeedBps,
-	}
 }
 
 // Percent is a config share written in per cent: "1%", "1" or 0.5. Like
@@ -128,19 +112,19 @@ func (c *checker) linktests(cfg *Config) {
 		}
 		switch {
 		case l.TTL == 0:
-			l.TTL = linktest.DefaultTTL
+			l.TTL = linkplan.DefaultTTL
 		case l.TTL < 2 || l.TTL > 255:
 			c.add(lp+".ttl", "%d must be 2-255 and even; 254 loops the longest", l.TTL)
 		case l.TTL%2 == 1 && !l.AllowOddTTL:
 			c.add(lp+".ttl", "%d is odd: the neighbour would send the Time Exceeded across the link under test, so a lost reply would count as a lost probe; use an even TTL such as %d, or set allow-odd-ttl: true", l.TTL, l.TTL-1)
 		}
 		if l.Count == 0 {
-			l.Count = linktest.DefaultCount
-		} else if l.Count < 1 || l.Count > linktest.MaxCount {
-			c.add(lp+".count", "%d must be 1-%d probes", l.Count, linktest.MaxCount)
+			l.Count = linkplan.DefaultCount
+		} else if l.Count < 1 || l.Count > linkplan.MaxCount {
+			c.add(lp+".count", "%d must be 1-%d probes", l.Count, linkplan.MaxCount)
 		}
 		if l.Size == 0 {
-			l.Size = linktest.DefaultSize
+			l.Size = linkplan.DefaultSize
 		} else if l.Size < 64 || l.Size > 65535 {
 			c.add(lp+".size", "%d must be 64-65535 bytes of IP packet (at most the interface's MTU)", l.Size)
 		}
@@ -159,12 +143,12 @@ func (c *checker) linktests(cfg *Config) {
 			if l.Fill == "" || l.LinkSpeed == "" {
 				c.add(lp, "fill and link-speed go together: fill sizes the burst as a share of link-speed; set both (e.g. fill: 20%%, link-speed: 1G) or neither")
 			} else {
-				if f, err := linktest.ParsePercent(l.Fill); err != nil {
+				if f, err := linkplan.ParsePercent(l.Fill); err != nil {
 					c.add(lp+".fill", "%v", err)
 				} else {
 					l.FillShare = f
 				}
-				if s, err := linktest.ParseSpeed(l.LinkSpeed); err != nil {
+				if s, err := linkplan.ParseSpeed(l.LinkSpeed); err != nil {
 					c.add(lp+".link-speed", "%v", err)
 				} else {
 					l.LinkSpeedBps = s

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/linkplan"
 	"net/http"
 	"net/netip"
 	"time"
@@ -57,11 +58,11 @@ func (r Request) Options() (linktest.Options, error) {
 		*d.to = v
 	}
 	if r.Fill != "" || r.LinkSpeed != "" {
-		f, err := linktest.ParsePercent(r.Fill)
+		f, err := linkplan.ParsePercent(r.Fill)
 		if err != nil {
 			bad("fill: %v", err)
 		}
-		sp, err := linktest.ParseSpeed(r.LinkSpeed)
+		sp, err := linkplan.ParseSpeed(r.LinkSpeed)
 		if err != nil {
 			bad("link-speed: %v (fill needs the link's speed)", err)
 		}

@@ -205,7 +205,7 @@ func (s *Scheduler) loop(ctx context.Context, t *test) {
 
 // once runs the test, records it and passes the verdict on.
 func (s *Scheduler) once(ctx context.Context, t *test) {
-	rep, err := s.RunTest(ctx, t.cfg.Options())
+	rep, err := s.RunTest(ctx, MeasureOptions(t.cfg))
 	if ctx.Err() != nil {
 		return // stopped: a partial burst says nothing about the link
 	}
@@ -314,4 +314,20 @@ func (s *Scheduler) Status() []Status {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// MeasureOptions is the measuring package's view of a configured test.
+func MeasureOptions(l config.Linktest) linktest.Options {
+	return linktest.Options{
+		Interface:   l.Interface,
+		Loop:        l.Loop,
+		TTL:         l.TTL,
+		AllowOddTTL: l.AllowOddTTL,
+		Count:       l.Count,
+		Size:        l.Size,
+		Timeout:     l.Timeout.D,
+		Mark:        l.Fwmark,
+		Fill:        l.FillShare,
+		LinkSpeed:   l.LinkSpeedBps,
+	}
 }

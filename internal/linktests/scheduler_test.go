@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -122,5 +123,26 @@ func TestVerdictSequence(t *testing.T) {
 	st := s.Status()[0]
 	if st.Runs != len(losses) || st.HoldsDown || st.Report == nil || st.Report.Lost != 0 || st.LastError != "" {
 		t.Errorf("status %+v", st)
+	}
+}
+
+func TestOptionsFromConfig(t *testing.T) {
+	c, err := config.Parse("test.yaml", []byte(`
+linktests:
+  - name: wan0-loop6
+    interface: wan0
+    loop-address: 2001:db8:ffff:ffff::1
+    ttl: 11
+    allow-odd-ttl: true
+    max-loss: 0.5
+    fill: 20%
+    link-speed: 1G
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := linktests.MeasureOptions(c.Linktests[0])
+	if o.Loop != netip.MustParseAddr("2001:db8:ffff:ffff::1") || o.TTL != 11 || !o.AllowOddTTL || o.Fill != 0.2 || o.LinkSpeed != 1e9 || o.Timeout != 2*time.Second {
+		t.Errorf("Options() = %+v", o)
 	}
 }

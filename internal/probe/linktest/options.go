@@ -3,6 +3,7 @@ package linktest
 import (
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/linkplan"
 	"net"
 	"net/netip"
 	"time"
@@ -10,14 +11,11 @@ import (
 
 // Defaults for the zero values of [Options].
 const (
-	DefaultTTL     = 254 // the draft's example (section 5): even, and the largest amplification
-	DefaultCount   = 100
-	DefaultSize    = 1500
-	DefaultTimeout = 2 * time.Second
-
-	// MaxCount bounds one burst; with TTL 254 and 1500-byte probes it is
-	// already 3.8 GB on the wire.
-	MaxCount = 10000
+	DefaultTTL     = linkplan.DefaultTTL
+	DefaultCount   = linkplan.DefaultCount
+	DefaultSize    = linkplan.DefaultSize
+	DefaultTimeout = linkplan.DefaultTimeout
+	MaxCount       = linkplan.MaxCount
 	// calibrationProbes are sent one at a time to measure the looped RTT
 	// when the burst is sized from Options.Fill.
 	calibrationProbes = 3

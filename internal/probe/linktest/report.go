@@ -2,6 +2,7 @@ package linktest
 
 import (
 	"fmt"
+	"github.com/reachd/reachd/internal/linkplan"
 	"net/netip"
 	"slices"
 	"strings"
@@ -47,7 +48,7 @@ type Report struct {
 	RecvDropped uint32
 
 	// Plan is set when the burst was sized from Options.Fill.
-	Plan *BurstPlan
+	Plan *linkplan.BurstPlan
 	// CalibrationRTT is the median looped RTT of the calibration probes
 	// when Options.Fill was used.
 	CalibrationRTT time.Duration

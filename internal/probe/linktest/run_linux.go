@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/linkplan"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -61,7 +62,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 				o.Interface, calibrationProbes, o.Loop, o.Timeout, o.Loop, cr.Unreachable)
 		}
 		r.CalibrationRTT = cr.RTTMedian
-		p, err := Plan(o.LinkSpeed, LinkRTT(cr.RTTMedian, o.TTL), o.Size, o.TTL, o.Fill)
+		p, err := linkplan.Plan(o.LinkSpeed, linkplan.LinkRTT(cr.RTTMedian, o.TTL), o.Size, o.TTL, o.Fill)
 		if err != nil {
 			return r, fmt.Errorf("link test on %s: planning the burst: %w", o.Interface, err)
 		}

@@ -1,4 +1,8 @@
-package linktest
+// Package linkplan is the arithmetic of a TTL-loop link test
+// (draft-turaga-lmap-special-loop-address, section 7): how many probes fill a
+// share of a link, how long they loop, and the units operators write (1G,
+// 20%). It does no I/O, so the config, the CLI and the prober all use it.
+package linkplan
 
 import (
 	"fmt"
@@ -6,6 +10,20 @@ import (
 	"strconv"
 	"strings"
 	"time"
+)
+
+// Defaults of a link test, shared by the measuring package
+// (internal/probe/linktest), the config and reachctl so that a scheduled test
+// and `reachctl linktest` without flags send the same burst.
+const (
+	DefaultTTL     = 254 // the draft's example (section 5): even, and the largest amplification
+	DefaultCount   = 100
+	DefaultSize    = 1500
+	DefaultTimeout = 2 * time.Second
+
+	// MaxCount bounds one burst; with TTL 254 and 1500-byte probes it is
+	// already 3.8 GB on the wire.
+	MaxCount = 10000
 )
 
 // BurstPlan is the outcome of [Plan]: how many probes to send so that the
