@@ -24,55 +24,22 @@ import (
 	"github.com/reachd/reachd/internal/probe/linktest"
 )
 
-// loopPair builds the measuring package's lab shape: r1 "wan0" ↔ r2
-// "eth0", each routing the loop addresses 169.254.255.1 and
-// 2001:db8:ffff:ffff::1 at the other, with the sysctls that doc.go lists
-// (forwarding, accept_local, no redirects, no ICMP rate limits).
+// loopPair builds the measuring package's lab shape (lab.NewLoopPair).
 func loopPair(t *testing.T) (r1, r2 *lab.NS) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces and raw sockets")
 	}
-	l, err := lab.New("linktests")
+	lp, err := lab.NewLoopPair("linktests")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
+		if err := lp.Lab.Close(); err != nil {
 			t.Errorf("closing the lab: %v", err)
 		}
 	})
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	r1, err = l.AddNS("r1")
-	must(err)
-	r2, err = l.AddNS("r2")
-	must(err)
-	must(l.Link(r1, "wan0", r2, "eth0"))
-	must(r1.AddAddr("wan0", "169.254.0.1/30"))
-	must(r1.AddAddr("wan0", "2001:db8:1::1/64"))
-	must(r2.AddAddr("eth0", "169.254.0.2/30"))
-	must(r2.AddAddr("eth0", "2001:db8:1::2/64"))
-	must(r1.AddRoute("169.254.255.1/32", "169.254.0.2"))
-	must(r1.AddRoute("2001:db8:ffff:ffff::1/128", "2001:db8:1::2"))
-	must(r2.AddRoute("169.254.255.1/32", "169.254.0.1"))
-	must(r2.AddRoute("2001:db8:ffff:ffff::1/128", "2001:db8:1::1"))
-	for ns, ifn := range map[*lab.NS]string{r1: "wan0", r2: "eth0"} {
-		for _, kv := range [][2]string{
-			{"net/ipv4/conf/all/send_redirects", "0"}, {"net/ipv4/conf/" + ifn + "/send_redirects", "0"},
-			{"net/ipv4/conf/all/rp_filter", "0"}, {"net/ipv4/conf/" + ifn + "/rp_filter", "0"},
-			{"net/ipv4/conf/" + ifn + "/accept_local", "1"},
-			{"net/ipv4/icmp_ratelimit", "0"}, {"net/ipv4/icmp_ratemask", "0"},
-			{"net/ipv4/icmp_msgs_per_sec", "1000000"}, {"net/ipv4/icmp_msgs_burst", "1000000"},
-			{"net/ipv6/icmp/ratelimit", "0"},
-		} {
-			must(ns.Sysctl(kv[0], kv[1]))
-		}
-	}
+	r1, r2 = lp.R1, lp.R2
 	return r1, r2
 }
 

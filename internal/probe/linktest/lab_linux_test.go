@@ -31,74 +31,16 @@ func newLoopLab(t *testing.T) *loopLab {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: creates network namespaces, veths and nftables rules")
 	}
-	l, err := lab.New("linktest")
+	lp, err := lab.NewLoopPair("linktest")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
+		if err := lp.Lab.Close(); err != nil {
 			t.Errorf("closing the lab: %v", err)
 		}
 	})
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	r1, err := l.AddNS("r1")
-	must(err)
-	r2, err := l.AddNS("r2")
-	must(err)
-	must(l.Link(r1, "wan0", r2, "eth0"))
-	must(r1.AddAddr("wan0", "169.254.0.1/30"))
-	must(r1.AddAddr("wan0", "2001:db8:1::1/64"))
-	must(r2.AddAddr("eth0", "169.254.0.2/30"))
-	must(r2.AddAddr("eth0", "2001:db8:1::2/64"))
-	must(r1.AddRoute(loop4.String()+"/32", "169.254.0.2"))
-	must(r1.AddRoute(loop6.String()+"/128", "2001:db8:1::2"))
-	must(r2.AddRoute(loop4.String()+"/32", "169.254.0.1"))
-	must(r2.AddRoute(loop6.String()+"/128", "2001:db8:1::1"))
-
-	for _, c := range []struct {
-		ns   *lab.NS
-		ifn  string
-		opts bool // false: the key must exist
-	}{{r1, "wan0", false}, {r2, "eth0", false}} {
-		for _, kv := range [][2]string{
-			// Both sides forward the loop address (lab.AddNS turned
-			// ip_forward and IPv6 forwarding on already).
-			{"net/ipv4/ip_forward", "1"},
-			{"net/ipv6/conf/all/forwarding", "1"},
-			// Each router sends the probe back out of the interface it
-			// came in on, which is what ICMP redirects are for: with
-			// redirects on, every crossing would also send one.
-			{"net/ipv4/conf/all/send_redirects", "0"},
-			{"net/ipv4/conf/" + c.ifn + "/send_redirects", "0"},
-			// Reverse-path filtering must not drop the returning probes.
-			// Even strict mode would pass them here (their source lives on
-			// r1's wan0, checked by hand with rp_filter 1 and 2), but a
-			// probe with another source address needs it off.
-			{"net/ipv4/conf/all/rp_filter", "0"},
-			{"net/ipv4/conf/" + c.ifn + "/rp_filter", "0"},
-			// The probe comes back to r1 with r1's own source address.
-			{"net/ipv4/conf/" + c.ifn + "/accept_local", "1"},
-			// Linux rate-limits ICMP errors, Time Exceeded included: per
-			// destination (icmp_ratelimit, 1 per second after a burst),
-			// and globally (icmp_msgs_per_sec 1000, burst 50) for every
-			// type in icmp_ratemask. A burst of 1,000 probes would then
-			// "lose" most of its Time Exceeded on this host, not on the
-			// link. The draft (section 12) asks for the same: TTL-expiry
-			// notifications "must not be limited in any way" for probes.
-			{"net/ipv4/icmp_ratelimit", "0"},
-			{"net/ipv4/icmp_ratemask", "0"},
-			{"net/ipv4/icmp_msgs_per_sec", "1000000"},
-			{"net/ipv4/icmp_msgs_burst", "1000000"},
-			{"net/ipv6/icmp/ratelimit", "0"},
-		} {
-			must(c.ns.Sysctl(kv[0], kv[1]))
-		}
-	}
+	r1, r2 := lp.R1, lp.R2
 	ll := &loopLab{r1: r1, r2: r2}
 	// Resolve the neighbours (ARP and ND) before the first burst, so that
 	// no probe waits in, or overflows, an unresolved neighbour's queue.
