@@ -140,20 +140,11 @@ func (n *NS) checkIf(ifname string) error {
 // pings to this namespace's own address still work. It is the "upstream
 // failure" a plain link monitor misses.
 func (n *NS) Blackhole(ifname string) error {
-	if err := n.checkIf(ifname); err != nil {
-		return err
-	}
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	ch := impairChains(c)
-	c.AddRule(&nftables.Rule{Table: ch[chainFwd].Table, Chain: ch[chainFwd], Exprs: drop(matchIf(expr.MetaKeyIIFNAME, ifname))})
-	c.AddRule(&nftables.Rule{Table: ch[chainFwd].Table, Chain: ch[chainFwd], Exprs: drop(matchIf(expr.MetaKeyOIFNAME, ifname))})
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("blackholing %s in %s: %w", ifname, n.Name, err)
-	}
-	return nil
+	return n.addRules(ifname, "blackholing "+ifname, func(c *nftables.Conn) {
+		fwd := impairChains(c)[chainFwd]
+		addRule(c, fwd, drop(matchIf(expr.MetaKeyIIFNAME, ifname)))
+		addRule(c, fwd, drop(matchIf(expr.MetaKeyOIFNAME, ifname)))
+	})
 }
 
 // Loss drops percent % of the IP packets (forwarded and local) that pass
@@ -167,29 +158,32 @@ func (n *NS) Loss(ifname string, percent int, dir Direction) error {
 	if dir < In || dir > Both {
 		return fmt.Errorf("loss on %s: bad direction %v", ifname, dir)
 	}
-	if err := n.checkIf(ifname); err != nil {
-		return err
-	}
-	c, err := n.conn()
-	if err != nil {
-		return err
-	}
-	ch := impairChains(c)
-	if dir == In || dir == Both {
-		c.AddRule(&nftables.Rule{Table: ch[chainPre].Table, Chain: ch[chainPre], Exprs: drop(matchIf(expr.MetaKeyIIFNAME, ifname), randomBelow(percent))})
-	}
-	if dir == Out || dir == Both {
-		c.AddRule(&nftables.Rule{Table: ch[chainPost].Table, Chain: ch[chainPost], Exprs: drop(matchIf(expr.MetaKeyOIFNAME, ifname), randomBelow(percent))})
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("loss %d%% %v on %s in %s: %w", percent, dir, ifname, n.Name, err)
-	}
-	return nil
+	return n.addRules(ifname, fmt.Sprintf("loss %d%% %v on %s", percent, dir, ifname), func(c *nftables.Conn) {
+		ch := impairChains(c)
+		if dir == In || dir == Both {
+			addRule(c, ch[chainPre], drop(matchIf(expr.MetaKeyIIFNAME, ifname), randomBelow(percent)))
+		}
+		if dir == Out || dir == Both {
+			addRule(c, ch[chainPost], drop(matchIf(expr.MetaKeyOIFNAME, ifname), randomBelow(percent)))
+		}
+	})
 }
 
 // DropAll drops everything in and out on ifname, local and forwarded, ARP
 // included: a full cut while the link stays up. Local senders see EPERM.
 func (n *NS) DropAll(ifname string) error {
+	return n.addRules(ifname, "dropping all on "+ifname, func(c *nftables.Conn) {
+		ch, ac := impairChains(c), arpChains(c)
+		addRule(c, ch[chainPre], drop(matchIf(expr.MetaKeyIIFNAME, ifname)))
+		addRule(c, ch[chainPost], drop(matchIf(expr.MetaKeyOIFNAME, ifname)))
+		addRule(c, ac[chainArpI], drop(matchIf(expr.MetaKeyIIFNAME, ifname)))
+		addRule(c, ac[chainArpO], drop(matchIf(expr.MetaKeyOIFNAME, ifname)))
+	})
+}
+
+// addRules checks that ifname exists, lets add queue rules on the
+// namespace's nftables connection and commits them in one transaction.
+func (n *NS) addRules(ifname, what string, add func(c *nftables.Conn)) error {
 	if err := n.checkIf(ifname); err != nil {
 		return err
 	}
@@ -197,16 +191,15 @@ func (n *NS) DropAll(ifname string) error {
 	if err != nil {
 		return err
 	}
-	ch := impairChains(c)
-	c.AddRule(&nftables.Rule{Table: ch[chainPre].Table, Chain: ch[chainPre], Exprs: drop(matchIf(expr.MetaKeyIIFNAME, ifname))})
-	c.AddRule(&nftables.Rule{Table: ch[chainPost].Table, Chain: ch[chainPost], Exprs: drop(matchIf(expr.MetaKeyOIFNAME, ifname))})
-	ac := arpChains(c)
-	c.AddRule(&nftables.Rule{Table: ac[chainArpI].Table, Chain: ac[chainArpI], Exprs: drop(matchIf(expr.MetaKeyIIFNAME, ifname))})
-	c.AddRule(&nftables.Rule{Table: ac[chainArpO].Table, Chain: ac[chainArpO], Exprs: drop(matchIf(expr.MetaKeyOIFNAME, ifname))})
+	add(c)
 	if err := c.Flush(); err != nil {
-		return fmt.Errorf("dropping all on %s in %s: %w", ifname, n.Name, err)
+		return fmt.Errorf("%s in %s: %w", what, n.Name, err)
 	}
 	return nil
+}
+
+func addRule(c *nftables.Conn, ch *nftables.Chain, exprs []expr.Any) {
+	c.AddRule(&nftables.Rule{Table: ch.Table, Chain: ch, Exprs: exprs})
 }
 
 // Clear removes every impairment of the namespace (the lab_impair tables);
