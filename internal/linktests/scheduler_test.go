@@ -146,3 +146,53 @@ linktests:
 		t.Errorf("Options() = %+v", o)
 	}
 }
+
+// TestRunTestSerialisesPerInterface: tests on one interface never overlap
+// (two bursts on one link would measure each other); tests on different
+// interfaces run side by side.
+func TestRunTestSerialisesPerInterface(t *testing.T) {
+	var (
+		mu            sync.Mutex
+		active        = map[string]int{}
+		maxSame, both int
+	)
+	run := func(ctx context.Context, o linktest.Options) (linktest.Report, error) {
+		mu.Lock()
+		active[o.Interface]++
+		if active[o.Interface] > maxSame {
+			maxSame = active[o.Interface]
+		}
+		if active["wan0"] > 0 && active["wan1"] > 0 {
+			both++
+		}
+		mu.Unlock()
+		time.Sleep(20 * time.Millisecond) // a burst in flight
+		mu.Lock()
+		active[o.Interface]--
+		mu.Unlock()
+		return linktest.Report{Sent: 1, Returned: 1}, nil
+	}
+	s, err := linktests.New(linktests.Options{Run: run, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		for _, ifn := range []string{"wan0", "wan1"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.RunTest(context.Background(), linktest.Options{Interface: ifn}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if maxSame != 1 {
+		t.Errorf("%d tests ran at once on one interface, want 1", maxSame)
+	}
+	if both == 0 {
+		t.Error("tests on wan0 and wan1 never ran side by side")
+	}
+}
