@@ -40,6 +40,13 @@ type BurstPlan struct {
 	Fill       float64       // requested share, 0 < Fill ≤ 1
 	ActualFill float64       // share that Probes really fill
 	Loop       time.Duration // TTL × RTT, how long the burst loops (draft section 7)
+	// Gap is the pacing of the burst: RTT / Probes, so that the looping
+	// probes follow each other evenly round the loop (draft section 9;
+	// see [Gap]). 0 for fewer than 2 probes.
+	Gap time.Duration
+	// RateBps is the test load the probes put on each direction:
+	// Probes × ProbeBits / RTT.
+	RateBps float64
 }
 
 // Plan sizes a probe burst following section 7 of
@@ -98,6 +105,8 @@ func Plan(linkSpeed float64, rtt time.Duration, size, ttl int, fill float64) (Bu
 		Loop:       time.Duration(ttl) * rtt,
 	}
 	p.ActualFill = float64(p.Probes) * float64(probeBits) / bits
+	p.Gap = Gap(rtt, p.Probes)
+	p.RateBps = Rate(p.Probes, size, rtt)
 	return p, nil
 }
 
@@ -176,15 +185,15 @@ func ParsePercent(s string) (float64, error) {
 }
 
 // String says what the plan means, e.g. "16 probes of 1536 bytes fill
-// 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%); at TTL 254 they loop for
-// 254ms".
+// 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%), sent 62.5µs apart; at TTL 254
+// they loop for 254ms".
 func (p BurstPlan) String() string {
-	return fmt.Sprintf("%d probes of %d bytes fill %.1f%% of %s at %v RTT (%d fill 100%%); at TTL %d they loop for %v",
-		p.Probes, p.Size, p.ActualFill*100, formatSpeed(p.LinkSpeed), p.RTT, p.FullLink, p.TTL, p.Loop)
+	return fmt.Sprintf("%d probes of %d bytes fill %.1f%% of %s at %v RTT (%d fill 100%%), sent %v apart; at TTL %d they loop for %v",
+		p.Probes, p.Size, p.ActualFill*100, FormatSpeed(p.LinkSpeed), p.RTT, p.FullLink, p.Gap, p.TTL, p.Loop)
 }
 
-// formatSpeed writes bits per second with an SI prefix: "1 Gb/s".
-func formatSpeed(bps float64) string {
+// FormatSpeed writes bits per second with an SI prefix: "1 Gb/s".
+func FormatSpeed(bps float64) string {
 	for _, u := range []struct {
 		f float64
 		p string

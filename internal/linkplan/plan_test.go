@@ -116,7 +116,7 @@ func TestPlanString(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "16 probes of 1536 bytes fill 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%); at TTL 254 they loop for 254ms"
+	want := "16 probes of 1536 bytes fill 19.7% of 1 Gb/s at 1ms RTT (81 fill 100%), sent 62.5µs apart; at TTL 254 they loop for 254ms"
 	if got := p.String(); got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
