@@ -42,8 +42,14 @@ type matcher struct {
 	size    int // IP packet size of a probe
 	probes  []probeState
 
+	dscp                                       uint8 // DSCP the probes are sent with
 	returned, duplicates, foreign, unreachable int
 	teFrom, unreachFrom                        map[netip.Addr]int
+	// remarked counts returned probes whose quoted header carried another
+	// DSCP than they were sent with (a router on the loop re-marked
+	// them); remarkedTo is the last such DSCP.
+	remarked   int
+	remarkedTo uint8
 }
 
 func newMatcher(loop netip.Addr, id, seqBase uint16, size, count int) *matcher {
@@ -128,6 +134,10 @@ func (m *matcher) handle(from netip.Addr, msg []byte, at time.Time) verdict {
 	p.returned = true
 	p.rtt = max(at.Sub(p.sent), 0)
 	m.returned++
+	if d := e.Quoted.TClass >> 2; d != m.dscp {
+		m.remarked++
+		m.remarkedTo = d
+	}
 	return vReturned
 }
 

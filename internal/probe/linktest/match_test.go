@@ -158,3 +158,44 @@ func TestBuildChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestRemarked: a Time Exceeded whose quote carries another DSCP than the
+// probe was sent with counts the probe as returned and as re-marked.
+func TestRemarked(t *testing.T) {
+	for _, fam := range []struct {
+		loop netip.Addr
+		v6   bool
+	}{{loop4, false}, {loop6, true}} {
+		m := newMatcher(fam.loop, 0x1234, 0, 100, 2)
+		m.dscp = 46
+		src := netip.MustParseAddr("169.254.0.1")
+		if fam.v6 {
+			src = netip.MustParseAddr("2001:db8:1::1")
+		}
+		for i, tc := range []uint8{46 << 2, 10<<2 | 1} { // ef; af11 with ECN ECT(1)
+			buf := make([]byte, 100)
+			msg := m.build(buf, i, [nonceLen]byte{byte(i)})
+			m.probes[i].sent = time.Now()
+			var q []byte
+			if fam.v6 {
+				q = ipHeader6(src, fam.loop, protoICMPv6, 1, len(msg))
+				q[0], q[1] = 0x60|tc>>4, tc<<4
+				sum := ^fold(m.probes[i].sum + pseudoSum6(src, fam.loop, len(msg)))
+				msg[2], msg[3] = byte(sum>>8), byte(sum)
+			} else {
+				q = ipHeader4(src, fam.loop, protoICMP, 1, len(msg), 0)
+				q[1] = tc
+			}
+			te := append([]byte{icmp4TimeExceeded, 0, 0, 0, 0, 0, 0, 0}, append(q, msg...)...)
+			if fam.v6 {
+				te[0] = icmp6TimeExceeded
+			}
+			if v := m.handle(src, te, time.Now()); v != vReturned {
+				t.Fatalf("%v probe %d: %v", fam.loop, i, v)
+			}
+		}
+		if m.remarked != 1 || m.remarkedTo != 10 {
+			t.Errorf("%v: remarked %d to %d, want 1 to af11 (10)", fam.loop, m.remarked, m.remarkedTo)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/reachd/reachd/internal/linkplan"
+	"math"
 	"net"
 	"net/netip"
 	"time"
@@ -50,13 +51,39 @@ type Options struct {
 	// routing table; 0 for none.
 	Mark int
 	// Fill, when more than 0, sizes the burst instead of Count: Run first
-	// sends a few probes one at a time, measures the link's RTT from their
-	// looped time and sends as many probes as fill this share (0 < Fill ≤
-	// 1) of LinkSpeed, following [Plan].
+	// watches the interface's own traffic for LoadWindow, leaves room for
+	// it, sends a few probes one at a time to measure the link's RTT from
+	// their looped time, and sends as many probes as fill what is left of
+	// this share (0 < Fill ≤ 1) of LinkSpeed ([linkplan.Plan],
+	// [linkplan.Budget]), paced RTT/N apart unless Interval is set.
 	Fill float64
-	// LinkSpeed is the link's speed in bits per second; needed with Fill.
+	// LinkSpeed is the link's speed in bits per second for Fill; 0 takes
+	// what the kernel reports (ethtool; for a bond or team the sum of its
+	// members that are up).
 	LinkSpeed float64
+	// LoadWindow is how long Run averages the interface's traffic
+	// counters (both directions) before a fill-sized burst; 0 means
+	// [linkplan.DefaultLoadWindow]. IgnoreProduction skips this: the
+	// link is out of service and the test may take the whole share.
+	LoadWindow       time.Duration
+	IgnoreProduction bool
+	// DSCP is the DiffServ code point of the probes (0-63), in the IPv4
+	// TOS byte or the IPv6 traffic class (draft section 8), so that the
+	// test sees the queueing of that class.
+	DSCP int
+	// Sequential sends the probes in rounds of Round (default
+	// DefaultRound, or the fill-sized burst) and stops as soon as a
+	// sequential probability ratio test decides that the loss is clearly
+	// above or clearly below MaxLoss (a share, 0 < MaxLoss < 1) at
+	// Confidence (default 0.95), or when Count probes have been sent.
+	Sequential bool
+	MaxLoss    float64
+	Confidence float64
+	Round      int
 }
+
+// DefaultRound is the probes per round of a sequential test without Fill.
+const DefaultRound = 20
 
 // withDefaults returns o with zero values replaced by the defaults.
 func (o Options) withDefaults() Options {
@@ -71,6 +98,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Timeout == 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.LoadWindow == 0 {
+		o.LoadWindow = linkplan.DefaultLoadWindow
+	}
+	if o.Sequential && o.Confidence == 0 {
+		o.Confidence = linkplan.DefaultConfidence
+	}
+	if o.Sequential && o.Round == 0 {
+		o.Round = DefaultRound
 	}
 	o.Loop = o.Loop.Unmap()
 	return o
@@ -110,16 +146,31 @@ func (o Options) Validate() error {
 	case o.TTL%2 == 1 && !o.AllowOddTTL:
 		errs = append(errs, fmt.Errorf("ttl %d: %w: with an odd TTL the Time Exceeded is sent by the neighbour and must cross the link under test, so a lost reply would be counted as a lost probe; use an even TTL such as %d, or allow odd TTLs explicitly", o.TTL, ErrOddTTL, o.TTL-1))
 	}
-	if o.Fill == 0 {
+	if o.Fill == 0 || o.Sequential {
 		if o.Count < 1 || o.Count > MaxCount {
 			bad("count %d: must be 1..%d", o.Count, MaxCount)
 		}
-	} else {
+	}
+	if o.Fill != 0 {
 		if !(o.Fill > 0 && o.Fill <= 1) {
 			bad("fill %v%%: must be more than 0%% and at most 100%%", o.Fill*100)
 		}
-		if !(o.LinkSpeed > 0) {
-			bad("link speed: needed with fill, in bits per second (e.g. 1G)")
+		if o.LinkSpeed < 0 || math.IsInf(o.LinkSpeed, 0) || math.IsNaN(o.LinkSpeed) {
+			bad("link speed %v: must be a positive number of bits per second (e.g. 1G), or 0 for what the kernel reports", o.LinkSpeed)
+		}
+	}
+	if o.LoadWindow < 0 {
+		bad("load window %v: must not be negative (set IgnoreProduction to leave production traffic out)", o.LoadWindow)
+	}
+	if o.DSCP < 0 || o.DSCP > 63 {
+		bad("dscp %d: must be 0..63 (or a name such as ef, af41, cs1)", o.DSCP)
+	}
+	if o.Sequential {
+		if _, err := linkplan.NewSPRT(o.MaxLoss, o.Confidence); err != nil {
+			bad("until max-loss: %v", err)
+		}
+		if o.Round < 1 || o.Round > MaxCount {
+			bad("round %d: must be 1..%d probes", o.Round, MaxCount)
 		}
 	}
 	v6 := o.Loop.Is6()

@@ -41,7 +41,11 @@ func TestValidate(t *testing.T) {
 		{"ttl 256", func(o *Options) { o.TTL = 256 }, "ttl 256"},
 		{"count", func(o *Options) { o.Count = MaxCount + 1 }, "count"},
 		{"tiny", func(o *Options) { o.Size = 30 }, "size 30: must be 36..65535"},
-		{"fill without speed", func(o *Options) { o.Fill = 0.2 }, "link speed: needed with fill"},
+		{"negative speed", func(o *Options) { o.Fill, o.LinkSpeed = 0.2, -1 }, "link speed -1"},
+		{"dscp 64", func(o *Options) { o.DSCP = 64 }, "dscp 64: must be 0..63"},
+		{"load window", func(o *Options) { o.LoadWindow = -time.Second }, "load window"},
+		{"sequential without max-loss", func(o *Options) { o.Sequential = true }, "until max-loss: max-loss 0%"},
+		{"sequential confidence", func(o *Options) { o.Sequential, o.MaxLoss, o.Confidence = true, 0.01, 0.4 }, "confidence 40%"},
 		{"fill 150%", func(o *Options) { o.Fill, o.LinkSpeed = 1.5, 1e9 }, "fill 150%"},
 		{"interval", func(o *Options) { o.Interval = -time.Second }, "interval"},
 	} {

@@ -18,6 +18,9 @@ type Quoted struct {
 	// TTL is the TTL or hop limit in the quoted header: what it was when
 	// the packet expired or was refused.
 	TTL uint8
+	// TClass is the IPv4 TOS byte or the IPv6 traffic class in the quoted
+	// header: DSCP in the upper six bits, ECN in the lower two.
+	TClass uint8
 	// Length is the packet's length as its header claims (IPv4 total
 	// length; IPv6 40 + payload length), not what was quoted.
 	Length int
@@ -76,6 +79,7 @@ func parseQuoted4(b []byte) (Quoted, error) {
 		Dst:       netip.AddrFrom4([4]byte(b[16:20])),
 		Proto:     b[9],
 		TTL:       b[8],
+		TClass:    b[1],
 		Length:    int(binary.BigEndian.Uint16(b[2:4])),
 		HeaderLen: ihl,
 		Rest:      b[ihl+8:],
@@ -102,6 +106,7 @@ func parseQuoted6(b []byte) (Quoted, error) {
 		Src:    netip.AddrFrom16([16]byte(b[8:24])),
 		Dst:    netip.AddrFrom16([16]byte(b[24:40])),
 		TTL:    b[7],
+		TClass: b[0]<<4 | b[1]>>4,
 		Length: 40 + int(binary.BigEndian.Uint16(b[4:6])),
 	}
 	next, off := b[6], 40

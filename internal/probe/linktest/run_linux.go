@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -48,30 +49,38 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	defer s.close()
 
-	r := Report{Interface: o.Interface, Loop: o.Loop, TTL: o.TTL, Size: o.Size, Started: time.Now()}
-	count := o.Count
+	r := Report{Interface: o.Interface, Loop: o.Loop, TTL: o.TTL, Size: o.Size, Started: time.Now(),
+		DSCP: o.DSCP, DSCPName: linkplan.DSCPName(o.DSCP), PlannedGap: o.Interval}
+	count, gap := o.Count, o.Interval
 	if o.Fill > 0 {
-		cal, err := s.burst(ctx, o, calibrationProbes, true, nil)
-		if err != nil {
+		n, g, skip, err := s.planFill(ctx, o, &r, isLocal)
+		if err != nil || skip {
+			r.Duration = time.Since(r.Started)
 			return r, err
 		}
-		var cr Report
-		cal.summarise(&cr, isLocal)
-		if cr.Returned == 0 {
-			return r, fmt.Errorf("link test on %s: none of %d calibration probes to %v came back within %v; the link may be down, or the neighbour does not route %v back (Destination Unreachable: %d)",
-				o.Interface, calibrationProbes, o.Loop, o.Timeout, o.Loop, cr.Unreachable)
+		count = n
+		if gap == 0 {
+			gap = g
 		}
-		r.CalibrationRTT = cr.RTTMedian
-		p, err := linkplan.Plan(o.LinkSpeed, linkplan.LinkRTT(cr.RTTMedian, o.TTL), o.Size, o.TTL, o.Fill)
-		if err != nil {
-			return r, fmt.Errorf("link test on %s: planning the burst: %w", o.Interface, err)
-		}
-		r.Plan = &p
-		count = min(max(p.Probes, 1), MaxCount)
+		r.PlannedGap = gap
 	}
-	m, err := s.burst(ctx, o, count, false, &r)
-	m.summarise(&r, isLocal)
+	var (
+		ms   []*matcher
+		span sendSpan
+	)
+	if !o.Sequential {
+		var m *matcher
+		m, err = s.burst(ctx, o, count, gap, false, &r, &span)
+		ms = append(ms, m)
+	} else {
+		ms, err = s.sequential(ctx, o, count, gap, &r, &span, isLocal)
+	}
+	summarise(&r, isLocal, ms)
 	r.Duration = time.Since(r.Started)
+	r.AchievedGap = span.gap()
+	if r.Returned > 0 {
+		r.AchievedBps = linkplan.Rate(r.Returned, o.Size, linkplan.LinkRTT(r.RTTMedian, o.TTL))
+	}
 	if err == nil && r.Sent == 0 && r.SendErrors > 0 {
 		err = fmt.Errorf("link test on %s: the kernel refused all %d probes (%s); a local firewall rule or a missing route for %v?",
 			o.Interface, r.SendErrors, r.SendError, o.Loop)
@@ -79,15 +88,151 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	return r, err
 }
 
+// planFill sizes a fill-sized burst: the link's speed (configured or the
+// kernel's), the production load over the load window, what that leaves
+// of the requested share, the RTT from calibration probes, and the plan.
+// It returns the probes per burst and their gap, or skip when production
+// left no room (the reason is in r).
+func (s *sockets) planFill(ctx context.Context, o Options, r *Report, isLocal func(netip.Addr) bool) (n int, gap time.Duration, skip bool, err error) {
+	speed, src := o.LinkSpeed, "configured"
+	if speed == 0 {
+		if speed, src, err = kernelSpeed(o.Interface); err != nil {
+			return 0, 0, false, fmt.Errorf("link test on %s: %w", o.Interface, err)
+		}
+	}
+	r.LinkSpeed, r.LinkSpeedSource = speed, src
+	prod := &Production{RequestedFill: o.Fill, GrantedFill: o.Fill, Verdict: linkplan.FillAsRequested.String(), Ignored: o.IgnoreProduction}
+	r.Production = prod
+	if !o.IgnoreProduction {
+		load, err := measureLoad(ctx, o.Interface, o.LoadWindow)
+		if err != nil {
+			return 0, 0, false, fmt.Errorf("link test on %s: measuring production traffic: %w", o.Interface, err)
+		}
+		prod.RxBps, prod.TxBps, prod.UsedBps, prod.Window = load.RxBps, load.TxBps, load.Busier(), load.Window
+		share, v, reason := linkplan.Budget(speed, o.Fill, load.Busier())
+		prod.GrantedFill, prod.Verdict, prod.Reason = share, v.String(), reason
+		if v == linkplan.FillSkipped {
+			r.Skipped, r.SkipReason = true, reason
+			return 0, 0, true, nil
+		}
+	}
+	cal, err := s.burst(ctx, o, calibrationProbes, 0, true, nil, nil)
+	if err != nil {
+		return 0, 0, false, err
+	}
+	var cr Report
+	cal.summarise(&cr, isLocal)
+	if cr.Returned == 0 {
+		return 0, 0, false, fmt.Errorf("link test on %s: none of %d calibration probes to %v came back within %v; the link may be down, or the neighbour does not route %v back (Destination Unreachable: %d)",
+			o.Interface, calibrationProbes, o.Loop, o.Timeout, o.Loop, cr.Unreachable)
+	}
+	r.CalibrationRTT = cr.RTTMedian
+	p, err := linkplan.Plan(speed, linkplan.LinkRTT(cr.RTTMedian, o.TTL), o.Size, o.TTL, prod.GrantedFill)
+	if err != nil {
+		return 0, 0, false, fmt.Errorf("link test on %s: planning the burst: %w", o.Interface, err)
+	}
+	r.Plan = &p
+	if p.Probes == 0 && prod.Verdict == linkplan.FillReduced.String() {
+		r.Skipped = true
+		r.SkipReason = prod.Reason + "; that is less than one probe of " + fmt.Sprint(o.Size) + " bytes at this RTT, so the test is skipped"
+		prod.Verdict = linkplan.FillSkipped.String()
+		return 0, 0, true, nil
+	}
+	n = min(max(p.Probes, 1), MaxCount)
+	r.PlannedBps = linkplan.Rate(n, o.Size, p.RTT)
+	return n, linkplan.Gap(p.RTT, n), false, nil
+}
+
+// sequential sends rounds of o.Round probes (or the fill-sized n) until the
+// SPRT decides or count probes have been sent.
+func (s *sockets) sequential(ctx context.Context, o Options, count int, gap time.Duration, r *Report, span *sendSpan, isLocal func(netip.Addr) bool) ([]*matcher, error) {
+	t, err := linkplan.NewSPRT(o.MaxLoss, o.Confidence)
+	if err != nil {
+		return nil, err
+	}
+	round, limit := o.Round, o.Count
+	if o.Fill > 0 {
+		round = count // the fill-sized burst is one round
+	}
+	seq := &Sequential{MaxLossPercent: o.MaxLoss * 100, ConfidencePercent: o.Confidence * 100,
+		H0Percent: t.P0 * 100, H1Percent: t.P1 * 100, Lower: t.Lower(), Upper: t.Upper(),
+		CleanProbes: t.CleanN(), FixedProbes: t.FixedN()}
+	r.Sequential = seq
+	var ms []*matcher
+	for sent := 0; sent < limit && t.Decision == linkplan.Undecided; {
+		n := min(round, limit-sent)
+		m, err := s.burst(ctx, o, n, gap, false, r, span)
+		ms = append(ms, m)
+		var rr Report
+		m.summarise(&rr, isLocal)
+		sent += n
+		seq.Rounds++
+		if err != nil {
+			return ms, err
+		}
+		t.Observe(rr.Sent, rr.Lost)
+	}
+	seq.Decision, seq.Probes, seq.LLR = t.Decision.String(), t.Sent, t.LLR
+	return ms, nil
+}
+
+// sendSpan records the first and last successful send of a test.
+type sendSpan struct {
+	first, last time.Time
+	n           int
+}
+
+func (sp *sendSpan) add(t time.Time) {
+	if sp.n == 0 {
+		sp.first = t
+	}
+	sp.last = t
+	sp.n++
+}
+
+// gap is the mean gap between sends, 0 for fewer than two.
+func (sp *sendSpan) gap() time.Duration {
+	if sp == nil || sp.n < 2 {
+		return 0
+	}
+	return sp.last.Sub(sp.first) / time.Duration(sp.n-1)
+}
+
+// waitUntil sleeps until due, then spins the last stretch: timers are
+// late by tens of microseconds or more on a busy host, and a gap of a
+// few microseconds must not become a millisecond. A sender that fell
+// behind sends at once, so the burst catches up to its rate.
+func waitUntil(ctx context.Context, due time.Time) error {
+	for {
+		d := time.Until(due)
+		if d <= 0 {
+			return ctx.Err()
+		}
+		if d > 300*time.Microsecond {
+			t := time.NewTimer(d - 200*time.Microsecond)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+			continue
+		}
+		runtime.Gosched()
+	}
+}
+
 // burst sends count probes and collects their Time Exceeded messages.
 // One at a time (each waiting for its answer or the timeout) when
-// sequential, for calibration; otherwise paced by o.Interval. Send errors
-// and the receive drop counter go to r when it is not nil.
-func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bool, r *Report) (*matcher, error) {
+// sequential, for calibration; otherwise paced gap apart (0: back to
+// back). Send errors and the receive drop counter go to r and the send
+// times to span when they are not nil.
+func (s *sockets) burst(ctx context.Context, o Options, count int, gap time.Duration, sequential bool, r *Report, span *sendSpan) (*matcher, error) {
 	var seed [32]byte
 	_, _ = crand.Read(seed[:]) // never fails (Go 1.24+)
 	rng := rand.New(rand.NewChaCha8(seed))
 	m := newMatcher(o.Loop, uint16(rng.Uint32()), uint16(rng.Uint32()), o.Size, count)
+	m.dscp = uint8(o.DSCP)
 
 	var (
 		mu       sync.Mutex // guards m, dropped
@@ -168,13 +313,9 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 		if err := ctx.Err(); err != nil {
 			return m, err
 		}
-		if !sequential && o.Interval > 0 {
-			if d := time.Until(start.Add(time.Duration(i) * o.Interval)); d > 0 {
-				select {
-				case <-time.After(d):
-				case <-ctx.Done():
-					return m, ctx.Err()
-				}
+		if !sequential && gap > 0 {
+			if err := waitUntil(ctx, start.Add(time.Duration(i)*gap)); err != nil {
+				return m, err
 			}
 		}
 		var nonce [nonceLen]byte
@@ -183,7 +324,8 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 		msg := m.build(buf, i, nonce)
 		// The send time is recorded before the send: on a fast link the
 		// Time Exceeded can be read before sendto returns.
-		m.probes[i].sent = time.Now()
+		sentAt := time.Now()
+		m.probes[i].sent = sentAt
 		mu.Unlock()
 		if err := s.sendProbe(msg); err != nil {
 			mu.Lock()
@@ -200,6 +342,9 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, sequential bo
 				return m, fmt.Errorf("link test on %s: size %d: %w", o.Interface, o.Size, err)
 			}
 			continue
+		}
+		if span != nil {
+			span.add(sentAt)
 		}
 		if sequential {
 			if err := waitFor(time.Now().Add(o.Timeout), func() bool { return m.probes[i].returned }); err != nil {

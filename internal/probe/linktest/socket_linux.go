@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/reachd/reachd/internal/linkplan"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,6 +104,7 @@ func openSockets(o Options) (s *sockets, err error) {
 	}
 	if s.v6 {
 		set("IPV6_UNICAST_HOPS", unix.SetsockoptInt(sfd, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, o.TTL))
+		set("IPV6_TCLASS", unix.SetsockoptInt(sfd, unix.IPPROTO_IPV6, unix.IPV6_TCLASS, linkplan.TOS(o.DSCP)))
 		set("IPV6_MTU_DISCOVER", unix.SetsockoptInt(sfd, unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER, unix.IPV6_PMTUDISC_DO))
 		set("IPV6_DONTFRAG", unix.SetsockoptInt(sfd, unix.IPPROTO_IPV6, unix.IPV6_DONTFRAG, 1))
 		var f unix.ICMPv6Filter
@@ -112,6 +114,7 @@ func openSockets(o Options) (s *sockets, err error) {
 		set("ICMPV6_FILTER", unix.SetsockoptICMPv6Filter(sfd, unix.IPPROTO_ICMPV6, icmpv6Filter, &f))
 	} else {
 		set("IP_TTL", unix.SetsockoptInt(sfd, unix.IPPROTO_IP, unix.IP_TTL, o.TTL))
+		set("IP_TOS", unix.SetsockoptInt(sfd, unix.IPPROTO_IP, unix.IP_TOS, linkplan.TOS(o.DSCP)))
 		set("IP_MTU_DISCOVER", unix.SetsockoptInt(sfd, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER, unix.IP_PMTUDISC_DO))
 		set("ICMP_FILTER", unix.SetsockoptInt(sfd, unix.SOL_RAW, icmpFilter, -1))
 	}
