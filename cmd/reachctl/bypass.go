@@ -32,9 +32,9 @@ func bypassCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(grp)
+					return g.printJSON(grp)
 				}
-				fmt.Printf("group %s: %s (%s)\n", grp.Name, grp.Effective, grp.Reason)
+				fmt.Fprintf(g.out, "group %s: %s (%s)\n", grp.Name, grp.Effective, grp.Reason)
 				return nil
 			},
 		})

@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func configCmd() *cobra.Command {
+func configCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "work with config files (no daemon needed)",
@@ -29,6 +29,17 @@ func configCmd() *cobra.Command {
 				return err
 			}
 			env, probs := envimport.Parse(args[0], data)
+			if g.json {
+				out := importResult{YAML: env.YAML(), Problems: []string{}}
+				for _, p := range probs {
+					out.Problems = append(out.Problems, p.Error())
+				}
+				g.printJSON(out)
+				if len(probs) > 0 {
+					return silentError{errors.New("the .env file has problems; the YAML is incomplete")}
+				}
+				return nil
+			}
 			fmt.Fprint(cmd.OutOrStdout(), env.YAML())
 			if len(probs) > 0 {
 				fmt.Fprintln(cmd.ErrOrStderr(), probs)
@@ -38,4 +49,10 @@ func configCmd() *cobra.Command {
 		},
 	})
 	return cmd
+}
+
+// importResult is `reachctl config import-env --json`.
+type importResult struct {
+	YAML     string   `json:"yaml"`
+	Problems []string `json:"problems"`
 }

@@ -25,7 +25,7 @@ func flowCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if timeout < time.Millisecond || timeout > time.Minute {
-				return fmt.Errorf("--timeout %v must be 1ms to 1m", timeout)
+				return usagef("--timeout %v must be 1ms to 1m", timeout)
 			}
 			c, cancel := ctx()
 			defer cancel()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -22,11 +21,11 @@ func heartbeatCmd(g *globals) *cobra.Command {
 		Use:   "heartbeat",
 		Short: "heartbeat listeners: show them, or send heartbeats (tests, simple appliances)",
 	}
-	cmd.AddCommand(heartbeatStatusCmd(g, "show every heartbeat listener and bypass group"), sendCmd())
+	cmd.AddCommand(heartbeatStatusCmd(g, "show every heartbeat listener and bypass group"), sendCmd(g))
 	return cmd
 }
 
-func sendCmd() *cobra.Command {
+func sendCmd(g *globals) *cobra.Command {
 	var (
 		interval time.Duration
 		count    int
@@ -40,11 +39,17 @@ func sendCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if interval <= 0 {
-				return errors.New("--interval must be more than 0")
+				return usagef("--interval must be more than 0")
 			}
 			sctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			n, err := sendHeartbeats(sctx, args[0], useTCP, []byte(payload), interval, count)
+			if g.json {
+				if err != nil {
+					return err
+				}
+				return g.printJSON(map[string]any{"sent": n, "to": args[0]})
+			}
 			if !quiet {
 				fmt.Fprintf(os.Stderr, "sent %d heartbeats to %s\n", n, args[0])
 			}
@@ -69,7 +74,7 @@ func sendHeartbeats(ctx context.Context, addr string, useTCP bool, payload []byt
 		payload = append(append([]byte{}, payload...), '\n')
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return 0, fmt.Errorf("%q is not HOST:PORT", addr)
+		return 0, usagef("%q is not HOST:PORT", addr)
 	}
 	var conn net.Conn
 	defer func() {
@@ -172,9 +177,9 @@ func heartbeatStatusCmd(g *globals, short string) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(st)
+				return g.printJSON(st)
 			}
-			printHeartbeats(os.Stdout, st, time.Now())
+			printHeartbeats(g.out, st, time.Now())
 			return nil
 		},
 	}

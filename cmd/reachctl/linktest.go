@@ -2,11 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/reachd/reachd/internal/linkplan"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -29,10 +27,10 @@ func linktestCmd(g *globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if req.Interface == "" || req.LoopAddress == "" {
-				return errors.New("give --interface and --loop-address (e.g. --interface wan0 --loop-address 169.254.255.1)")
+				return usagef("give --interface and --loop-address (e.g. --interface wan0 --loop-address 169.254.255.1)")
 			}
 			if (req.Fill == "") != (req.LinkSpeed == "") {
-				return errors.New("--fill sizes the burst as a share of --link-speed; give both (e.g. --fill 20% --link-speed 1G)")
+				return usagef("--fill sizes the burst as a share of --link-speed; give both (e.g. --fill 20%% --link-speed 1G)")
 			}
 			c, cancel := ctx()
 			defer cancel()
@@ -41,9 +39,9 @@ func linktestCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(rep)
+				return g.printJSON(rep)
 			}
-			printReport(os.Stdout, rep)
+			printReport(g.out, rep)
 			return nil
 		},
 	}
@@ -136,19 +134,19 @@ func linktestPlanCmd(g *globals) *cobra.Command {
 // apart from cobra so that tests call it directly.
 func runPlan(out io.Writer, pf planFlags, asJSON bool) error {
 	if pf.speed == "" || pf.rtt == "" {
-		return errors.New("give --link-speed and --rtt (e.g. --link-speed 1G --rtt 1ms)")
+		return usagef("give --link-speed and --rtt (e.g. --link-speed 1G --rtt 1ms)")
 	}
 	speed, err := linkplan.ParseSpeed(pf.speed)
 	if err != nil {
-		return fmt.Errorf("--link-speed: %w", err)
+		return usagef("--link-speed: %w", err)
 	}
 	rtt, err := time.ParseDuration(pf.rtt)
 	if err != nil {
-		return fmt.Errorf("--rtt %q: not a duration; write e.g. 1ms or 250us", pf.rtt)
+		return usagef("--rtt %q: not a duration; write e.g. 1ms or 250us", pf.rtt)
 	}
 	fill, err := linkplan.ParsePercent(pf.fill)
 	if err != nil {
-		return fmt.Errorf("--fill: %w", err)
+		return usagef("--fill: %w", err)
 	}
 	p, err := linkplan.Plan(speed, rtt, pf.size, pf.ttl, fill)
 	if err != nil {
@@ -183,9 +181,9 @@ func linktestListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(st)
+				return g.printJSON(st)
 			}
-			printLinktests(os.Stdout, st, time.Now())
+			printLinktests(g.out, st, time.Now())
 			return nil
 		},
 	}

@@ -4,8 +4,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -13,16 +13,45 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func main() {
-	if err := rootCmd().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "reachctl:", err)
-		os.Exit(1)
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run executes one command line and returns its exit code (see exit.go).
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := rootCmd()
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	_, err := cmd.ExecuteC()
+	asJSON, _ := cmd.PersistentFlags().GetBool("json")
+	if !asJSON {
+		// cobra parses no flags when the command line is wrong; a script
+		// that asked for JSON still gets its error as JSON.
+		for _, a := range args {
+			if a == "--" {
+				break
+			}
+			asJSON = asJSON || a == "--json" || a == "--json=true"
+		}
 	}
+	return report(err, asJSON, stdout, stderr)
 }
 
 type globals struct {
 	socket string
 	json   bool
+	out    io.Writer // the command's stdout
+}
+
+// printJSON writes v as indented JSON on the command's stdout.
+func (g *globals) printJSON(v any) error { return writeJSON(g.out, v) }
+
+// print writes v as JSON with --json, or calls human otherwise.
+func (g *globals) print(v any, human func(w io.Writer)) error {
+	if g.json {
+		return g.printJSON(v)
+	}
+	human(g.out)
+	return nil
 }
 
 func (g *globals) client() *client.Client { return client.New(g.socket) }
@@ -32,23 +61,22 @@ func ctx() (context.Context, context.CancelFunc) {
 }
 
 func rootCmd() *cobra.Command {
-	g := &globals{}
+	g := &globals{out: os.Stdout}
 	cmd := &cobra.Command{
 		Use:           "reachctl",
 		Short:         "control and inspect a running reachd",
+		Long:          "reachctl controls and inspects a running reachd over its API socket.\n\n" + exitCodesHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			g.out = cmd.OutOrStdout()
+		},
 	}
 	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
 	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
-	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd())
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd(g), versionCmd(g))
+	markUsage(cmd)
 	return cmd
-}
-
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 func pathInfoCmd(g *globals) *cobra.Command {
@@ -63,7 +91,7 @@ func pathInfoCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(pi)
+			return g.printJSON(pi)
 		},
 	}
 }
@@ -89,14 +117,14 @@ func pathCmd(g *globals) *cobra.Command {
 					return err
 				}
 				if g.json {
-					return printJSON(pi)
+					return g.printJSON(pi)
 				}
 				sp := pi[args[0]]
 				cur := "none (withdrawn)"
 				if sp.CurrentPath != nil {
 					cur = *sp.CurrentPath
 				}
-				fmt.Printf("%s %s: %s; current path: %s\n", args[0], args[1], state, cur)
+				fmt.Fprintf(g.out, "%s %s: %s; current path: %s\n", args[0], args[1], state, cur)
 				return nil
 			},
 		})
@@ -115,8 +143,7 @@ func reloadCmd(g *globals) *cobra.Command {
 			if err := g.client().Reload(c); err != nil {
 				return fmt.Errorf("reload rejected, the running config stays:\n%w", err)
 			}
-			fmt.Println("reloaded")
-			return nil
+			return g.print(map[string]string{"result": "reloaded"}, func(w io.Writer) { fmt.Fprintln(w, "reloaded") })
 		},
 	}
 }
@@ -133,7 +160,7 @@ func pingStatusCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printJSON(pi)
+			return g.printJSON(pi)
 		},
 	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -24,10 +23,10 @@ func statusCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if g.json {
-				return printJSON(st)
+				return g.printJSON(st)
 			}
-			printStatus(os.Stdout, st, time.Now())
-			printHeartbeatSection(c, g.client(), os.Stdout)
+			printStatus(g.out, st, time.Now())
+			printHeartbeatSection(c, g.client(), g.out)
 			return nil
 		},
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
+	"github.com/reachd/reachd/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -29,7 +30,7 @@ func rootCmd() *cobra.Command {
 		Short:         "reachd probes every path out of this host and fails services over when a path stops delivering",
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       daemon.Version,
+		Version:       version.String(),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if check {
 				return checkConfig(file)

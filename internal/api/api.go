@@ -17,8 +17,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/reachd/reachd/internal/status"
+	"github.com/reachd/reachd/internal/version"
 )
 
 // ErrNotFound marks an unknown service, path or flow; handlers answer 404.
@@ -52,6 +54,10 @@ func New(b Backend) *Server {
 	s.mux.HandleFunc("GET /v1/status", s.status)
 	s.mux.HandleFunc("POST /v1/paths/{service}/{path}/override", s.override)
 	s.mux.HandleFunc("POST /v1/reload", s.reload)
+	started := time.Now()
+	s.mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, apitype.Version{Version: version.String(), GoVersion: version.Go(), Started: started, PID: os.Getpid()})
+	})
 	return s
 }
 

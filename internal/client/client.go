@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/status"
 )
 
@@ -44,6 +46,31 @@ func New(socket string) *Client {
 	return &Client{socket: socket, hc: &http.Client{Transport: tr}}
 }
 
+// ErrUnreachable matches (errors.Is) every error of a request that did not
+// reach the daemon: nothing listens on the socket, the socket is missing,
+// or its permissions keep the caller out (then errors.Is(err,
+// os.ErrPermission) holds too).
+var ErrUnreachable = errors.New("daemon unreachable")
+
+// UnreachableError is a request that did not reach the daemon.
+type UnreachableError struct {
+	Socket string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	if errors.Is(e.Err, os.ErrPermission) {
+		return fmt.Sprintf("cannot reach reachd at %s: %v (the socket is for root and the group in api.socket-group, reachd by default: sudo adduser $USER reachd, then log in again)", e.Socket, e.Err)
+	}
+	return fmt.Sprintf("cannot reach reachd at %s (is it running? set --socket or $REACHD_SOCKET): %v", e.Socket, e.Err)
+}
+
+// Is makes errors.Is(err, ErrUnreachable) true.
+func (e *UnreachableError) Is(target error) bool { return target == ErrUnreachable }
+
+// Unwrap gives the dial error (ENOENT, ECONNREFUSED, EACCES, ...).
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // APIError is an error answer of the daemon.
 type APIError struct {
 	Code    int
@@ -72,7 +99,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach reachd at %s (is it running? set --socket or $REACHD_SOCKET): %w", c.socket, unwrapDial(err))
+		return &UnreachableError{Socket: c.socket, Err: unwrapDial(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -134,4 +161,10 @@ func (c *Client) PingStatus(ctx context.Context, name, state string) (status.Pat
 // Reload asks the daemon to re-read its config.
 func (c *Client) Reload(ctx context.Context) error {
 	return c.Do(ctx, "POST", "/v1/reload", nil, nil)
+}
+
+// Version is GET /v1/version: the daemon's version.
+func (c *Client) Version(ctx context.Context) (apitype.Version, error) {
+	var v apitype.Version
+	return v, c.Do(ctx, "GET", "/v1/version", nil, &v)
 }

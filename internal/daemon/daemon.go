@@ -26,10 +26,8 @@ import (
 	"github.com/reachd/reachd/internal/probe"
 	"github.com/reachd/reachd/internal/probe/icmp"
 	"github.com/reachd/reachd/internal/probe/tcp"
+	"github.com/reachd/reachd/internal/version"
 )
-
-// Version is set at build time.
-var Version = "dev"
 
 // Options configure a Daemon.
 type Options struct {
@@ -206,7 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	d.log.Info("reachd started", "version", Version, "config", d.opts.ConfigFile, "socket", d.cfg.API.Socket, "services", len(d.cfg.Services))
+	d.log.Info("reachd started", "version", version.String(), "config", d.opts.ConfigFile, "socket", d.cfg.API.Socket, "services", len(d.cfg.Services))
 	err = d.eng.Run(ctx)
 	cancel()
 	for _, srv := range servers {
