@@ -111,3 +111,27 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestDampeningDefaults(t *testing.T) {
+	c, err := Parse("d.yaml", []byte(`
+services:
+  - name: s
+    address: [203.0.113.8/32]
+    paths:
+      - name: p
+        vector-priority: 1
+        dampening: {}
+      - name: q
+        vector-priority: 2
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Dampening{Penalty: 1000, Suppress: 2000, Reuse: 750, HalfLife: Secs(60), MaxSuppress: Secs(900)}
+	if d := cmp.Diff(want, c.Services[0].Paths[0].Dampening, cmp.AllowUnexported(Duration{})); d != "" {
+		t.Errorf("dampening: {} (-want +got):\n%s", d)
+	}
+	if c.Services[0].Paths[1].Dampening != nil {
+		t.Error("a path without dampening: got one")
+	}
+}

@@ -109,6 +109,9 @@ type Path struct {
 	TableID int `yaml:"table-id"`
 	// FlushOnDown deletes the conntrack entries of this path when it goes down.
 	FlushOnDown bool `yaml:"flush-on-down"`
+	// Dampening keeps a flapping path out of service (see dampening.go);
+	// nil means none.
+	Dampening *Dampening `yaml:"dampening"`
 
 	// Filled by Validate.
 	GatewayAddr netip.Addr   `yaml:"-"`

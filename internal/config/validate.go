@@ -228,6 +228,7 @@ func (c *checker) path(pp string, s *Service, p *Path) {
 			c.add(pp, "probe-address is required because the service is not a single /32 or /128; add probe-address: [an address that answers beyond this path]")
 		}
 	}
+	c.dampening(pp, p.Dampening)
 	if p.Reliability == 0 {
 		p.Reliability = 1
 	}

@@ -71,6 +71,10 @@ type Engine struct {
 	// external holds down-votes of other monitors (e.g. a link test over
 	// max-loss) by path and source, with their reasons.
 	external map[pathKey]map[string]string
+	// damp keeps the dampeners across reloads; dampened lists the paths
+	// that have one.
+	damp     map[pathKey]*monitor.Dampener
+	dampened []*path
 	started  time.Time
 
 	runMu   sync.Mutex
@@ -92,6 +96,10 @@ type path struct {
 	targets []*target
 	state   monitor.State // effective, last reported
 	probed  monitor.State
+	// damp is the path's dampener (nil without dampening:); suppressed is
+	// its verdict at the last evaluation.
+	damp       *monitor.Dampener
+	suppressed bool
 }
 
 type target struct {
@@ -156,12 +164,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		e.sendDue()
+		if len(e.dampened) > 0 {
+			e.reuseDue()
+		}
 		wait := time.Hour
 		if len(e.queue) > 0 {
 			wait = e.queue[0].mon.Next().Sub(e.now())
-			if wait < 0 {
-				wait = 0
-			}
+		}
+		if r := e.nextReuse(); !r.IsZero() {
+			wait = min(wait, r.Sub(e.now()))
+		}
+		if wait < 0 {
+			wait = 0
 		}
 		timer.Reset(wait)
 		select {
@@ -274,6 +288,8 @@ func (e *Engine) refreshPath(p *path, reason string) {
 	p.state = eff
 	if o != policy.Auto {
 		reason = "forced " + o.String() + " by operator"
+	} else if p.suppressed && eff == monitor.Down {
+		reason = p.damp.Reason(e.now())
 	} else if len(p.targets) > 1 {
 		reason = fmt.Sprintf("%s (%s)", reason, reliabilityText(states, p.cfg.Reliability))
 	}
@@ -298,9 +314,14 @@ func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
 	for i, t := range p.targets {
 		states[i] = t.mon.State()
 	}
+	prev := p.probed
 	p.probed = policy.PathState(states, p.cfg.Reliability)
 	k := pathKey{p.svc.cfg.Name, p.cfg.Name}
 	probed := p.probed
+	p.suppressed = e.dampen(p, prev, e.now())
+	if p.suppressed && (probed == monitor.Up || probed == monitor.HoldDown) {
+		probed = monitor.Down
+	}
 	if len(e.external[k]) > 0 {
 		probed = monitor.Down
 	}

@@ -101,6 +101,7 @@ func (e *Engine) apply(cfg *config.Config) error {
 	}
 	e.cfg = cfg
 	e.services = services
+	e.applyDampening(services, now)
 	for _, s := range removed {
 		for _, a := range e.opts.Actuators {
 			if err := a.Remove(s.cfg); err != nil {

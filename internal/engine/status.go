@@ -75,6 +75,14 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 						LastAttempt: timePtr(m.LastAttempt), LastRTT: m.LastRTT, Reason: m.Reason,
 					})
 				}
+				if d := p.damp; d != nil {
+					now := e.now()
+					ps.Dampening = &status.Dampening{Penalty: int(d.Figure(now)), Flaps: d.Flaps,
+						Suppressed: p.suppressed, ReuseAt: timePtr(d.ReuseAt())}
+					if p.suppressed {
+						ps.Reason = d.Reason(now)
+					}
+				}
 				if votes := e.external[pathKey{s.cfg.Name, p.cfg.Name}]; len(votes) > 0 {
 					ps.Reason = "held down by " + externalReason(votes)
 				}

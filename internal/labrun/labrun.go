@@ -39,6 +39,11 @@ type Options struct {
 	BestEffort  bool
 	FlushOnDown bool
 	KeepOnExit  bool
+	// Dampening, when set, is the broadband path's dampening: block as a
+	// YAML flow mapping, e.g. "{half-life: 5s}".
+	Dampening string
+	// Metrics is metrics.listen (inside the router namespace); "" for none.
+	Metrics string
 }
 
 // Reachd is one reachd process in the router namespace.
@@ -61,6 +66,10 @@ api:
 state-dir: {{.Dir}}/state
 state-file-dir: {{.Dir}}/statefiles
 keep-on-exit: {{.KeepOnExit}}
+{{- if .Metrics}}
+metrics:
+  listen: {{.Metrics}}
+{{- end}}
 log:
   level: info
 services:
@@ -80,6 +89,9 @@ services:
         number-of-retries: {{$.Retries}}
         retry-interval: {{$.RetryInterval}}
         flush-on-down: {{$.FlushOnDown}}
+{{- if and $.Dampening (eq .Name "broadband")}}
+        dampening: {{$.Dampening}}
+{{- end}}
 {{- end}}
 `
 
@@ -101,7 +113,7 @@ func WriteConfig(top *lab.Topology, dir string, o Options) (string, error) {
 	}
 	data := map[string]any{
 		"Dir": dir, "Prefix": fmt.Sprintf("%q", prefix), "BestEffort": o.BestEffort, "KeepOnExit": o.KeepOnExit,
-		"FlushOnDown": o.FlushOnDown, "HoldDown": o.Timing.HoldDown.String(),
+		"FlushOnDown": o.FlushOnDown, "Dampening": o.Dampening, "Metrics": o.Metrics, "HoldDown": o.Timing.HoldDown.String(),
 		"ProbeInterval": o.Timing.ProbeInterval.String(), "RetryInterval": o.Timing.RetryInterval.String(), "Retries": o.Timing.Retries,
 		"Paths": []pathTmpl{
 			{Name: "broadband", If: top.ISP1.RouterIf, Prio: 10, Gw: g1, Target: t1},
@@ -174,6 +186,16 @@ func (r *Reachd) Log() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.logBuf.String()
+}
+
+// PID is the daemon's process id (0 when not started).
+func (r *Reachd) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
 }
 
 // Kill ends the daemon with SIGKILL (no cleanup) and waits.

@@ -56,6 +56,16 @@ type Path struct {
 	LastChange  *time.Time    `json:"last-change"`
 	Reason      string        `json:"reason"`
 	Targets     []Target      `json:"targets"`
+	// Dampening is present when the path has a dampening: block.
+	Dampening *Dampening `json:"dampening,omitempty"`
+}
+
+// Dampening is a path's route-flap dampening state.
+type Dampening struct {
+	Penalty    int        `json:"penalty"`
+	Flaps      uint64     `json:"flaps"`
+	Suppressed bool       `json:"suppressed"`
+	ReuseAt    *time.Time `json:"reuse-at"`
 }
 
 // Target is one probe address of a path.

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The long reliability tests, at the reduced size CI affords. `go test
+# -short ./...` skips them; without -short `go test ./...` runs them at full
+# size (e.g. the 60 s flap storm).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin"
+# Real daemon, broadband flapped at 5 Hz for 12 s (60 s by default).
+go test -race -count=1 -run '^TestFlapStormDaemon$' ./e2e -args -storm=12s
