@@ -29,8 +29,11 @@ func linktestCmd(g *globals) *cobra.Command {
 			if req.Interface == "" || req.LoopAddress == "" {
 				return usagef("give --interface and --loop-address (e.g. --interface wan0 --loop-address 169.254.255.1)")
 			}
-			if (req.Fill == "") != (req.LinkSpeed == "") {
-				return usagef("--fill sizes the burst as a share of --link-speed; give both (e.g. --fill 20%% --link-speed 1G)")
+			if req.LinkSpeed != "" && req.Fill == "" {
+				return usagef("--link-speed is only used with --fill (e.g. --fill 20%% --link-speed 1G; without --link-speed the kernel's speed of the interface)")
+			}
+			if req.MaxLoss != "" && req.Until == "" {
+				req.Until = "max-loss"
 			}
 			c, cancel := ctx()
 			defer cancel()
@@ -54,20 +57,55 @@ func linktestCmd(g *globals) *cobra.Command {
 	f.IntVar(&req.Size, "size", linktest.DefaultSize, "IP packet size of a probe in bytes (at most the MTU)")
 	f.StringVar(&req.Interval, "interval", "", "time between two sends (e.g. 100us); default back to back")
 	f.StringVar(&req.Timeout, "timeout", "", "wait after the last send (default 2s)")
-	f.StringVar(&req.Fill, "fill", "", "measure the RTT first and send as many probes as fill this share of --link-speed (e.g. 20%)")
-	f.StringVar(&req.LinkSpeed, "link-speed", "", "the link's speed for --fill (e.g. 1G, 100M)")
+	f.StringVar(&req.Fill, "fill", "", "watch production traffic for --load-window, measure the RTT, and send as many probes as fill what is left of this share of --link-speed (e.g. 20%), paced RTT/N apart")
+	f.StringVar(&req.LinkSpeed, "link-speed", "", "the link's speed for --fill (e.g. 1G, 100M); default what the kernel reports (a bond: the sum of its members)")
+	f.StringVar(&req.LoadWindow, "load-window", "", "how long to average the interface's own traffic before a --fill test (default 10s; 0 leaves production out)")
 	f.IntVar(&req.Mark, "mark", 0, "SO_MARK (fwmark) of the probes")
+	f.StringVar(&req.DSCP, "dscp", "", "DiffServ class of the probes: ef, af11-af43, cs0-cs7, be or 0-63 (IPv4 TOS, IPv6 traffic class)")
+	f.StringVar(&req.Until, "until", "", "max-loss: send in rounds and stop as soon as the loss is clearly above or below --max-loss (at most --count probes)")
+	f.StringVar(&req.MaxLoss, "max-loss", "", "the loss the sequential test decides against, e.g. 1% (implies --until max-loss)")
+	f.StringVar(&req.Confidence, "confidence", "", "confidence of the sequential decision (default 95%)")
+	f.IntVar(&req.Round, "round", 0, "probes per round of a sequential test (default 20, or the --fill burst)")
 	cmd.AddCommand(linktestPlanCmd(g), linktestListCmd(g))
 	return cmd
 }
 
 // printReport renders one test's report for people.
 func printReport(out io.Writer, r linktest.Report) {
-	fmt.Fprintf(out, "link test %s → %v, ttl %d, size %d bytes\n", r.Interface, r.Loop, r.TTL, r.Size)
+	fmt.Fprintf(out, "link test %s → %v, ttl %d, size %d bytes, dscp %s\n", r.Interface, r.Loop, r.TTL, r.Size, r.DSCPName)
+	if r.LinkSpeed > 0 {
+		fmt.Fprintf(out, "  link speed %s (%s)\n", linkplan.FormatSpeed(r.LinkSpeed), r.LinkSpeedSource)
+	}
+	if p := r.Production; p != nil {
+		if p.Ignored {
+			fmt.Fprintf(out, "  production traffic: not measured (load-window 0: link out of service)\n")
+		} else {
+			fmt.Fprintf(out, "  production traffic over %v: rx %s, tx %s; used %s\n", p.Window, linkplan.FormatSpeed(p.RxBps), linkplan.FormatSpeed(p.TxBps), linkplan.FormatSpeed(p.UsedBps))
+		}
+		fmt.Fprintf(out, "  fill requested %.1f%%, granted %.1f%% (%s)\n", p.RequestedFill*100, p.GrantedFill*100, p.Verdict)
+		if p.Reason != "" {
+			fmt.Fprintf(out, "  %s\n", p.Reason)
+		}
+	}
+	if r.Skipped {
+		fmt.Fprintf(out, "  test skipped: %s\n", r.SkipReason)
+		return
+	}
 	if r.Plan != nil {
 		fmt.Fprintf(out, "  burst sized by fill: calibration looped rtt %v; %v\n", r.CalibrationRTT, r.Plan)
 	}
+	if r.PlannedBps > 0 || r.AchievedBps > 0 {
+		fmt.Fprintf(out, "  test rate planned %s, achieved %s\n", linkplan.FormatSpeed(r.PlannedBps), linkplan.FormatSpeed(r.AchievedBps))
+	}
+	if r.PlannedGap > 0 || r.AchievedGap > 0 {
+		fmt.Fprintf(out, "  gap between probes planned %v, achieved %v\n", r.PlannedGap, r.AchievedGap)
+	}
 	fmt.Fprintf(out, "  sent %d  returned %d  lost %d  loss %.2f%%\n", r.Sent, r.Returned, r.Lost, r.LossPercent)
+	if q := r.Sequential; q != nil {
+		fmt.Fprintf(out, "  sequential: loss %s max-loss %g%% after %d probes in %d rounds at %g%% confidence (loss ≤ %g%% vs ≥ %g%%; LLR %.2f, bounds %.2f/%.2f)\n",
+			q.Decision, q.MaxLossPercent, q.Probes, q.Rounds, q.ConfidencePercent, q.H0Percent, q.H1Percent, q.LLR, q.Lower, q.Upper)
+		fmt.Fprintf(out, "  a clean link needs %d probes; a fixed-count test with the same error rates %d\n", q.CleanProbes, q.FixedProbes)
+	}
 	if r.Returned > 0 {
 		fmt.Fprintf(out, "  looped rtt min/median/max %v / %v / %v (link rtt ≈ %v at ttl %d)\n",
 			r.RTTMin, r.RTTMedian, r.RTTMax, linkplan.LinkRTT(r.RTTMedian, r.TTL), r.TTL)
@@ -97,6 +135,9 @@ func printReport(out io.Writer, r linktest.Report) {
 	if r.RecvDropped > 0 {
 		notes = append(notes, fmt.Sprintf("%d replies dropped by this host's socket buffer (not link loss)", r.RecvDropped))
 	}
+	if r.Remarked > 0 {
+		notes = append(notes, fmt.Sprintf("%d probes came back re-marked to dscp %s: the loop did not keep their class", r.Remarked, linkplan.DSCPName(r.RemarkedTo)))
+	}
 	if len(notes) > 0 {
 		fmt.Fprintf(out, "  note: %s\n", strings.Join(notes, "; "))
 	}
@@ -106,6 +147,9 @@ func printReport(out io.Writer, r linktest.Report) {
 type planFlags struct {
 	speed, rtt, fill string
 	size, ttl        int
+	// production ("60M") shows what the fill leaves for the test;
+	// maxLoss and confidence show a sequential test's probe counts.
+	production, maxLoss, confidence string
 }
 
 func linktestPlanCmd(g *globals) *cobra.Command {
@@ -127,6 +171,9 @@ func linktestPlanCmd(g *globals) *cobra.Command {
 	f.IntVar(&pf.size, "size", 1536, "IP packet size of a probe in bytes")
 	f.StringVar(&pf.fill, "fill", "100%", "share of the link to fill, e.g. 20%")
 	f.IntVar(&pf.ttl, "ttl", linktest.DefaultTTL, "initial TTL of the probes (sets how long they loop)")
+	f.StringVar(&pf.production, "production", "", "production traffic on the link (e.g. 60M): the test fills what is left of --fill")
+	f.StringVar(&pf.maxLoss, "max-loss", "", "show how many probes a sequential test (until max-loss) needs, e.g. 1%")
+	f.StringVar(&pf.confidence, "confidence", "95%", "confidence of the sequential test")
 	return cmd
 }
 
@@ -148,19 +195,79 @@ func runPlan(out io.Writer, pf planFlags, asJSON bool) error {
 	if err != nil {
 		return usagef("--fill: %w", err)
 	}
-	p, err := linkplan.Plan(speed, rtt, pf.size, pf.ttl, fill)
+	var budget struct {
+		ProductionBps, GrantedFill float64
+		Verdict, Reason            string
+	}
+	granted := fill
+	if pf.production != "" {
+		prod, err := linkplan.ParseSpeed(pf.production)
+		if err != nil {
+			return usagef("--production: %w", err)
+		}
+		share, v, reason := linkplan.Budget(speed, fill, prod)
+		budget.ProductionBps, budget.GrantedFill, budget.Verdict, budget.Reason = prod, share, v.String(), reason
+		if v == linkplan.FillSkipped {
+			if asJSON {
+				return printJSONTo(out, struct{ Production any }{budget})
+			}
+			fmt.Fprintln(out, reason)
+			return nil
+		}
+		granted = share
+	}
+	p, err := linkplan.Plan(speed, rtt, pf.size, pf.ttl, granted)
 	if err != nil {
 		return err
 	}
+	var seq *linkplan.SPRT
+	if pf.maxLoss != "" {
+		ml, err := linkplan.ParsePercent(pf.maxLoss)
+		if err != nil {
+			return usagef("--max-loss: %w", err)
+		}
+		c, err := linkplan.ParsePercent(pf.confidence)
+		if err != nil {
+			return usagef("--confidence: %w", err)
+		}
+		if seq, err = linkplan.NewSPRT(ml, c); err != nil {
+			return usagef("%w", err)
+		}
+	}
 	if asJSON {
-		return printJSONTo(out, p)
+		v := struct {
+			linkplan.BurstPlan
+			Production *struct {
+				ProductionBps, GrantedFill float64
+				Verdict, Reason            string
+			} `json:",omitempty"`
+			Sequential *struct{ CleanProbes, FixedProbes int } `json:",omitempty"`
+		}{BurstPlan: p}
+		if pf.production != "" {
+			v.Production = &budget
+		}
+		if seq != nil {
+			v.Sequential = &struct{ CleanProbes, FixedProbes int }{seq.CleanN(), seq.FixedN()}
+		}
+		return printJSONTo(out, v)
+	}
+	if budget.Reason != "" {
+		fmt.Fprintln(out, budget.Reason)
 	}
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "link carries per RTT\t%.0f bits\t(%s × %v)\n", p.BitsPerRTT, pf.speed, p.RTT)
 	fmt.Fprintf(w, "one probe\t%d bits\t(%d bytes × 8)\n", p.ProbeBits, p.Size)
 	fmt.Fprintf(w, "probes that fill 100%%\t%d\t(%.1f, rounded down)\n", p.FullLink, p.BitsPerRTT/float64(p.ProbeBits))
-	fmt.Fprintf(w, "probes that fill %g%%\t%d\t(%.1f%% really)\n", p.Fill*100, p.Probes, p.ActualFill*100)
+	fmt.Fprintf(w, "probes that fill %.4g%%\t%d\t(%.1f%% really)\n", p.Fill*100, p.Probes, p.ActualFill*100)
 	fmt.Fprintf(w, "loop time at ttl %d\t%v\t(TTL × RTT, the draft's bound; %v of crossings)\n", p.TTL, p.Loop, time.Duration(p.TTL)*p.RTT/2)
+	if p.Probes > 0 {
+		fmt.Fprintf(w, "gap between probes\t%v\t(RTT / %d: the looping probes follow each other evenly)\n", p.Gap, p.Probes)
+		fmt.Fprintf(w, "test load per direction\t%s\t(%d × %d bits / RTT)\n", linkplan.FormatSpeed(p.RateBps), p.Probes, p.ProbeBits)
+	}
+	if seq != nil {
+		fmt.Fprintf(w, "sequential, clean link\t%d probes\t(decided below max-loss %s at %s confidence: loss ≤ %g%% vs ≥ %g%%)\n", seq.CleanN(), pf.maxLoss, pf.confidence, seq.P0*100, seq.P1*100)
+		fmt.Fprintf(w, "fixed-count equivalent\t%d probes\t(same error rates)\n", seq.FixedN())
+	}
 	w.Flush()
 	if p.Probes == 0 {
 		fmt.Fprintf(out, "one probe is already more than %g%% of the link: use smaller probes or a larger share\n", p.Fill*100)

@@ -35,10 +35,22 @@ type Linktest struct {
 	Size        int      `yaml:"size"`
 	Interval    Duration `yaml:"interval"`
 	Timeout     Duration `yaml:"timeout"`
-	// Fill and LinkSpeed ("20%", "1G"), both or neither, size each burst
-	// from a measured RTT instead of Count.
-	Fill      string `yaml:"fill"`
-	LinkSpeed string `yaml:"link-speed"`
+	// Fill ("20%") sizes each burst from a measured RTT instead of Count,
+	// as a share of LinkSpeed ("1G"; default: what the kernel reports for
+	// the interface, the sum of the members for a bond or team), minus the
+	// production traffic averaged over LoadWindow (default 10s; 0 leaves
+	// production out, for a link taken out of service).
+	Fill       string   `yaml:"fill"`
+	LinkSpeed  string   `yaml:"link-speed"`
+	LoadWindow Duration `yaml:"load-window"`
+	// DSCP marks the probes: ef, af11-af43, cs0-cs7, be, or 0-63.
+	DSCP DSCP `yaml:"dscp"`
+	// Until "max-loss" sends rounds of Round probes (or the fill-sized
+	// burst) until a sequential test decides at Confidence (default 95%)
+	// that the loss is clearly above or below MaxLoss, at most Count.
+	Until      string  `yaml:"until"`
+	Confidence Percent `yaml:"confidence"`
+	Round      int     `yaml:"round"`
 	// Fwmark is the probes' SO_MARK (a path's routing table); 0 for none.
 	Fwmark int `yaml:"fwmark"`
 	// MaxLoss is a share in per cent: "1%", "1" or 0.5. Unset means no
@@ -49,11 +61,43 @@ type Linktest struct {
 	AffectsPath string `yaml:"affects-path"`
 
 	// Filled by validate.
+	Sequential     bool       `yaml:"-"`
 	Loop           netip.Addr `yaml:"-"`
 	FillShare      float64    `yaml:"-"` // 0 < FillShare ≤ 1, or 0
 	LinkSpeedBps   float64    `yaml:"-"`
 	AffectsService string     `yaml:"-"`
 	AffectsPathNm  string     `yaml:"-"`
+}
+
+// DSCP is a DiffServ code point in the config: a name (ef, af41, cs1)
+// or a number 0-63. Decoding never fails; validate reports a bad value with
+// its line.
+type DSCP struct {
+	V   int
+	set bool
+	src string
+	bad string
+}
+
+// Set reports whether the key was present in the file.
+func (d DSCP) Set() bool { return d.set }
+
+// UnmarshalYAML implements goccy/go-yaml's BytesUnmarshaler.
+func (d *DSCP) UnmarshalYAML(b []byte) error {
+	s := strings.Trim(strings.TrimSpace(string(b)), `"'`)
+	d.set, d.src = true, s
+	v, err := linkplan.ParseDSCP(s)
+	if err != nil {
+		d.bad = err.Error()
+		return nil
+	}
+	d.V = v
+	return nil
+}
+
+// MarshalYAML writes the code point by name where it has one.
+func (d DSCP) MarshalYAML() ([]byte, error) {
+	return []byte(strconv.Quote(linkplan.DSCPName(d.V))), nil
 }
 
 // Percent is a config share written in per cent: "1%", "1" or 0.5. Like
@@ -139,21 +183,58 @@ func (c *checker) linktests(cfg *Config) {
 				l.Interval.D, l.Timeout.D, 2*l.Timeout.D)
 		}
 		l.FillShare, l.LinkSpeedBps = 0, 0
-		if l.Fill != "" || l.LinkSpeed != "" {
-			if l.Fill == "" || l.LinkSpeed == "" {
-				c.add(lp, "fill and link-speed go together: fill sizes the burst as a share of link-speed; set both (e.g. fill: 20%%, link-speed: 1G) or neither")
+		if l.LinkSpeed != "" && l.Fill == "" {
+			c.add(lp+".link-speed", "is only used with fill, which sizes the burst as a share of link-speed; add e.g. fill: 20%%, or remove link-speed")
+		}
+		if l.Fill != "" {
+			if f, err := linkplan.ParsePercent(l.Fill); err != nil {
+				c.add(lp+".fill", "%v", err)
 			} else {
-				if f, err := linkplan.ParsePercent(l.Fill); err != nil {
-					c.add(lp+".fill", "%v", err)
-				} else {
-					l.FillShare = f
-				}
+				l.FillShare = f
+			}
+			if l.LinkSpeed != "" {
 				if s, err := linkplan.ParseSpeed(l.LinkSpeed); err != nil {
 					c.add(lp+".link-speed", "%v", err)
 				} else {
 					l.LinkSpeedBps = s
 				}
 			}
+		}
+		if l.LoadWindow.Set() && l.Fill == "" {
+			c.add(lp+".load-window", "is only used with fill (production traffic is left room for when a burst is sized as a share of the link); add fill or remove load-window")
+		}
+		c.duration(lp+".load-window", &l.LoadWindow, linkplan.DefaultLoadWindow)
+		if l.LoadWindow.bad == "" && l.LoadWindow.D < 0 {
+			c.add(lp+".load-window", "must not be negative; 0 leaves production traffic out (the link is out of service)")
+		} else if l.Fill != "" && l.LoadWindow.bad == "" && l.Interval.bad == "" && l.LoadWindow.D > l.Interval.D/2 {
+			c.add(lp+".load-window", "%v is more than half of interval %v: the window would overlap the previous test's burst; shorten load-window or raise interval", l.LoadWindow.D, l.Interval.D)
+		}
+		if l.DSCP.bad != "" {
+			c.add(lp+".dscp", "%s", l.DSCP.bad)
+		}
+		l.Sequential = false
+		switch l.Until {
+		case "":
+			if l.Confidence.Set() || l.Round != 0 {
+				c.add(lp+".until", "confidence and round belong to until: max-loss; add it or remove them")
+			}
+		case "max-loss":
+			l.Sequential = true
+			if !l.MaxLoss.set || l.MaxLoss.V <= 0 || l.MaxLoss.V >= 100 {
+				c.add(lp+".until", "until: max-loss needs max-loss more than 0%% and less than 100%% (e.g. max-loss: 1%%): the test stops when the loss is clearly above or below it")
+			}
+			if l.Confidence.bad != "" {
+				c.add(lp+".confidence", "%s", l.Confidence.bad)
+			} else if !l.Confidence.Set() {
+				l.Confidence.V, l.Confidence.set = linkplan.DefaultConfidence*100, true
+			} else if l.Confidence.V <= 50 || l.Confidence.V >= 100 {
+				c.add(lp+".confidence", "%g%% must be more than 50%% and less than 100%% (e.g. 95%%, 99%%)", l.Confidence.V)
+			}
+			if l.Round < 0 || l.Round > linkplan.MaxCount {
+				c.add(lp+".round", "%d must be 1-%d probes per round (default 20, or the fill-sized burst)", l.Round, linkplan.MaxCount)
+			}
+		default:
+			c.add(lp+".until", "%q: the only value is max-loss (stop as soon as the loss is clearly above or below max-loss)", l.Until)
 		}
 		if l.Fwmark < 0 || int64(l.Fwmark) > 0xffffffff {
 			c.add(lp+".fwmark", "%d must be 0-4294967295", l.Fwmark)

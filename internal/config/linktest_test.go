@@ -35,6 +35,25 @@ linktests:
     max-loss: 0.5
     fill: 20%
     link-speed: 1G
+  - name: wan0-ef
+    interface: wan0
+    loop-address: 169.254.255.1
+    dscp: ef
+    max-loss: 1%
+    until: max-loss
+    fill: 50%
+    load-window: 2s
+  - name: wan0-af41
+    interface: wan0
+    loop-address: 169.254.255.1
+    dscp: 34
+    max-loss: 2%
+    until: max-loss
+    confidence: 99%
+    round: 50
+    count: 1000
+    fill: 10%
+    load-window: 0
 `
 
 func TestLinktestsDecode(t *testing.T) {
@@ -50,14 +69,23 @@ func TestLinktestsDecode(t *testing.T) {
 		MaxLossSet        bool
 		Service, Path     string
 		Fill, Speed       float64
+		DSCP              int
+		Sequential        bool
+		Confidence        float64
+		Round             int
+		LoadWindow        time.Duration
 	}
 	var got []view
 	for _, l := range c.Linktests {
-		got = append(got, view{l.Loop, l.TTL, l.Count, l.Size, l.Interval.D, l.Timeout.D, l.MaxLoss.V, l.MaxLoss.Set(), l.AffectsService, l.AffectsPathNm, l.FillShare, l.LinkSpeedBps})
+		got = append(got, view{l.Loop, l.TTL, l.Count, l.Size, l.Interval.D, l.Timeout.D, l.MaxLoss.V, l.MaxLoss.Set(), l.AffectsService, l.AffectsPathNm, l.FillShare, l.LinkSpeedBps, l.DSCP.V, l.Sequential, l.Confidence.V, l.Round, l.LoadWindow.D})
 	}
 	want := []view{
-		{netip.MustParseAddr("169.254.255.1"), 254, 200, 1500, 5 * time.Minute, 2 * time.Second, 1, true, "internet", "broadband", 0, 0},
-		{netip.MustParseAddr("2001:db8:ffff:ffff::1"), 11, 100, 1500, DefaultLinktestInterval, DefaultLinktestTimeout, 0.5, true, "", "", 0.2, 1e9},
+		{netip.MustParseAddr("169.254.255.1"), 254, 200, 1500, 5 * time.Minute, 2 * time.Second, 1, true, "internet", "broadband", 0, 0, 0, false, 0, 0, 10 * time.Second},
+		{netip.MustParseAddr("2001:db8:ffff:ffff::1"), 11, 100, 1500, DefaultLinktestInterval, DefaultLinktestTimeout, 0.5, true, "", "", 0.2, 1e9, 0, false, 0, 0, 10 * time.Second},
+		// link-speed left to the kernel; production over 2s.
+		{netip.MustParseAddr("169.254.255.1"), 254, 100, 1500, DefaultLinktestInterval, DefaultLinktestTimeout, 1, true, "", "", 0.5, 0, 46, true, 95, 0, 2 * time.Second},
+		// load-window 0: production left out.
+		{netip.MustParseAddr("169.254.255.1"), 254, 1000, 1500, DefaultLinktestInterval, DefaultLinktestTimeout, 2, true, "", "", 0.1, 0, 34, true, 99, 50, 0},
 	}
 	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); d != "" {
 		t.Errorf("decoded linktests (-want +got):\n%s", d)
@@ -85,7 +113,15 @@ func TestInvalidLinktestFiles(t *testing.T) {
 			":5: linktests[0].interval: 3s is too short for timeout 2s",
 			"raise interval to 4s or more",
 			`:7: linktests[0].max-loss: "150%" is not a share in per cent`,
-			":2: linktests[0]: fill and link-speed go together",
+			":8: linktests[0].link-speed: is only used with fill",
+		}},
+		{"invalid-linktest-qos.yaml", []string{
+			`:5: linktests[0].dscp: dscp "af44": want a name (ef, af11-af43, cs0-cs7, be) or a number 0-63`,
+			":6: linktests[0].until: until: max-loss needs max-loss more than 0% and less than 100%",
+			":12: linktests[1].confidence: 30% must be more than 50% and less than 100%",
+			":14: linktests[1].load-window: 4m0s is more than half of interval 5m0s",
+			`:18: linktests[2].until: "forever": the only value is max-loss`,
+			":19: linktests[2].load-window: is only used with fill",
 		}},
 	}
 	for _, tt := range tests {

@@ -27,11 +27,23 @@ type Request struct {
 	// Interval and Timeout are durations: "100us", "2s" (or seconds, "2").
 	Interval string `json:"interval,omitempty"`
 	Timeout  string `json:"timeout,omitempty"`
-	// Fill ("20%") with LinkSpeed ("1G") measures the RTT first and sizes
-	// the burst instead of Count.
-	Fill      string `json:"fill,omitempty"`
-	LinkSpeed string `json:"link-speed,omitempty"`
-	Mark      int    `json:"mark,omitempty"`
+	// Fill ("20%") measures the production load over LoadWindow
+	// (default "10s"; "0" leaves it out) and the RTT, then sizes the
+	// burst instead of Count, as a share of LinkSpeed ("1G"; default what
+	// the kernel reports for the interface).
+	Fill       string `json:"fill,omitempty"`
+	LinkSpeed  string `json:"link-speed,omitempty"`
+	LoadWindow string `json:"load-window,omitempty"`
+	Mark       int    `json:"mark,omitempty"`
+	// DSCP marks the probes: "ef", "af41", "cs1" or "0".."63".
+	DSCP string `json:"dscp,omitempty"`
+	// Until "max-loss" with MaxLoss ("1%") runs a sequential test: rounds
+	// of Round probes until the loss is clearly above or below MaxLoss
+	// at Confidence (default "95%"), at most Count.
+	Until      string `json:"until,omitempty"`
+	MaxLoss    string `json:"max-loss,omitempty"`
+	Confidence string `json:"confidence,omitempty"`
+	Round      int    `json:"round,omitempty"`
 }
 
 // Options converts the request; errors wrap api.ErrBadRequest.
@@ -57,16 +69,67 @@ func (r Request) Options() (linktest.Options, error) {
 		}
 		*d.to = v
 	}
-	if r.Fill != "" || r.LinkSpeed != "" {
+	if r.LinkSpeed != "" && r.Fill == "" {
+		bad("link-speed is only used with fill; add fill (e.g. 20%%) or leave link-speed out")
+	}
+	if r.Fill != "" {
 		f, err := linkplan.ParsePercent(r.Fill)
 		if err != nil {
 			bad("fill: %v", err)
 		}
-		sp, err := linkplan.ParseSpeed(r.LinkSpeed)
-		if err != nil {
-			bad("link-speed: %v (fill needs the link's speed)", err)
+		o.Fill = f
+		if r.LinkSpeed != "" {
+			sp, err := linkplan.ParseSpeed(r.LinkSpeed)
+			if err != nil {
+				bad("link-speed: %v", err)
+			}
+			o.LinkSpeed = sp
 		}
-		o.Fill, o.LinkSpeed = f, sp
+		if r.LoadWindow != "" {
+			w, err := config.ParseDuration(r.LoadWindow)
+			switch {
+			case err != nil:
+				bad("load-window: %v", err)
+			case w == 0:
+				o.IgnoreProduction = true
+			default:
+				o.LoadWindow = w
+			}
+		}
+	} else if r.LoadWindow != "" {
+		bad("load-window is only used with fill")
+	}
+	if r.DSCP != "" {
+		d, err := linkplan.ParseDSCP(r.DSCP)
+		if err != nil {
+			bad("%v", err)
+		}
+		o.DSCP = d
+	}
+	switch r.Until {
+	case "":
+		if r.Confidence != "" || r.Round != 0 {
+			bad("confidence and round belong to until max-loss")
+		}
+	case "max-loss":
+		o.Sequential, o.Round = true, r.Round
+		ml, err := linkplan.ParsePercent(r.MaxLoss)
+		if err != nil {
+			bad("max-loss: %v (until max-loss needs it)", err)
+		}
+		o.MaxLoss = ml
+		if r.Confidence != "" {
+			c, err := linkplan.ParsePercent(r.Confidence)
+			if err != nil {
+				bad("confidence: %v", err)
+			}
+			o.Confidence = c
+		}
+	default:
+		bad("until %q: the only value is max-loss", r.Until)
+	}
+	if r.MaxLoss != "" && r.Until == "" {
+		bad("max-loss is only used with until max-loss")
 	}
 	if err := errors.Join(errs...); err != nil {
 		return o, fmt.Errorf("%w: %v", api.ErrBadRequest, err)

@@ -27,7 +27,7 @@ func newMetrics() *metrics {
 		rtt: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_looped_rtt_seconds",
 			Help: "Looped RTT of the last link test (send to Time Exceeded, TTL crossings), by stat min, median, max."}, append(l, "stat")),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reachd_linktest_runs_total",
-			Help: "Scheduled link tests, by result: ok, or error when the test could not run."}, append(l, "result")),
+			Help: "Scheduled link tests, by result: ok, skipped (production traffic left no room for a fill-sized test), or error when the test could not run."}, append(l, "result")),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reachd_linktest_sent_total",
 			Help: "Probes sent by scheduled link tests."}, l),
 		returned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reachd_linktest_returned_total",
@@ -48,6 +48,11 @@ func (m *metrics) register(r prometheus.Registerer) error {
 func (m *metrics) observe(c config.Linktest, r linktest.Report, err error) {
 	if err != nil {
 		m.runs.WithLabelValues(c.Name, c.Interface, "error").Inc()
+		return
+	}
+	if r.Skipped {
+		// Production traffic left no room: nothing was measured.
+		m.runs.WithLabelValues(c.Name, c.Interface, "skipped").Inc()
 		return
 	}
 	m.runs.WithLabelValues(c.Name, c.Interface, "ok").Inc()

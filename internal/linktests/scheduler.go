@@ -225,6 +225,11 @@ func (s *Scheduler) once(ctx context.Context, t *test) {
 		s.log.Warn("link test could not run", "test", t.cfg.Name, "interface", t.cfg.Interface, "err", err)
 		return
 	}
+	if rep.Skipped {
+		// Nothing was measured, so the verdict stays as it was.
+		s.log.Info("link test skipped", "test", t.cfg.Name, "interface", t.cfg.Interface, "reason", rep.SkipReason)
+		return
+	}
 	s.log.Info("link test", "test", t.cfg.Name, "report", rep.String())
 	s.verdict(ctx, t, rep)
 }
@@ -236,11 +241,7 @@ func (s *Scheduler) verdict(ctx context.Context, t *test, rep linktest.Report) {
 	if s.eng == nil || c.AffectsService == "" || !c.MaxLoss.Set() {
 		return
 	}
-	down := rep.LossPercent > c.MaxLoss.V
-	reason := fmt.Sprintf("loss %.2f%% <= max-loss %g%%", rep.LossPercent, c.MaxLoss.V)
-	if down {
-		reason = fmt.Sprintf("loss %.2f%% > max-loss %g%% (%d of %d probes lost)", rep.LossPercent, c.MaxLoss.V, rep.Lost, rep.Sent)
-	}
+	down, reason := Verdict(rep, c.MaxLoss.V)
 	s.mu.Lock()
 	was := t.holding
 	s.mu.Unlock()
@@ -258,6 +259,22 @@ func (s *Scheduler) verdict(ctx context.Context, t *test, rep linktest.Report) {
 	if down != was {
 		s.log.Info("link test verdict", "test", c.Name, "service", c.AffectsService, "path", c.AffectsPathNm, "down", down, "reason", reason)
 	}
+}
+
+// Verdict decides whether a report's loss exceeds maxLoss (per cent) and
+// says why. A sequential test's decision counts where it reached one (it
+// holds at its stated confidence); otherwise the measured loss is compared.
+func Verdict(rep linktest.Report, maxLoss float64) (down bool, reason string) {
+	if q := rep.Sequential; q != nil && q.Decision != "undecided" {
+		down = q.Decision == "above"
+		return down, fmt.Sprintf("loss %s max-loss %g%% by sequential test after %d probes (%d lost, %.2f%%) at %g%% confidence",
+			q.Decision, maxLoss, q.Probes, rep.Lost, rep.LossPercent, q.ConfidencePercent)
+	}
+	down = rep.LossPercent > maxLoss
+	if down {
+		return true, fmt.Sprintf("loss %.2f%% > max-loss %g%% (%d of %d probes lost)", rep.LossPercent, maxLoss, rep.Lost, rep.Sent)
+	}
+	return false, fmt.Sprintf("loss %.2f%% <= max-loss %g%%", rep.LossPercent, maxLoss)
 }
 
 // source names the test in the engine's reasons ("linktest NAME").
@@ -329,5 +346,14 @@ func MeasureOptions(l config.Linktest) linktest.Options {
 		Mark:        l.Fwmark,
 		Fill:        l.FillShare,
 		LinkSpeed:   l.LinkSpeedBps,
+		DSCP:        l.DSCP.V,
+		// Config load-window 0 leaves production out; the measuring
+		// package's 0 means its default.
+		LoadWindow:       l.LoadWindow.D,
+		IgnoreProduction: l.FillShare > 0 && l.LoadWindow.Set() && l.LoadWindow.D == 0,
+		Sequential:       l.Sequential,
+		MaxLoss:          l.MaxLoss.V / 100,
+		Confidence:       l.Confidence.V / 100,
+		Round:            l.Round,
 	}
 }

@@ -1,0 +1,87 @@
+package linktests_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/linktests"
+	"github.com/reachd/reachd/internal/probe/linktest"
+)
+
+func TestQoSOptionsFromConfig(t *testing.T) {
+	c, err := config.Parse("test.yaml", []byte(`
+linktests:
+  - name: ef
+    interface: wan0
+    loop-address: 169.254.255.1
+    dscp: ef
+    max-loss: 1%
+    until: max-loss
+    confidence: 99%
+    round: 25
+    count: 500
+    fill: 20%
+  - name: oos
+    interface: wan0
+    loop-address: 169.254.255.1
+    fill: 50%
+    load-window: 0
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := linktests.MeasureOptions(c.Linktests[0])
+	if o.DSCP != 46 || !o.Sequential || o.MaxLoss != 0.01 || o.Confidence != 0.99 || o.Round != 25 || o.Count != 500 ||
+		o.Fill != 0.2 || o.LinkSpeed != 0 || o.LoadWindow != 10*time.Second || o.IgnoreProduction {
+		t.Errorf("ef: %+v", o)
+	}
+	if err := o.Validate(); err != nil && !strings.Contains(err.Error(), "interface wan0") {
+		t.Errorf("ef: %v", err)
+	}
+	o = linktests.MeasureOptions(c.Linktests[1])
+	if !o.IgnoreProduction || o.Sequential || o.DSCP != 0 {
+		t.Errorf("out of service: %+v", o)
+	}
+}
+
+func TestQoSRequest(t *testing.T) {
+	o, err := linktests.Request{Interface: "wan0", LoopAddress: "169.254.255.1", DSCP: "af41", Until: "max-loss", MaxLoss: "1%",
+		Confidence: "99%", Round: 10, Fill: "20%", LoadWindow: "0"}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.DSCP != 34 || !o.Sequential || o.MaxLoss != 0.01 || o.Confidence != 0.99 || o.Round != 10 || !o.IgnoreProduction || o.LinkSpeed != 0 {
+		t.Errorf("%+v", o)
+	}
+	for _, r := range []linktests.Request{
+		{DSCP: "af44"}, {Until: "forever"}, {Until: "max-loss"}, {MaxLoss: "1%"}, {LinkSpeed: "1G"}, {LoadWindow: "2s"}, {Confidence: "90%"},
+	} {
+		r.Interface, r.LoopAddress = "wan0", "169.254.255.1"
+		if _, err := r.Options(); !errors.Is(err, api.ErrBadRequest) {
+			t.Errorf("%+v: %v, want a bad request", r, err)
+		}
+	}
+}
+
+func TestVerdictSequential(t *testing.T) {
+	for _, c := range []struct {
+		rep    linktest.Report
+		down   bool
+		reason string
+	}{
+		{linktest.Report{Sent: 200, LossPercent: 0, Sequential: &linktest.Sequential{Decision: "below", Probes: 200, ConfidencePercent: 95}}, false, "loss below max-loss 1% by sequential test after 200 probes"},
+		{linktest.Report{Sent: 40, Lost: 4, LossPercent: 10, Sequential: &linktest.Sequential{Decision: "above", Probes: 40, ConfidencePercent: 95}}, true, "loss above max-loss 1% by sequential test after 40 probes (4 lost, 10.00%) at 95% confidence"},
+		// Undecided at count: the measured loss decides.
+		{linktest.Report{Sent: 100, Lost: 2, LossPercent: 2, Sequential: &linktest.Sequential{Decision: "undecided", Probes: 100}}, true, "loss 2.00% > max-loss 1%"},
+		{linktest.Report{Sent: 100, LossPercent: 0}, false, "loss 0.00% <= max-loss 1%"},
+	} {
+		down, reason := linktests.Verdict(c.rep, 1)
+		if down != c.down || !strings.Contains(reason, c.reason) {
+			t.Errorf("Verdict = %v, %q; want %v, %q", down, reason, c.down, c.reason)
+		}
+	}
+}
