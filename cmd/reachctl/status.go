@@ -50,8 +50,14 @@ func printStatus(out io.Writer, st status.Status, now time.Time) {
 			if s.BestEffort {
 				cur += " (best-effort: every path is down)"
 			}
+			if s.Held {
+				cur += " (held: every path is down, on-all-down: hold)"
+			}
 		}
 		fmt.Fprintf(w, "service %s\tcurrent path: %s\n", s.Name, cur)
+		if s.SharedFate != "" {
+			fmt.Fprintf(w, "  warning: %s\n", s.SharedFate)
+		}
 		fmt.Fprintln(w, "  PATH\tPRIO\tSTATE\tOVERRIDE\tATTEMPTS\tLOSSES\tLAST RTT\tLAST ATTEMPT\tREASON")
 		for _, p := range s.Paths {
 			mark := " "

@@ -67,6 +67,9 @@ type Service struct {
 	Transport      []Transport `yaml:"transport"`
 	HoldDown       Duration    `yaml:"hold-down"`
 	BestEffort     bool        `yaml:"best-effort"`
+	// OnAllDown is withdraw, best-effort or hold; "" leaves it to
+	// best-effort (the seed's behaviour). See AllDown.
+	OnAllDown string `yaml:"on-all-down"`
 	AppIDModuleDir string      `yaml:"app-id-module-dir"`
 	// Table is the routing table the service's routes go to: "main"
 	// (default) or a number.
@@ -75,6 +78,19 @@ type Service struct {
 
 	// Prefixes is Address parsed (filled by Validate).
 	Prefixes []netip.Prefix `yaml:"-"`
+}
+
+// AllDown is what the service does when every path is down: on-all-down
+// when set, otherwise best-effort decides (true: best-effort, false:
+// withdraw).
+func (s Service) AllDown() string {
+	switch {
+	case s.OnAllDown != "":
+		return s.OnAllDown
+	case s.BestEffort:
+		return "best-effort"
+	}
+	return "withdraw"
 }
 
 // Transport restricts a service to a protocol and port ranges; it is copied

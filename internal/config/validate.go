@@ -125,6 +125,14 @@ func (c *checker) service(sp string, s *Service) {
 			}
 		}
 	}
+	switch s.OnAllDown {
+	case "", "withdraw", "best-effort", "hold":
+	default:
+		c.add(sp+".on-all-down", "%q is not an on-all-down action; use withdraw, best-effort or hold", s.OnAllDown)
+	}
+	if s.BestEffort && s.OnAllDown != "" && s.OnAllDown != "best-effort" {
+		c.add(sp+".on-all-down", "%s contradicts best-effort: true; remove best-effort (on-all-down replaces it)", s.OnAllDown)
+	}
 	if len(s.Paths) == 0 {
 		c.add(sp+".paths", "a service needs at least one path; add paths: [{name: ..., vector-priority: ...}]")
 	}

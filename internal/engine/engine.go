@@ -88,6 +88,8 @@ type service struct {
 	paths    []*path
 	decision policy.Decision
 	applied  bool // the current decision reached the actuators
+	// sharedFate is set while every path is down after failing together.
+	sharedFate string
 }
 
 type path struct {
@@ -100,6 +102,9 @@ type path struct {
 	// its verdict at the last evaluation.
 	damp       *monitor.Dampener
 	suppressed bool
+	// downAt is when the path's own probes took it down (zero otherwise),
+	// for shared-fate detection.
+	downAt time.Time
 }
 
 type target struct {
@@ -286,6 +291,7 @@ func (e *Engine) refreshPath(p *path, reason string) {
 	}
 	old := p.state
 	p.state = eff
+	e.noteDown(p, old, eff, o, e.now())
 	if o != policy.Auto {
 		reason = "forced " + o.String() + " by operator"
 	} else if p.suppressed && eff == monitor.Down {
@@ -347,11 +353,13 @@ func (e *Engine) decide(s *service) {
 		states[p.cfg.Name] = p.state
 		prios[p.cfg.Name] = p.cfg.Priority()
 	}
-	d := policy.Hunt(in, s.cfg.BestEffort)
+	mode, _ := policy.ParseAllDown(s.cfg.AllDown())
+	d := policy.HuntAllDown(in, mode, s.decision)
 	if !d.Ready {
 		s.decision = d
 		return
 	}
+	e.checkSharedFate(s, anyUp(in))
 	if s.applied && sameDecision(d, s.decision) {
 		return
 	}
@@ -360,6 +368,8 @@ func (e *Engine) decide(s *service) {
 	switch {
 	case d.Withdrawn():
 		e.log.Warn("service withdrawn: every path is down", "service", s.cfg.Name, "from", orNone(old.Current))
+	case d.Held:
+		e.log.Warn("every path is down; on-all-down: hold keeps the last path", "service", s.cfg.Name, "path", d.Current)
 	case d.BestEffort:
 		e.log.Warn("every path is down; best-effort keeps the primary", "service", s.cfg.Name, "path", d.Current)
 	default:
@@ -385,7 +395,16 @@ func orNone(s string) string {
 }
 
 func sameDecision(a, b policy.Decision) bool {
-	return a.Ready == b.Ready && a.Current == b.Current && a.BestEffort == b.BestEffort
+	return a.Ready == b.Ready && a.Current == b.Current && a.BestEffort == b.BestEffort && a.Held == b.Held
+}
+
+func anyUp(paths []policy.Path) bool {
+	for _, p := range paths {
+		if p.State == monitor.Up {
+			return true
+		}
+	}
+	return false
 }
 
 // targetQueue is a min-heap of targets by next attempt time: one timer for

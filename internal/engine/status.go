@@ -44,6 +44,9 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 				Decided:    s.decision.Ready,
 				Withdrawn:  s.decision.Withdrawn(),
 				BestEffort: s.decision.BestEffort,
+				OnAllDown:  s.cfg.AllDown(),
+				Held:       s.decision.Held,
+				SharedFate: s.sharedFate,
 			}
 			if s.decision.Ready && s.decision.Current != "" {
 				c := s.decision.Current

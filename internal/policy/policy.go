@@ -88,6 +88,9 @@ type Decision struct {
 	Active []string
 	// BestEffort is true when Current is used although it is down.
 	BestEffort bool
+	// Held is true when every path is down and on-all-down: hold keeps
+	// Current, the last path used.
+	Held bool
 }
 
 // Withdrawn reports whether the service has no path (all down, not best-effort).

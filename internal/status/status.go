@@ -33,9 +33,16 @@ type Service struct {
 	Name        string  `json:"name"`
 	CurrentPath *string `json:"current-path"`
 	// Decided is false while some path is unknown (reachd changes nothing yet).
-	Decided    bool   `json:"decided"`
-	Withdrawn  bool   `json:"withdrawn"`
-	BestEffort bool   `json:"best-effort-in-use"`
+	Decided    bool `json:"decided"`
+	Withdrawn  bool `json:"withdrawn"`
+	BestEffort bool `json:"best-effort-in-use"`
+	// OnAllDown is withdraw, best-effort or hold; Held is true while hold
+	// keeps the last path although every path is down.
+	OnAllDown string `json:"on-all-down"`
+	Held      bool   `json:"held"`
+	// SharedFate is set while every path is down after failing within one
+	// probe interval: "all paths failed together: suspect ...".
+	SharedFate string `json:"shared-fate,omitempty"`
 	Paths      []Path `json:"paths"`
 }
 
