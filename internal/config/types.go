@@ -62,15 +62,15 @@ type Log struct {
 
 // Service is a set of destination prefixes reached over prioritised paths.
 type Service struct {
-	Name           string      `yaml:"name"`
-	Address        []string    `yaml:"address"`
-	Transport      []Transport `yaml:"transport"`
-	HoldDown       Duration    `yaml:"hold-down"`
-	BestEffort     bool        `yaml:"best-effort"`
+	Name       string      `yaml:"name"`
+	Address    []string    `yaml:"address"`
+	Transport  []Transport `yaml:"transport"`
+	HoldDown   Duration    `yaml:"hold-down"`
+	BestEffort bool        `yaml:"best-effort"`
 	// OnAllDown is withdraw, best-effort or hold; "" leaves it to
 	// best-effort (the seed's behaviour). See AllDown.
-	OnAllDown string `yaml:"on-all-down"`
-	AppIDModuleDir string      `yaml:"app-id-module-dir"`
+	OnAllDown      string `yaml:"on-all-down"`
+	AppIDModuleDir string `yaml:"app-id-module-dir"`
 	// Table is the routing table the service's routes go to: "main"
 	// (default) or a number.
 	Table string `yaml:"table"`

@@ -33,16 +33,19 @@ func TestSharedFateHold(t *testing.T) {
 	if !strings.HasPrefix(shared, SharedFateMessage) || !held || mode != "hold" {
 		t.Errorf("status: shared-fate %q, held %v, on-all-down %q", shared, held, mode)
 	}
-	if d, _ := f.rec.last(); d.Current != "broadband" || !d.Held || d.Withdrawn() {
-		t.Errorf("decision %+v, want broadband held", d)
+	// The last path: broadband, or lte when the engine saw broadband fail
+	// a moment before lte and moved there first.
+	d, _ := f.rec.last()
+	if (d.Current != "broadband" && d.Current != "lte") || !d.Held || d.Withdrawn() {
+		t.Errorf("decision %+v, want the last path held", d)
 	}
 	pi, _ := f.eng.PathInfo(context.Background())
-	if pi["internet"].CurrentPath == nil || *pi["internet"].CurrentPath != "broadband" {
-		t.Errorf("path-info %+v", pi)
+	if pi["internet"].CurrentPath == nil || *pi["internet"].CurrentPath != d.Current {
+		t.Errorf("path-info %+v, want %s", pi, d.Current)
 	}
 
 	f.fake.set("203.0.113.9", true)
-	waitFor(t, 2*time.Second, "lte back", func() bool { return cur() == "lte" })
+	waitFor(t, 2*time.Second, "lte back", func() bool { d, _ := f.rec.last(); return d.Current == "lte" && !d.Held })
 	if s, held, _ := serviceStatus(t, f); s != "" || held {
 		t.Errorf("after recovery: shared-fate %q, held %v", s, held)
 	}
