@@ -8,8 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
-	"github.com/reachd/reachd/internal/flow"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +32,7 @@ func flowCmd(g *globals) *cobra.Command {
 			return runFlowPing(c, g.client(), cmd.OutOrStdout(), args[0], timeout, g.json)
 		},
 	}
-	ping.Flags().DurationVar(&timeout, "timeout", flow.DefaultOnDemandTimeout, "how long to wait for the reply")
+	ping.Flags().DurationVar(&timeout, "timeout", apitype.DefaultFlowPingTimeout, "how long to wait for the reply")
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "list the configured flows with their status and loss",
@@ -66,7 +66,7 @@ func runFlowPing(ctx context.Context, c *client.Client, out io.Writer, id string
 	fmt.Fprintf(out, "flow %s\n", resp.FlowID)
 	for _, d := range []struct {
 		name string
-		r    flow.DirectionResult
+		r    apitype.FlowDirectionResult
 	}{{"forward", resp.Forward}, {"reverse", resp.Reverse}} {
 		if d.r.PingSuccess {
 			fmt.Fprintf(out, "  %-8s ok      latency %d ms\n", d.name, d.r.Latency)

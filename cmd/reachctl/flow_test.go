@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/flow"
-	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
 // fakeFlows answers like the daemon: alpha works, beta fails, others are
 // unknown.
 type fakeFlows struct{ gotTimeout time.Duration }
 
-func (f *fakeFlows) PingFlow(ctx context.Context, id string, timeout time.Duration) (flow.PingResponse, error) {
+func (f *fakeFlows) PingFlow(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error) {
 	f.gotTimeout = timeout
 	switch id {
 	case "flowping-alpha":
@@ -29,14 +29,14 @@ func (f *fakeFlows) PingFlow(ctx context.Context, id string, timeout time.Durati
 	case "flowping-beta":
 		return flow.Result{FlowID: id}.Response(), nil
 	}
-	return flow.PingResponse{}, api.FlowError(fmt.Errorf("flow %q: %w", id, flow.ErrUnknownFlow))
+	return apitype.FlowPingResponse{}, flow.APIError(fmt.Errorf("flow %q: %w", id, flow.ErrUnknownFlow))
 }
 
-func (f *fakeFlows) Flows(ctx context.Context) ([]flow.FlowState, error) {
-	return []flow.FlowState{
-		{ID: "flowping-alpha", Peer: netip.MustParseAddrPort("198.51.100.7:862"), Status: flow.StatusOperational,
-			LastSuccess: time.Now().Add(-3 * time.Second), Loss: stamp.Loss{Sent: 100, Received: 97, Forward: 2, Reverse: 1}},
-		{ID: "flowping-beta", Peer: netip.MustParseAddrPort("[2001:db8::7]:862"), Status: flow.StatusFailed},
+func (f *fakeFlows) Flows(ctx context.Context) ([]apitype.FlowState, error) {
+	return []apitype.FlowState{
+		{ID: "flowping-alpha", Peer: netip.MustParseAddrPort("198.51.100.7:862"), Status: flow.StatusOperational.String(),
+			LastSuccess: time.Now().Add(-3 * time.Second), Loss: apitype.FlowLoss{Sent: 100, Received: 97, Forward: 2, Reverse: 1}},
+		{ID: "flowping-beta", Peer: netip.MustParseAddrPort("[2001:db8::7]:862"), Status: flow.StatusFailed.String()},
 	}, nil
 }
 

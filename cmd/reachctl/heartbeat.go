@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
 	"github.com/spf13/cobra"
 )
 
@@ -126,7 +126,7 @@ func printHeartbeatSection(ctx context.Context, c *client.Client, out io.Writer)
 	printHeartbeats(out, st, time.Now())
 }
 
-func printHeartbeats(out io.Writer, st hbstatus.Status, now time.Time) {
+func printHeartbeats(out io.Writer, st apitype.HeartbeatStatus, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(w, "heartbeat listeners")
 	fmt.Fprintln(w, "  LISTENER\tLISTEN\tSTATE\tCOUNT\tLAST HEARTBEAT\tTIMEOUT×ATTEMPTS\tREASON")

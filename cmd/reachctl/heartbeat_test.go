@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 func TestSendHeartbeatsUDP(t *testing.T) {
@@ -68,12 +68,12 @@ func TestSendHeartbeatsTCP(t *testing.T) {
 func TestPrintHeartbeats(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 10, 0, time.UTC)
 	last := now.Add(-1500 * time.Millisecond)
-	st := hbstatus.Status{
-		Listeners: []hbstatus.Listener{{Name: "ips1", Protocol: "udp", Listen: "192.0.2.10:5000", State: "failed", Count: 42,
+	st := apitype.HeartbeatStatus{
+		Listeners: []apitype.HeartbeatListener{{Name: "ips1", Protocol: "udp", Listen: "192.0.2.10:5000", State: "failed", Count: 42,
 			LastHeartbeat: &last, Timeout: "500ms", Attempts: 2, Reason: "2 of 2 windows of 500ms without a heartbeat"}},
-		Groups: []hbstatus.Group{{Name: "inspection", Listeners: []string{"ips1"}, Threshold: 1, Effective: "bypass",
+		Groups: []apitype.HeartbeatGroup{{Name: "inspection", Listeners: []string{"ips1"}, Threshold: 1, Effective: "bypass",
 			Since: now.Add(-time.Second), Reason: "1 of 1 listeners failed (threshold 1): ips1"}},
-		Changed: hbstatus.Changed{RemovedAddresses: []string{"192.0.2.50/24 on byp0"}, DownInterfaces: []string{"eth3"}},
+		Changed: apitype.BypassChanged{RemovedAddresses: []string{"192.0.2.50/24 on byp0"}, DownInterfaces: []string{"eth3"}},
 	}
 	var b bytes.Buffer
 	printHeartbeats(&b, st, now)

@@ -3,19 +3,18 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/linkplan"
 	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/reachd/reachd/internal/linktests"
-	"github.com/reachd/reachd/internal/probe/linktest"
 	"github.com/spf13/cobra"
 )
 
 func linktestCmd(g *globals) *cobra.Command {
-	var req linktests.Request
+	var req apitype.LinktestRequest
 	cmd := &cobra.Command{
 		Use:   "linktest --interface IF --loop-address ADDR [flags]",
 		Short: "loop a probe burst over one link (TTL-loop link test) and report its loss",
@@ -51,10 +50,10 @@ func linktestCmd(g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&req.Interface, "interface", "", "the link under test")
 	f.StringVar(&req.LoopAddress, "loop-address", "", "the loop address both routers route at each other (IPv4 or IPv6)")
-	f.IntVar(&req.TTL, "ttl", linktest.DefaultTTL, "initial TTL / hop limit; must be even (see --allow-odd-ttl)")
+	f.IntVar(&req.TTL, "ttl", linkplan.DefaultTTL, "initial TTL / hop limit; must be even (see --allow-odd-ttl)")
 	f.BoolVar(&req.AllowOddTTL, "allow-odd-ttl", false, "allow an odd TTL: the neighbour then sends the Time Exceeded across the link, so a lost reply counts as a lost probe")
-	f.IntVar(&req.Count, "count", linktest.DefaultCount, "probes in the burst (ignored with --fill)")
-	f.IntVar(&req.Size, "size", linktest.DefaultSize, "IP packet size of a probe in bytes (at most the MTU)")
+	f.IntVar(&req.Count, "count", linkplan.DefaultCount, "probes in the burst (ignored with --fill)")
+	f.IntVar(&req.Size, "size", linkplan.DefaultSize, "IP packet size of a probe in bytes (at most the MTU)")
 	f.StringVar(&req.Interval, "interval", "", "time between two sends (e.g. 100us); default back to back")
 	f.StringVar(&req.Timeout, "timeout", "", "wait after the last send (default 2s)")
 	f.StringVar(&req.Fill, "fill", "", "watch production traffic for --load-window, measure the RTT, and send as many probes as fill what is left of this share of --link-speed (e.g. 20%), paced RTT/N apart")
@@ -71,7 +70,7 @@ func linktestCmd(g *globals) *cobra.Command {
 }
 
 // printReport renders one test's report for people.
-func printReport(out io.Writer, r linktest.Report) {
+func printReport(out io.Writer, r apitype.LinktestReport) {
 	fmt.Fprintf(out, "link test %s → %v, ttl %d, size %d bytes, dscp %s\n", r.Interface, r.Loop, r.TTL, r.Size, r.DSCPName)
 	if r.LinkSpeed > 0 {
 		fmt.Fprintf(out, "  link speed %s (%s)\n", linkplan.FormatSpeed(r.LinkSpeed), r.LinkSpeedSource)
@@ -92,7 +91,7 @@ func printReport(out io.Writer, r linktest.Report) {
 		return
 	}
 	if r.Plan != nil {
-		fmt.Fprintf(out, "  burst sized by fill: calibration looped rtt %v; %v\n", r.CalibrationRTT, r.Plan)
+		fmt.Fprintf(out, "  burst sized by fill: calibration looped rtt %v; %v\n", r.CalibrationRTT, planOf(r.Plan))
 	}
 	if r.PlannedBps > 0 || r.AchievedBps > 0 {
 		fmt.Fprintf(out, "  test rate planned %s, achieved %s\n", linkplan.FormatSpeed(r.PlannedBps), linkplan.FormatSpeed(r.AchievedBps))
@@ -170,7 +169,7 @@ func linktestPlanCmd(g *globals) *cobra.Command {
 	f.StringVar(&pf.rtt, "rtt", "", "round-trip time of the link, e.g. 1ms")
 	f.IntVar(&pf.size, "size", 1536, "IP packet size of a probe in bytes")
 	f.StringVar(&pf.fill, "fill", "100%", "share of the link to fill, e.g. 20%")
-	f.IntVar(&pf.ttl, "ttl", linktest.DefaultTTL, "initial TTL of the probes (sets how long they loop)")
+	f.IntVar(&pf.ttl, "ttl", linkplan.DefaultTTL, "initial TTL of the probes (sets how long they loop)")
 	f.StringVar(&pf.production, "production", "", "production traffic on the link (e.g. 60M): the test fills what is left of --fill")
 	f.StringVar(&pf.maxLoss, "max-loss", "", "show how many probes a sequential test (until max-loss) needs, e.g. 1%")
 	f.StringVar(&pf.confidence, "confidence", "95%", "confidence of the sequential test")
@@ -296,7 +295,7 @@ func linktestListCmd(g *globals) *cobra.Command {
 	}
 }
 
-func printLinktests(out io.Writer, st []linktests.Status, now time.Time) {
+func printLinktests(out io.Writer, st []apitype.LinktestStatus, now time.Time) {
 	if len(st) == 0 {
 		fmt.Fprintln(out, "no scheduled link tests (config section linktests:)")
 		return
@@ -332,3 +331,7 @@ func printJSONTo(out io.Writer, v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// planOf is the API's burst plan as linkplan's, for its String (the same
+// fields, so a plain conversion).
+func planOf(p *apitype.LinktestPlan) linkplan.BurstPlan { return linkplan.BurstPlan(*p) }

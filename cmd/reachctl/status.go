@@ -6,8 +6,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/reachd/reachd/internal/status"
 	"github.com/spf13/cobra"
+
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 func statusCmd(g *globals) *cobra.Command {
@@ -33,7 +34,7 @@ func statusCmd(g *globals) *cobra.Command {
 }
 
 // printStatus renders the status as a table people read.
-func printStatus(out io.Writer, st status.Status, now time.Time) {
+func printStatus(out io.Writer, st apitype.Status, now time.Time) {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for i, s := range st.Services {
 		if i > 0 {

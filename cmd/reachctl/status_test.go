@@ -6,15 +6,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/status"
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 func TestPrintStatus(t *testing.T) {
 	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
 	last := now.Add(-1500 * time.Millisecond)
 	lte := "lte"
-	st := status.Status{Services: []status.Service{
-		{Name: "internet", CurrentPath: &lte, Decided: true, Paths: []status.Path{
+	st := apitype.Status{Services: []apitype.Service{
+		{Name: "internet", CurrentPath: &lte, Decided: true, Paths: []apitype.Path{
 			{Name: "broadband", VectorPriority: 10, State: "down", Override: "auto", Attempts: 40, Losses: 4, LastAttempt: &last, Reason: "4 of 4 attempts lost"},
 			{Name: "lte", VectorPriority: 20, State: "up", Override: "auto", Attempts: 40, LastAttempt: &last, LastRTT: 1234567 * time.Nanosecond, Reason: "first answer"},
 		}},

@@ -19,20 +19,19 @@ import (
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/policy"
-	"github.com/reachd/reachd/internal/status"
 	"github.com/reachd/reachd/internal/version"
 )
 
 // ErrNotFound marks an unknown service, path or flow; handlers answer 404.
-var ErrNotFound = status.ErrNotFound
+var ErrNotFound = apitype.ErrNotFound
 
 // ErrBadRequest marks a request the caller must fix; handlers answer 400.
 var ErrBadRequest = errors.New("bad request")
 
 // Backend is what the API needs from the daemon.
 type Backend interface {
-	PathInfo(ctx context.Context) (status.PathInfo, error)
-	Status(ctx context.Context) (status.Status, error)
+	PathInfo(ctx context.Context) (apitype.PathInfo, error)
+	Status(ctx context.Context) (apitype.Status, error)
 	SetOverride(ctx context.Context, service, path string, o policy.Override) error
 	PingStatus(ctx context.Context, name, service, path, status string) (string, error)
 	// Reload re-reads the config file; a config error leaves the running
@@ -83,7 +82,7 @@ func WriteError(w http.ResponseWriter, err error) {
 	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
 	}
-	WriteJSON(w, code, status.Error{Error: err.Error()})
+	WriteJSON(w, code, apitype.Error{Error: err.Error()})
 }
 
 // ReadJSON decodes a small JSON body into v; an empty body leaves v as is.
@@ -124,13 +123,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 // the same names (curl -d name=...&status=...), and answers with the
 // service's path-info.
 func (s *Server) pingStatus(w http.ResponseWriter, r *http.Request) {
-	var ps status.PingStatus
+	var ps apitype.PingStatus
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		if err := r.ParseForm(); err != nil {
 			WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
 			return
 		}
-		ps = status.PingStatus{Name: r.PostForm.Get("name"), Service: r.PostForm.Get("service"), Path: r.PostForm.Get("path"), Status: r.PostForm.Get("status")}
+		ps = apitype.PingStatus{Name: r.PostForm.Get("name"), Service: r.PostForm.Get("service"), Path: r.PostForm.Get("path"), Status: r.PostForm.Get("status")}
 	} else if err := ReadJSON(r, &ps); err != nil {
 		WriteError(w, err)
 		return
@@ -149,11 +148,11 @@ func (s *Server) pingStatus(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, status.PathInfo{svc: pi[svc]})
+	WriteJSON(w, http.StatusOK, apitype.PathInfo{svc: pi[svc]})
 }
 
 func (s *Server) override(w http.ResponseWriter, r *http.Request) {
-	var req status.OverrideRequest
+	var req apitype.OverrideRequest
 	if err := ReadJSON(r, &req); err != nil {
 		WriteError(w, err)
 		return
@@ -172,7 +171,7 @@ func (s *Server) override(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, status.PathInfo{r.PathValue("service"): pi[r.PathValue("service")]})
+	WriteJSON(w, http.StatusOK, apitype.PathInfo{r.PathValue("service"): pi[r.PathValue("service")]})
 }
 
 func parseOverride(s string) (policy.Override, error) {

@@ -2,40 +2,33 @@ package api
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/reachd/reachd/internal/flow"
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 // FlowBackend is what the flow endpoints need from the daemon.
 type FlowBackend interface {
 	// PingFlow pings a flow once (an unknown flow is ErrNotFound).
-	PingFlow(ctx context.Context, id string, timeout time.Duration) (flow.PingResponse, error)
-	Flows(ctx context.Context) ([]flow.FlowState, error)
-}
-
-// FlowPingRequest is the optional body of PUT /flows/{flow_id}/ping:
-// timeout in milliseconds, default 2000 (seed document).
-type FlowPingRequest struct {
-	Timeout *int64 `json:"timeout,omitempty"`
+	PingFlow(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error)
+	Flows(ctx context.Context) ([]apitype.FlowState, error)
 }
 
 // MaxFlowPingTimeout bounds an on-demand ping's wait.
-const MaxFlowPingTimeout = 60 * time.Second
+const MaxFlowPingTimeout = apitype.MaxFlowPingTimeout
 
 // HandleFlows adds the seed's PUT /flows/{flow_id}/ping (also under /v1)
 // and GET /v1/flows (each flow's status and loss).
 func (s *Server) HandleFlows(b FlowBackend) {
 	ping := func(w http.ResponseWriter, r *http.Request) {
-		var req FlowPingRequest
+		var req apitype.FlowPingRequest
 		if err := ReadJSON(r, &req); err != nil {
 			WriteError(w, err)
 			return
 		}
-		timeout := flow.DefaultOnDemandTimeout
+		timeout := apitype.DefaultFlowPingTimeout
 		if req.Timeout != nil {
 			timeout = time.Duration(*req.Timeout) * time.Millisecond
 			if *req.Timeout <= 0 || timeout > MaxFlowPingTimeout {
@@ -60,13 +53,4 @@ func (s *Server) HandleFlows(b FlowBackend) {
 		}
 		WriteJSON(w, http.StatusOK, fs)
 	})
-}
-
-// FlowError maps the flow package's errors to the API's: an unknown flow
-// is a 404.
-func FlowError(err error) error {
-	if errors.Is(err, flow.ErrUnknownFlow) && !errors.Is(err, ErrNotFound) {
-		return fmt.Errorf("%w (%w)", err, ErrNotFound)
-	}
-	return err
 }

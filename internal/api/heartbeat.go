@@ -5,15 +5,15 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 // HeartbeatBackend is what the heartbeat endpoints need from the daemon.
 type HeartbeatBackend interface {
-	Heartbeats(ctx context.Context) (hbstatus.Status, error)
+	Heartbeats(ctx context.Context) (apitype.HeartbeatStatus, error)
 	// SetBypass takes mode force-on, force-off or auto; an unknown group is
 	// ErrNotFound, a bad mode ErrBadRequest.
-	SetBypass(ctx context.Context, group, mode string) (hbstatus.Group, error)
+	SetBypass(ctx context.Context, group, mode string) (apitype.HeartbeatGroup, error)
 }
 
 // HandleHeartbeats adds GET /v1/heartbeats (listeners, groups, what bypass
@@ -28,7 +28,7 @@ func (s *Server) HandleHeartbeats(b HeartbeatBackend) {
 		WriteJSON(w, http.StatusOK, st)
 	})
 	s.Handle("POST /v1/bypass/{group}", func(w http.ResponseWriter, r *http.Request) {
-		var req hbstatus.ForceRequest
+		var req apitype.BypassForceRequest
 		if err := ReadJSON(r, &req); err != nil {
 			WriteError(w, err)
 			return

@@ -13,6 +13,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/reachd/reachd/internal/atomicfile"
 )
 
 // Duration and ContinueFileWatch are the seed's constant fields.
@@ -90,28 +92,8 @@ func Write(dir string, m Module) (bool, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, fmt.Errorf("creating app-id module dir: %w", err)
 	}
-	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(name)+"-*")
-	if err != nil {
+	if err := atomicfile.WriteFile(name, data, 0o644); err != nil {
 		return false, fmt.Errorf("writing app-id module: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("writing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return false, err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return false, fmt.Errorf("syncing %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return false, err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return false, fmt.Errorf("replacing %s: %w", name, err)
 	}
 	return true, nil
 }

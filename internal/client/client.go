@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/status"
 )
 
 // DefaultSocket is used when neither --socket nor $REACHD_SOCKET is set.
@@ -107,7 +106,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	if resp.StatusCode/100 != 2 {
-		var e status.Error
+		var e apitype.Error
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
 			return &APIError{Code: resp.StatusCode, Message: e.Error}
 		}
@@ -135,27 +134,27 @@ func unwrapDial(err error) error {
 }
 
 // PathInfo is GET /path-info.
-func (c *Client) PathInfo(ctx context.Context) (status.PathInfo, error) {
-	var pi status.PathInfo
+func (c *Client) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
 	return pi, c.Do(ctx, "GET", "/path-info", nil, &pi)
 }
 
 // Status is GET /v1/status.
-func (c *Client) Status(ctx context.Context) (status.Status, error) {
-	var st status.Status
+func (c *Client) Status(ctx context.Context) (apitype.Status, error) {
+	var st apitype.Status
 	return st, c.Do(ctx, "GET", "/v1/status", nil, &st)
 }
 
 // SetPath forces a path up or down, or back to auto.
-func (c *Client) SetPath(ctx context.Context, service, path, state string) (status.PathInfo, error) {
-	var pi status.PathInfo
-	return pi, c.Do(ctx, "POST", "/v1/paths/"+service+"/"+path+"/override", status.OverrideRequest{Status: state}, &pi)
+func (c *Client) SetPath(ctx context.Context, service, path, state string) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
+	return pi, c.Do(ctx, "POST", "/v1/paths/"+service+"/"+path+"/override", apitype.OverrideRequest{Status: state}, &pi)
 }
 
 // PingStatus sends the seed notifier's update.
-func (c *Client) PingStatus(ctx context.Context, name, state string) (status.PathInfo, error) {
-	var pi status.PathInfo
-	return pi, c.Do(ctx, "POST", "/ping-status", status.PingStatus{Name: name, Status: state}, &pi)
+func (c *Client) PingStatus(ctx context.Context, name, state string) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
+	return pi, c.Do(ctx, "POST", "/ping-status", apitype.PingStatus{Name: name, Status: state}, &pi)
 }
 
 // Reload asks the daemon to re-read its config.

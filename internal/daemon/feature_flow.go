@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/export/kafka"
 	"github.com/reachd/reachd/internal/export/opentsdb"
@@ -270,11 +271,16 @@ func (f *flowFeature) Reload(ctx context.Context, cfg *config.Config) error {
 func (f *flowFeature) Routes(s *api.Server) { s.HandleFlows(f) }
 
 // PingFlow is the seed's on-demand ping.
-func (f *flowFeature) PingFlow(ctx context.Context, id string, timeout time.Duration) (flow.PingResponse, error) {
+func (f *flowFeature) PingFlow(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error) {
 	resp, err := f.mgr.OnDemand(ctx, id, timeout)
-	return resp, api.FlowError(err)
+	return resp, flow.APIError(err)
 }
 
-func (f *flowFeature) Flows(ctx context.Context) ([]flow.FlowState, error) {
-	return f.mgr.Flows(), nil
+func (f *flowFeature) Flows(ctx context.Context) ([]apitype.FlowState, error) {
+	fs := f.mgr.Flows()
+	out := make([]apitype.FlowState, 0, len(fs))
+	for _, s := range fs {
+		out = append(out, s.JSON())
+	}
+	return out, nil
 }

@@ -201,7 +201,7 @@ func TestFlowFeature(t *testing.T) {
 	})
 
 	fs, err := c.Flows(ctx)
-	if err != nil || len(fs) != 1 || fs[0].Status != flow.StatusOperational || fs[0].Loss.Sent == 0 {
+	if err != nil || len(fs) != 1 || fs[0].Status != flow.StatusOperational.String() || fs[0].Loss.Sent == 0 {
 		t.Fatalf("Flows = %+v, %v", fs, err)
 	}
 
@@ -216,7 +216,7 @@ func TestFlowFeature(t *testing.T) {
 		t.Fatal(err)
 	}
 	fs, _ = c.Flows(ctx)
-	if len(fs) != 2 || fs[0].ID != "flowping-alpha" || fs[0].Loss.Sent < sentBefore || fs[0].Status != flow.StatusOperational {
+	if len(fs) != 2 || fs[0].ID != "flowping-alpha" || fs[0].Loss.Sent < sentBefore || fs[0].Status != flow.StatusOperational.String() {
 		t.Errorf("after reload %+v; alpha had sent %d", fs, sentBefore)
 	}
 	kafkaReports(t, kport, "flowping-beta=FAILED")

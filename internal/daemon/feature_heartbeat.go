@@ -5,9 +5,9 @@ import (
 	"fmt"
 
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/heartbeat"
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
 	"github.com/vishvananda/netlink"
 )
 
@@ -39,14 +39,14 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 
 func (f heartbeatFeature) Routes(s *api.Server) { s.HandleHeartbeats(f) }
 
-func (f heartbeatFeature) Heartbeats(ctx context.Context) (hbstatus.Status, error) {
+func (f heartbeatFeature) Heartbeats(ctx context.Context) (apitype.HeartbeatStatus, error) {
 	return f.Status(ctx)
 }
 
-func (f heartbeatFeature) SetBypass(ctx context.Context, group, mode string) (hbstatus.Group, error) {
+func (f heartbeatFeature) SetBypass(ctx context.Context, group, mode string) (apitype.HeartbeatGroup, error) {
 	fm, err := heartbeat.ParseForce(mode)
 	if err != nil {
-		return hbstatus.Group{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return apitype.HeartbeatGroup{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 	}
 	return f.SetForce(ctx, group, fm)
 }

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
 )
 
 // No bypass actions here: this daemon runs in the test's own namespace, so
@@ -27,7 +27,7 @@ heartbeats:
     - {name: g}
 `
 
-func hbStatus(t *testing.T, c *client.Client) hbstatus.Status {
+func hbStatus(t *testing.T, c *client.Client) apitype.HeartbeatStatus {
 	t.Helper()
 	st, err := c.Heartbeats(context.Background())
 	if err != nil {
@@ -36,7 +36,7 @@ func hbStatus(t *testing.T, c *client.Client) hbstatus.Status {
 	return st
 }
 
-func waitHB(t *testing.T, c *client.Client, what string, ok func(hbstatus.Status) bool) hbstatus.Status {
+func waitHB(t *testing.T, c *client.Client, what string, ok func(apitype.HeartbeatStatus) bool) apitype.HeartbeatStatus {
 	t.Helper()
 	for i := 0; i < 500; i++ {
 		if st := hbStatus(t, c); ok(st) {
@@ -45,12 +45,12 @@ func waitHB(t *testing.T, c *client.Client, what string, ok func(hbstatus.Status
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("timed out waiting for %s: %+v", what, hbStatus(t, c))
-	return hbstatus.Status{}
+	return apitype.HeartbeatStatus{}
 }
 
 func TestHeartbeatFeatureAPIAndReload(t *testing.T) {
 	c, file, d := startDaemon(t, heartbeatConfig)
-	st := waitHB(t, c, "a bound", func(st hbstatus.Status) bool { return len(st.Listeners) == 1 && st.Listeners[0].Bound != "" })
+	st := waitHB(t, c, "a bound", func(st apitype.HeartbeatStatus) bool { return len(st.Listeners) == 1 && st.Listeners[0].Bound != "" })
 	addr := st.Listeners[0].Bound
 	conn, err := net.Dial("udp", addr)
 	if err != nil {
@@ -65,7 +65,9 @@ func TestHeartbeatFeatureAPIAndReload(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	waitHB(t, c, "group g normal", func(st hbstatus.Status) bool { return len(st.Groups) == 1 && st.Groups[0].Effective == "normal" })
+	waitHB(t, c, "group g normal", func(st apitype.HeartbeatStatus) bool {
+		return len(st.Groups) == 1 && st.Groups[0].Effective == "normal"
+	})
 
 	g, err := c.SetBypass(context.Background(), "g", "force-on")
 	if err != nil || g.Effective != "forced-on" {

@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/atomicfile"
 	"github.com/reachd/reachd/internal/policy"
-	"github.com/reachd/reachd/internal/status"
 )
 
 // ErrNotFound is returned for a service or path that is not configured.
-var ErrNotFound = status.ErrNotFound
+var ErrNotFound = apitype.ErrNotFound
 
 // OverrideStore keeps operator overrides in state-dir/overrides.json so
 // that they survive a restart.
@@ -56,11 +57,10 @@ func (s *OverrideStore) save(m map[pathKey]policy.Override) error {
 	if err := os.MkdirAll(filepath.Dir(s.file), 0o755); err != nil {
 		return fmt.Errorf("saving overrides: %w", err)
 	}
-	tmp := s.file + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(s.file, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving overrides: %w", err)
 	}
-	return os.Rename(tmp, s.file)
+	return nil
 }
 
 // ParseOverride reads up, down or auto.

@@ -4,17 +4,17 @@ import (
 	"context"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/monitor"
-	"github.com/reachd/reachd/internal/status"
 )
 
 // PathInfo answers the seed's GET /path-info. A path in hold-down is shown
 // as "down" there (it is not used); /v1/status tells the difference.
-func (e *Engine) PathInfo(ctx context.Context) (status.PathInfo, error) {
-	out := status.PathInfo{}
+func (e *Engine) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
+	out := apitype.PathInfo{}
 	err := e.do(ctx, func() {
 		for _, s := range e.services {
-			sp := status.ServicePaths{Paths: map[string]string{}}
+			sp := apitype.ServicePaths{Paths: map[string]string{}}
 			if s.decision.Ready && s.decision.Current != "" {
 				c := s.decision.Current
 				sp.CurrentPath = &c
@@ -33,13 +33,13 @@ func (e *Engine) PathInfo(ctx context.Context) (status.PathInfo, error) {
 }
 
 // Status answers GET /v1/status.
-func (e *Engine) Status(ctx context.Context) (status.Status, error) {
-	var out status.Status
+func (e *Engine) Status(ctx context.Context) (apitype.Status, error) {
+	var out apitype.Status
 	err := e.do(ctx, func() {
 		out.Started = e.started
 		out.Config = e.cfg.File
 		for _, s := range e.services {
-			ss := status.Service{
+			ss := apitype.Service{
 				Name:       s.cfg.Name,
 				Decided:    s.decision.Ready,
 				Withdrawn:  s.decision.Withdrawn(),
@@ -53,7 +53,7 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 				ss.CurrentPath = &c
 			}
 			for _, p := range s.paths {
-				ps := status.Path{
+				ps := apitype.Path{
 					Name:           p.cfg.Name,
 					VectorPriority: p.cfg.Priority(),
 					State:          p.state.String(),
@@ -72,7 +72,7 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 						ps.LastChange = timePtr(m.LastChange)
 						ps.Reason = m.Reason
 					}
-					ps.Targets = append(ps.Targets, status.Target{
+					ps.Targets = append(ps.Targets, apitype.Target{
 						Address: t.addr.String(), State: m.State().String(),
 						Attempts: m.Attempts, Losses: m.Losses,
 						LastAttempt: timePtr(m.LastAttempt), LastRTT: m.LastRTT, Reason: m.Reason,
@@ -80,7 +80,7 @@ func (e *Engine) Status(ctx context.Context) (status.Status, error) {
 				}
 				if d := p.damp; d != nil {
 					now := e.now()
-					ps.Dampening = &status.Dampening{Penalty: int(d.Figure(now)), Flaps: d.Flaps,
+					ps.Dampening = &apitype.Dampening{Penalty: int(d.Figure(now)), Flaps: d.Flaps,
 						Suppressed: p.suppressed, ReuseAt: timePtr(d.ReuseAt())}
 					if p.suppressed {
 						ps.Reason = d.Reason(now)

@@ -17,11 +17,21 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
 // ErrUnknownFlow is returned for a flow id that is not configured.
 var ErrUnknownFlow = errors.New("unknown flow")
+
+// APIError marks ErrUnknownFlow as the API's not-found, so the API answers
+// 404 for it.
+func APIError(err error) error {
+	if errors.Is(err, ErrUnknownFlow) && !errors.Is(err, apitype.ErrNotFound) {
+		return fmt.Errorf("%w (%w)", err, apitype.ErrNotFound)
+	}
+	return err
+}
 
 // ErrNotRunning is returned by OnDemand before Run opened the flows.
 var ErrNotRunning = errors.New("flow manager not running")
@@ -30,7 +40,7 @@ var ErrNotRunning = errors.New("flow manager not running")
 const LogPrefix = "{FLOW-PING}"
 
 // DefaultOnDemandTimeout is the seed's default on-demand timeout.
-const DefaultOnDemandTimeout = 2 * time.Second
+const DefaultOnDemandTimeout = apitype.DefaultFlowPingTimeout
 
 // Options describe one flow.
 type Options struct {
@@ -80,6 +90,11 @@ type FlowState struct {
 	Status      Status         `json:"status"`
 	LastSuccess time.Time      `json:"last_success,omitzero"`
 	Loss        stamp.Loss     `json:"loss"`
+}
+
+// JSON is the flow in the API's shape.
+func (s FlowState) JSON() apitype.FlowState {
+	return apitype.FlowState{ID: s.ID, Peer: s.Peer, Status: s.Status.String(), LastSuccess: s.LastSuccess, Loss: apitype.FlowLoss(s.Loss)}
 }
 
 // Manager pings every configured flow. New → Run → Close; Reload swaps
@@ -344,13 +359,13 @@ func (m *Manager) record(f *flow, r Result) {
 }
 
 // OnDemand pings flow id once and waits up to timeout (default 2s, the
-// seed's) for the answer. A lost ping is a PingResponse with failed
+// seed's) for the answer. A lost ping is a apitype.FlowPingResponse with failed
 // directions, not an error; errors are ErrUnknownFlow, ErrNotRunning and
 // ctx's. The result also goes to metrics, status and OnResult.
-func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration) (PingResponse, error) {
+func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error) {
 	f := m.lookup(id)
 	if f == nil {
-		return PingResponse{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
+		return apitype.FlowPingResponse{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
 	}
 	if timeout <= 0 {
 		timeout = DefaultOnDemandTimeout
@@ -359,7 +374,7 @@ func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration
 	s, tr := f.sender, f.tracker
 	f.mu.Unlock()
 	if tr == nil {
-		return PingResponse{}, fmt.Errorf("flow %q: %w", id, ErrNotRunning)
+		return apitype.FlowPingResponse{}, fmt.Errorf("flow %q: %w", id, ErrNotRunning)
 	}
 	if s == nil {
 		// The periodic loop could not open the session; say why.
@@ -370,7 +385,7 @@ func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration
 	}
 	r := resultFrom(id, s.Ping(ctx, timeout), true)
 	if err := ctx.Err(); err != nil {
-		return PingResponse{}, err
+		return apitype.FlowPingResponse{}, err
 	}
 	m.record(f, r)
 	return r.Response(), nil

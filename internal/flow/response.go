@@ -4,31 +4,13 @@ import (
 	"math"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
 // NoPingError is the seed's error text for a direction without a ping
 // within the timeout.
-const NoPingError = "No ping for reasonable time"
-
-// PingResponse is the seed's on-demand ping answer (PUT
-// /flows/{flow_id}/ping); encoding/json produces exactly
-//
-//	{"flow_id":…,"forward":{"ping_success":…,"error":…,"latency":…},"reverse":{…},"error":null}
-type PingResponse struct {
-	FlowID  string          `json:"flow_id"`
-	Forward DirectionResult `json:"forward"`
-	Reverse DirectionResult `json:"reverse"`
-	Error   *string         `json:"error"`
-}
-
-// DirectionResult is one direction of a PingResponse; Latency is in whole
-// milliseconds and 0 when the ping failed.
-type DirectionResult struct {
-	PingSuccess bool    `json:"ping_success"`
-	Error       *string `json:"error"`
-	Latency     int64   `json:"latency"`
-}
+const NoPingError = apitype.FlowNoPingError
 
 // Result is one ping of a flow, periodic or on demand, as exporters see it.
 type Result struct {
@@ -70,21 +52,21 @@ func resultFrom(id string, r stamp.Result, onDemand bool) Result {
 // Response turns a Result into the seed's answer. Without a reply neither
 // direction can be confirmed, so both carry NoPingError; a reply confirms
 // both.
-func (r Result) Response() PingResponse {
-	resp := PingResponse{FlowID: r.FlowID}
+func (r Result) Response() apitype.FlowPingResponse {
+	resp := apitype.FlowPingResponse{FlowID: r.FlowID}
 	if !r.Success {
 		resp.Forward = failed()
 		resp.Reverse = failed()
 		return resp
 	}
-	resp.Forward = DirectionResult{PingSuccess: true, Latency: millis(r.Forward)}
-	resp.Reverse = DirectionResult{PingSuccess: true, Latency: millis(r.Reverse)}
+	resp.Forward = apitype.FlowDirectionResult{PingSuccess: true, Latency: millis(r.Forward)}
+	resp.Reverse = apitype.FlowDirectionResult{PingSuccess: true, Latency: millis(r.Reverse)}
 	return resp
 }
 
-func failed() DirectionResult {
+func failed() apitype.FlowDirectionResult {
 	s := NoPingError
-	return DirectionResult{Error: &s}
+	return apitype.FlowDirectionResult{Error: &s}
 }
 
 // millis rounds d to whole milliseconds, never below zero (unsynchronised

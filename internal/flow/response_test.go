@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
@@ -80,7 +81,7 @@ func TestResponseMatchesSeedSuccess(t *testing.T) {
 // failed; the seed's "forward failed, reverse ok" shape is built by hand
 // here to show the types produce it exactly.)
 func TestResponseForwardFailureShape(t *testing.T) {
-	resp := PingResponse{FlowID: "flowping-alpha", Forward: failed(), Reverse: DirectionResult{PingSuccess: true, Latency: 1}}
+	resp := apitype.FlowPingResponse{FlowID: "flowping-alpha", Forward: failed(), Reverse: apitype.FlowDirectionResult{PingSuccess: true, Latency: 1}}
 	if diff := cmp.Diff(seedForwardFailure, indent(t, resp)); diff != "" {
 		t.Errorf("(-seed +got):\n%s", diff)
 	}

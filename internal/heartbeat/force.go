@@ -7,6 +7,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+
+	"github.com/reachd/reachd/internal/atomicfile"
 )
 
 // forceStore keeps operators' forced group modes, persisted as JSON
@@ -77,11 +79,7 @@ func (s *forceStore) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.file), 0o755); err != nil {
 		return fmt.Errorf("saving forced bypass modes: %w", err)
 	}
-	tmp := s.file + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("saving forced bypass modes: %w", err)
-	}
-	if err := os.Rename(tmp, s.file); err != nil {
+	if err := atomicfile.WriteFile(s.file, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving forced bypass modes: %w", err)
 	}
 	return nil

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
 	"github.com/reachd/reachd/internal/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -119,7 +119,7 @@ func (r *rig) start(yaml string) {
 	r.waitBound()
 }
 
-func (r *rig) status() hbstatus.Status {
+func (r *rig) status() apitype.HeartbeatStatus {
 	r.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
@@ -132,7 +132,7 @@ func (r *rig) status() hbstatus.Status {
 
 func (r *rig) waitBound() {
 	r.t.Helper()
-	r.waitFor("every listener bound", func(st hbstatus.Status) bool {
+	r.waitFor("every listener bound", func(st apitype.HeartbeatStatus) bool {
 		for _, l := range st.Listeners {
 			if l.Bound == "" {
 				return false
@@ -152,25 +152,25 @@ func (r *rig) bound(name string) string {
 	return ""
 }
 
-func (r *rig) listener(name string) hbstatus.Listener {
+func (r *rig) listener(name string) apitype.HeartbeatListener {
 	for _, l := range r.status().Listeners {
 		if l.Name == name {
 			return l
 		}
 	}
-	return hbstatus.Listener{}
+	return apitype.HeartbeatListener{}
 }
 
-func (r *rig) group(name string) hbstatus.Group {
+func (r *rig) group(name string) apitype.HeartbeatGroup {
 	for _, g := range r.status().Groups {
 		if g.Name == name {
 			return g
 		}
 	}
-	return hbstatus.Group{}
+	return apitype.HeartbeatGroup{}
 }
 
-func (r *rig) waitFor(what string, ok func(hbstatus.Status) bool) {
+func (r *rig) waitFor(what string, ok func(apitype.HeartbeatStatus) bool) {
 	r.t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for !ok(r.status()) {
@@ -183,7 +183,7 @@ func (r *rig) waitFor(what string, ok func(hbstatus.Status) bool) {
 
 func (r *rig) waitGroup(name, effective string) {
 	r.t.Helper()
-	r.waitFor("group "+name+" "+effective, func(st hbstatus.Status) bool {
+	r.waitFor("group "+name+" "+effective, func(st apitype.HeartbeatStatus) bool {
 		for _, g := range st.Groups {
 			if g.Name == name {
 				return g.Effective == effective
@@ -290,7 +290,7 @@ func TestThresholdBypassAndRestore(t *testing.T) {
 
 	// K−1 = 1 sender stops: a fails, nothing changes.
 	a.Stop()
-	r.waitFor("a failed", func(hbstatus.Status) bool { return r.listener("a").State == "failed" })
+	r.waitFor("a failed", func(apitype.HeartbeatStatus) bool { return r.listener("a").State == "failed" })
 	time.Sleep(300 * time.Millisecond)
 	if got := r.kernel(); got != before {
 		t.Fatalf("one failed listener changed the kernel:\n before %s\n after  %s", before, got)
@@ -340,12 +340,12 @@ heartbeats:
     - {name: p, listen: "127.0.0.1:0", timeout: 100ms, payload: HEARTBEAT}
 `)
 	send(t, r.bound("p"), "junk", 10*time.Millisecond)
-	r.waitFor("p failed", func(hbstatus.Status) bool { return r.listener("p").State == "failed" })
+	r.waitFor("p failed", func(apitype.HeartbeatStatus) bool { return r.listener("p").State == "failed" })
 	if l := r.listener("p"); l.Count != 0 {
 		t.Errorf("junk counted as heartbeats: %+v", l)
 	}
 	send(t, r.bound("p"), "HEARTBEAT\n", 10*time.Millisecond)
-	r.waitFor("p alive", func(hbstatus.Status) bool { return r.listener("p").State == "alive" })
+	r.waitFor("p alive", func(apitype.HeartbeatStatus) bool { return r.listener("p").State == "alive" })
 }
 
 func TestTCPListener(t *testing.T) {
@@ -368,7 +368,7 @@ heartbeats:
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	r.waitFor("5 heartbeats", func(hbstatus.Status) bool { return r.listener("t").Count == 5 })
+	r.waitFor("5 heartbeats", func(apitype.HeartbeatStatus) bool { return r.listener("t").Count == 5 })
 	if l := r.listener("t"); l.State != "alive" {
 		t.Fatalf("listener %+v", l)
 	}
@@ -395,13 +395,13 @@ heartbeats:
 	send(t, r.bound("b"), "x", 20*time.Millisecond)
 	r.waitGroup("g", "normal")
 	a.Stop()
-	r.waitFor("a failed", func(hbstatus.Status) bool { return r.listener("a").State == "failed" })
-	r.waitFor("byp2 down", func(hbstatus.Status) bool { return !r.up("byp2") })
+	r.waitFor("a failed", func(apitype.HeartbeatStatus) bool { return r.listener("a").State == "failed" })
+	r.waitFor("byp2 down", func(apitype.HeartbeatStatus) bool { return !r.up("byp2") })
 	if !r.up("byp1") {
 		t.Error("the group's byp1 went down below the threshold")
 	}
 	send(t, r.bound("a"), "x", 20*time.Millisecond)
-	r.waitFor("byp2 up", func(hbstatus.Status) bool { return r.up("byp2") })
+	r.waitFor("byp2 up", func(apitype.HeartbeatStatus) bool { return r.up("byp2") })
 }
 
 // Start-up is unknown: after a restart the previous run's bypass stays
@@ -429,7 +429,7 @@ heartbeats:
 
 	r.start(cfg)
 	send(t, r.bound("a"), "x", 20*time.Millisecond)
-	r.waitFor("a alive", func(hbstatus.Status) bool { return r.listener("a").State == "alive" })
+	r.waitFor("a alive", func(apitype.HeartbeatStatus) bool { return r.listener("a").State == "alive" })
 	time.Sleep(200 * time.Millisecond)
 	if st := r.listener("b").State; st != "unknown" {
 		t.Fatalf("b is %s, want unknown", st)
@@ -454,7 +454,7 @@ heartbeats:
 `)
 	aAddr, bAddr := r.bound("a"), r.bound("b")
 	send(t, aAddr, "x", 10*time.Millisecond)
-	r.waitFor("a has 5 heartbeats", func(hbstatus.Status) bool { return r.listener("a").Count >= 5 })
+	r.waitFor("a has 5 heartbeats", func(apitype.HeartbeatStatus) bool { return r.listener("a").Count >= 5 })
 	countBefore := r.listener("a").Count
 	sinceBefore := r.listener("a").Since
 
@@ -491,7 +491,7 @@ heartbeats:
 		pc.Close()
 	}
 	send(t, r.bound("c"), "x", 10*time.Millisecond)
-	r.waitFor("c alive", func(hbstatus.Status) bool { return r.listener("c").State == "alive" })
+	r.waitFor("c alive", func(apitype.HeartbeatStatus) bool { return r.listener("c").State == "alive" })
 	if !strings.Contains(r.log(), "listener=b") || !strings.Contains(r.log(), "removed or changed by reload") {
 		t.Errorf("no log line for b's removal:\n%s", r.log())
 	}
@@ -542,7 +542,7 @@ heartbeats:
 	if got := r.kernel(); got != before {
 		t.Fatalf("force-off did not restore:\n before %s\n after  %s", before, got)
 	}
-	r.waitFor("a failed", func(hbstatus.Status) bool { return r.listener("a").State == "failed" })
+	r.waitFor("a failed", func(apitype.HeartbeatStatus) bool { return r.listener("a").State == "failed" })
 	if got := r.kernel(); got != before {
 		t.Fatalf("a failed listener moved a forced-off group: %s", got)
 	}

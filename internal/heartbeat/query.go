@@ -8,26 +8,25 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/dataplane/bypass"
-	"github.com/reachd/reachd/internal/heartbeat/hbstatus"
-	"github.com/reachd/reachd/internal/status"
 )
 
 // Status returns every listener, group and what bypass holds changed.
-func (m *Manager) Status(ctx context.Context) (hbstatus.Status, error) {
-	var st hbstatus.Status
+func (m *Manager) Status(ctx context.Context) (apitype.HeartbeatStatus, error) {
+	var st apitype.HeartbeatStatus
 	err := m.call(ctx, func() { st = m.status() })
 	return st, err
 }
 
 // SetForce forces a group on (bypass) or off (normal), or gives it back to
 // the heartbeats (Auto). It is persisted and applied before it returns.
-func (m *Manager) SetForce(ctx context.Context, group string, f Force) (hbstatus.Group, error) {
-	var g hbstatus.Group
+func (m *Manager) SetForce(ctx context.Context, group string, f Force) (apitype.HeartbeatGroup, error) {
+	var g apitype.HeartbeatGroup
 	var err error
 	cerr := m.call(ctx, func() {
 		if !hasGroup(m.cfg, group) {
-			err = fmt.Errorf("no heartbeat group is named %q: %w", group, status.ErrNotFound)
+			err = fmt.Errorf("no heartbeat group is named %q: %w", group, apitype.ErrNotFound)
 			return
 		}
 		if err = m.forces.set(group, f); err != nil {
@@ -47,12 +46,12 @@ func (m *Manager) SetForce(ctx context.Context, group string, f Force) (hbstatus
 	return g, err
 }
 
-func (m *Manager) status() hbstatus.Status {
-	st := hbstatus.Status{Listeners: []hbstatus.Listener{}, Groups: []hbstatus.Group{}}
+func (m *Manager) status() apitype.HeartbeatStatus {
+	st := apitype.HeartbeatStatus{Listeners: []apitype.HeartbeatListener{}, Groups: []apitype.HeartbeatGroup{}}
 	for _, name := range m.order {
 		l := m.listeners[name]
 		last, n := l.live.Last()
-		sl := hbstatus.Listener{
+		sl := apitype.HeartbeatListener{
 			Name: name, Protocol: l.cfg.Protocol, Listen: l.cfg.Listen, Bound: l.bound,
 			State: l.live.State().String(), Since: l.since, Reason: l.reason, Count: n,
 			Timeout: l.cfg.Timeout.D.String(), Attempts: l.cfg.Attempts, Error: l.err,
@@ -71,7 +70,7 @@ func (m *Manager) status() hbstatus.Status {
 	}
 	for _, g := range m.spec.Groups {
 		d := decisions[g.Name]
-		sg := hbstatus.Group{Name: g.Name, Listeners: g.Members, Threshold: g.Threshold, Mode: d.Mode.String(),
+		sg := apitype.HeartbeatGroup{Name: g.Name, Listeners: g.Members, Threshold: g.Threshold, Mode: d.Mode.String(),
 			Force: d.Force.String(), Effective: effective(d), Reason: d.Reason}
 		if d.Force != Auto {
 			sg.Reason = fmt.Sprintf("%s by the operator, heartbeats ignored (heartbeats say %s: %s)", d.Force, d.Mode, d.Reason)

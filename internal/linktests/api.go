@@ -2,52 +2,23 @@ package linktests
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/reachd/reachd/internal/linkplan"
 	"net/http"
 	"net/netip"
 	"time"
 
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/linkplan"
 	"github.com/reachd/reachd/internal/probe/linktest"
 )
 
-// Request is the body of POST /v1/linktest: one on-demand test. Zero
-// values take the measuring package's defaults (TTL 254, 100 probes of
-// 1500 bytes, 2s timeout).
-type Request struct {
-	Interface   string `json:"interface"`
-	LoopAddress string `json:"loop-address"`
-	TTL         int    `json:"ttl,omitempty"`
-	AllowOddTTL bool   `json:"allow-odd-ttl,omitempty"`
-	Count       int    `json:"count,omitempty"`
-	Size        int    `json:"size,omitempty"`
-	// Interval and Timeout are durations: "100us", "2s" (or seconds, "2").
-	Interval string `json:"interval,omitempty"`
-	Timeout  string `json:"timeout,omitempty"`
-	// Fill ("20%") measures the production load over LoadWindow
-	// (default "10s"; "0" leaves it out) and the RTT, then sizes the
-	// burst instead of Count, as a share of LinkSpeed ("1G"; default what
-	// the kernel reports for the interface).
-	Fill       string `json:"fill,omitempty"`
-	LinkSpeed  string `json:"link-speed,omitempty"`
-	LoadWindow string `json:"load-window,omitempty"`
-	Mark       int    `json:"mark,omitempty"`
-	// DSCP marks the probes: "ef", "af41", "cs1" or "0".."63".
-	DSCP string `json:"dscp,omitempty"`
-	// Until "max-loss" with MaxLoss ("1%") runs a sequential test: rounds
-	// of Round probes until the loss is clearly above or below MaxLoss
-	// at Confidence (default "95%"), at most Count.
-	Until      string `json:"until,omitempty"`
-	MaxLoss    string `json:"max-loss,omitempty"`
-	Confidence string `json:"confidence,omitempty"`
-	Round      int    `json:"round,omitempty"`
-}
-
-// Options converts the request; errors wrap api.ErrBadRequest.
-func (r Request) Options() (linktest.Options, error) {
+// RequestOptions converts an on-demand request; errors wrap
+// api.ErrBadRequest.
+func RequestOptions(r apitype.LinktestRequest) (linktest.Options, error) {
 	o := linktest.Options{Interface: r.Interface, TTL: r.TTL, AllowOddTTL: r.AllowOddTTL, Count: r.Count, Size: r.Size, Mark: r.Mark}
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
@@ -137,26 +108,8 @@ func (r Request) Options() (linktest.Options, error) {
 	return o, nil
 }
 
-// Status is one scheduled test in GET /v1/linktests.
-type Status struct {
-	Name           string           `json:"name"`
-	Interface      string           `json:"interface"`
-	Loop           string           `json:"loop-address"`
-	Interval       string           `json:"interval"`
-	MaxLossPercent *float64         `json:"max-loss-percent,omitempty"`
-	AffectsPath    string           `json:"affects-path,omitempty"`
-	Runs           int              `json:"runs"`
-	LastRun        *time.Time       `json:"last-run"`
-	LastError      string           `json:"last-error,omitempty"`
-	Report         *linktest.Report `json:"report"` // the last test that ran
-	// HoldsDown is true while the last loss exceeded max-loss and the
-	// test holds AffectsPath down; Reason says by how much.
-	HoldsDown bool   `json:"holds-path-down"`
-	Reason    string `json:"reason,omitempty"`
-}
-
 // MaxOnDemand bounds how long POST /v1/linktest may run.
-const MaxOnDemand = 2 * time.Minute
+const MaxOnDemand = apitype.MaxLinktestDuration
 
 // Routes adds POST /v1/linktest and GET /v1/linktests to srv.
 func (s *Scheduler) Routes(srv *api.Server) {
@@ -165,12 +118,12 @@ func (s *Scheduler) Routes(srv *api.Server) {
 }
 
 func (s *Scheduler) handleRun(w http.ResponseWriter, r *http.Request) {
-	var req Request
+	var req apitype.LinktestRequest
 	if err := api.ReadJSON(r, &req); err != nil {
 		api.WriteError(w, err)
 		return
 	}
-	o, err := req.Options()
+	o, err := RequestOptions(req)
 	if err != nil {
 		api.WriteError(w, err)
 		return
@@ -185,9 +138,26 @@ func (s *Scheduler) handleRun(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, fmt.Errorf("%w: link test not run: %v", api.ErrBadRequest, err))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, rep)
+	api.WriteJSON(w, http.StatusOK, ReportJSON(rep))
 }
 
 func (s *Scheduler) handleList(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, s.Status())
+}
+
+// ReportJSON is a report in the API's shape. The two types have the same
+// JSON by construction (apitype's mirrors the prober's, which has no
+// knowledge of the API); TestReportJSONHasEveryField keeps them so.
+func ReportJSON(r linktest.Report) apitype.LinktestReport {
+	var out apitype.LinktestReport
+	b, err := json.Marshal(r)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		// Only reachable if the types stop being JSON-compatible; the
+		// test catches that before a build ships.
+		panic(fmt.Sprintf("linktests: report does not convert to the API's shape: %v", err))
+	}
+	return out
 }

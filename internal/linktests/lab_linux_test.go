@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/lab"
@@ -150,7 +151,7 @@ func TestLabScheduled(t *testing.T) {
 	waitFor(t, 5*time.Second, "broadband up", func() bool { st, _ := pathState(); return st == "up" })
 
 	// Scheduled tests run and report, over IPv4 and IPv6.
-	var list []linktests.Status
+	var list []apitype.LinktestStatus
 	waitFor(t, 5*time.Second, "both tests reported", func() bool {
 		list, err = c.Linktests(context.Background())
 		return err == nil && len(list) == 2 && list[0].Report != nil && list[1].Report != nil
@@ -211,19 +212,19 @@ func TestLabScheduled(t *testing.T) {
 
 	// On demand, through the client: a test, and an odd TTL refused with
 	// the reason.
-	rep, err := c.Linktest(context.Background(), linktests.Request{Interface: "wan0", LoopAddress: "2001:db8:ffff:ffff::1", Count: 30, Size: 1280, Timeout: "200ms"})
+	rep, err := c.Linktest(context.Background(), apitype.LinktestRequest{Interface: "wan0", LoopAddress: "2001:db8:ffff:ffff::1", Count: 30, Size: 1280, Timeout: "200ms"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if rep.Sent != 30 || rep.Returned != 30 || rep.Size != 1280 || rep.TTL != 254 {
 		t.Errorf("on demand: %+v", rep)
 	}
-	_, err = c.Linktest(context.Background(), linktests.Request{Interface: "wan0", LoopAddress: "169.254.255.1", TTL: 255})
+	_, err = c.Linktest(context.Background(), apitype.LinktestRequest{Interface: "wan0", LoopAddress: "169.254.255.1", TTL: 255})
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Code != 400 || !strings.Contains(ae.Message, "odd ttl") || !strings.Contains(ae.Message, "crosses the link") && !strings.Contains(ae.Message, "cross the link") {
 		t.Errorf("odd TTL: %v, want 400 with the reason", err)
 	}
-	rep, err = c.Linktest(context.Background(), linktests.Request{Interface: "wan0", LoopAddress: "169.254.255.1", TTL: 11, AllowOddTTL: true, Count: 10})
+	rep, err = c.Linktest(context.Background(), apitype.LinktestRequest{Interface: "wan0", LoopAddress: "169.254.255.1", TTL: 11, AllowOddTTL: true, Count: 10})
 	if err != nil || rep.Returned != 10 || len(rep.Responders) != 1 || rep.Responders[0].Local {
 		t.Errorf("odd TTL allowed: %+v, %v; want 10 Time Exceeded from the neighbour", rep, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/linktests"
 	"github.com/reachd/reachd/internal/probe/linktest"
@@ -49,19 +50,19 @@ linktests:
 }
 
 func TestQoSRequest(t *testing.T) {
-	o, err := linktests.Request{Interface: "wan0", LoopAddress: "169.254.255.1", DSCP: "af41", Until: "max-loss", MaxLoss: "1%",
-		Confidence: "99%", Round: 10, Fill: "20%", LoadWindow: "0"}.Options()
+	o, err := linktests.RequestOptions(apitype.LinktestRequest{Interface: "wan0", LoopAddress: "169.254.255.1", DSCP: "af41", Until: "max-loss", MaxLoss: "1%",
+		Confidence: "99%", Round: 10, Fill: "20%", LoadWindow: "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.DSCP != 34 || !o.Sequential || o.MaxLoss != 0.01 || o.Confidence != 0.99 || o.Round != 10 || !o.IgnoreProduction || o.LinkSpeed != 0 {
 		t.Errorf("%+v", o)
 	}
-	for _, r := range []linktests.Request{
+	for _, r := range []apitype.LinktestRequest{
 		{DSCP: "af44"}, {Until: "forever"}, {Until: "max-loss"}, {MaxLoss: "1%"}, {LinkSpeed: "1G"}, {LoadWindow: "2s"}, {Confidence: "90%"},
 	} {
 		r.Interface, r.LoopAddress = "wan0", "169.254.255.1"
-		if _, err := r.Options(); !errors.Is(err, api.ErrBadRequest) {
+		if _, err := linktests.RequestOptions(r); !errors.Is(err, api.ErrBadRequest) {
 			t.Errorf("%+v: %v, want a bad request", r, err)
 		}
 	}

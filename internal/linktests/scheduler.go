@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/probe/linktest"
 )
@@ -300,12 +301,12 @@ func (s *Scheduler) RunTest(ctx context.Context, o linktest.Options) (linktest.R
 }
 
 // Status returns every scheduled test with its last results, by name.
-func (s *Scheduler) Status() []Status {
+func (s *Scheduler) Status() []apitype.LinktestStatus {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Status, 0, len(s.tests))
+	out := make([]apitype.LinktestStatus, 0, len(s.tests))
 	for _, t := range s.tests {
-		st := Status{
+		st := apitype.LinktestStatus{
 			Name:        t.cfg.Name,
 			Interface:   t.cfg.Interface,
 			Loop:        t.cfg.Loop.String(),
@@ -313,7 +314,7 @@ func (s *Scheduler) Status() []Status {
 			AffectsPath: t.cfg.AffectsPath,
 			Runs:        t.runs,
 			LastError:   t.lastErr,
-			Report:      t.last,
+			Report:      reportJSONPtr(t.last),
 			HoldsDown:   t.holding,
 		}
 		if t.cfg.MaxLoss.Set() {
@@ -356,4 +357,12 @@ func MeasureOptions(l config.Linktest) linktest.Options {
 		Confidence:       l.Confidence.V / 100,
 		Round:            l.Round,
 	}
+}
+
+func reportJSONPtr(r *linktest.Report) *apitype.LinktestReport {
+	if r == nil {
+		return nil
+	}
+	j := ReportJSON(*r)
+	return &j
 }

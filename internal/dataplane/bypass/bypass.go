@@ -22,6 +22,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/reachd/reachd/internal/atomicfile"
 )
 
 // Kind is what an Item changes.
@@ -373,11 +375,8 @@ func (a *Actions) save() error {
 	if err := os.MkdirAll(filepath.Dir(a.file), 0o755); err != nil {
 		return fmt.Errorf("saving bypass state: %w", err)
 	}
-	tmp := a.file + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return fmt.Errorf("saving bypass state: %w", err)
-	}
-	if err := os.Rename(tmp, a.file); err != nil {
+	// fsynced: after a crash this file is what repairs the kernel.
+	if err := atomicfile.WriteFile(a.file, append(data, '\n'), 0o644); err != nil {
 		return fmt.Errorf("saving bypass state: %w", err)
 	}
 	return nil

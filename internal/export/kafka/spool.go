@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/reachd/reachd/internal/atomicfile"
 )
 
 // spool is a directory with one file per message, named by a sequence
@@ -36,7 +38,7 @@ func openSpool(dir string, max int) (*spool, error) {
 	for _, e := range ents {
 		name := e.Name()
 		switch {
-		case strings.HasSuffix(name, ".tmp"):
+		case strings.HasSuffix(name, ".tmp"), strings.HasPrefix(name, ".tmp-"):
 			// A write that did not finish: it was never accepted.
 			os.Remove(filepath.Join(dir, name))
 		case strings.HasSuffix(name, spoolExt):
@@ -70,25 +72,7 @@ func (s *spool) add(data []byte) (dropped int, err error) {
 	}
 	name := fmt.Sprintf("%020d%s", s.next, spoolExt)
 	s.next++
-	tmp, err := os.CreateTemp(s.dir, "msg-*.tmp")
-	if err != nil {
-		return dropped, fmt.Errorf("spooling message: %w", err)
-	}
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(s.dir, name))
-	}
-	if err == nil {
-		err = syncDir(s.dir)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := atomicfile.WriteFile(filepath.Join(s.dir, name), data, 0o600); err != nil {
 		return dropped, fmt.Errorf("spooling message: %w", err)
 	}
 	s.names = append(s.names, name)
@@ -114,7 +98,7 @@ func (s *spool) ack(names []string) error {
 	for _, n := range names {
 		errs = append(errs, s.remove(n))
 	}
-	errs = append(errs, syncDir(s.dir))
+	errs = append(errs, atomicfile.SyncDir(s.dir))
 	return errors.Join(errs...)
 }
 
@@ -129,12 +113,3 @@ func (s *spool) remove(name string) error {
 }
 
 func (s *spool) len() int { return len(s.names) }
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

@@ -1,8 +1,7 @@
-// Package status holds the types that the API serves and the client reads:
-// the seed's /path-info shape and reachd's richer /v1/status. It has no
-// logic, so the engine, the API and the CLI can share it without pulling in
-// each other.
-package status
+package apitype
+
+// The path engine's API: the seed's /path-info shape, reachd's richer
+// /v1/status, overrides and the seed's ping-status notifier.
 
 import (
 	"errors"

@@ -1,20 +1,19 @@
-// Package hbstatus holds the JSON shapes of reachd's heartbeat and bypass
-// API (GET /v1/heartbeats, POST /v1/bypass/{group}), shared by the daemon,
-// the client and reachctl.
-package hbstatus
+package apitype
 
 import "time"
 
-// Status is GET /v1/heartbeats.
-type Status struct {
-	Listeners []Listener `json:"listeners"`
-	Groups    []Group    `json:"groups"`
+// The heartbeat and bypass API: GET /v1/heartbeats, POST /v1/bypass/{group}.
+
+// HeartbeatStatus is GET /v1/heartbeats.
+type HeartbeatStatus struct {
+	Listeners []HeartbeatListener `json:"listeners"`
+	Groups    []HeartbeatGroup    `json:"groups"`
 	// Changed is what reachd holds changed in the kernel right now.
-	Changed Changed `json:"changed"`
+	Changed BypassChanged `json:"changed"`
 }
 
-// Listener is one heartbeat listener.
-type Listener struct {
+// HeartbeatListener is one heartbeat listener.
+type HeartbeatListener struct {
 	Name     string `json:"name"`
 	Protocol string `json:"protocol"`
 	Listen   string `json:"listen"`
@@ -31,8 +30,8 @@ type Listener struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Group is one threshold group.
-type Group struct {
+// HeartbeatGroup is one threshold group.
+type HeartbeatGroup struct {
 	Name      string   `json:"name"`
 	Listeners []string `json:"listeners"`
 	Threshold int      `json:"failed-threshold"`
@@ -47,13 +46,13 @@ type Group struct {
 	Since     time.Time `json:"since"`
 }
 
-// Changed lists the kernel changes reachd holds.
-type Changed struct {
+// BypassChanged lists the kernel changes reachd holds.
+type BypassChanged struct {
 	RemovedAddresses []string `json:"removed-addresses"`
 	DownInterfaces   []string `json:"down-interfaces"`
 }
 
-// ForceRequest is the body of POST /v1/bypass/{group}.
-type ForceRequest struct {
+// BypassForceRequest is the body of POST /v1/bypass/{group}.
+type BypassForceRequest struct {
 	Mode string `json:"mode"` // force-on, force-off or auto
 }
