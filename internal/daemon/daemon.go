@@ -26,6 +26,7 @@ import (
 	"github.com/reachd/reachd/internal/probe"
 	"github.com/reachd/reachd/internal/probe/icmp"
 	"github.com/reachd/reachd/internal/probe/tcp"
+	"github.com/reachd/reachd/internal/sdnotify"
 	"github.com/reachd/reachd/internal/version"
 )
 
@@ -33,6 +34,10 @@ import (
 type Options struct {
 	ConfigFile string
 	Logger     *slog.Logger
+	// Notifier tells systemd about readiness, reloads and the stop, and
+	// feeds its watchdog; nil means $NOTIFY_SOCKET's (nothing outside
+	// systemd).
+	Notifier *sdnotify.Notifier
 }
 
 // Daemon is a running reachd.
@@ -48,6 +53,7 @@ type Daemon struct {
 	cfg      *config.Config
 	features []Feature
 	plane    *dataplane.Plane // nil when no path is routed
+	notify   *sdnotify.Notifier
 }
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
@@ -77,7 +83,7 @@ func New(opts Options) (*Daemon, error) {
 	if opts.Logger == nil {
 		opts.Logger = NewLogger(os.Stderr, cfg.Log)
 	}
-	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, reg: prometheus.NewRegistry()}
+	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, reg: prometheus.NewRegistry(), notify: notifier(opts)}
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.pinger = icmp.New(icmp.Options{})
 	d.reg.MustRegister(pingerCollector{d.pinger})
@@ -205,7 +211,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("reachd started", "version", version.String(), "config", d.opts.ConfigFile, "socket", d.cfg.API.Socket, "services", len(d.cfg.Services))
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.notifyReady(ctx) // READY=1 once the engine's loop answers, then the watchdog
+	}()
 	err = d.eng.Run(ctx)
+	d.notify.Send("STOPPING=1\nSTATUS=stopping")
 	cancel()
 	for _, srv := range servers {
 		sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
@@ -226,11 +238,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
+	d.notify.Send(sdnotify.Reloading())
 	cfg, err := config.Load(d.opts.ConfigFile)
 	if err != nil {
 		d.log.Error("reload rejected; the running config stays", "err", err)
+		d.notify.Send("READY=1\nSTATUS=reload rejected, running the previous config; " + statusLine(d.cfg))
 		return err
 	}
+	defer func() { d.notify.Send("READY=1\nSTATUS=" + statusLine(d.cfg)) }()
 	if cfg.API != d.cfg.API || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
 	}
