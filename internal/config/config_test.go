@@ -57,6 +57,8 @@ func TestInvalidFiles(t *testing.T) {
 			":10: services[0].paths[1]: interface and gateway go together",
 		}},
 		{"invalid-syntax.yaml", []string{"invalid-syntax.yaml:2: mapping value is not allowed"}},
+		{"invalid-api-listen-no-credential.yaml", []string{":3: api.listen: the TCP API can change routes, so it needs a credential"}},
+		{"invalid-api-public-write.yaml", []string{":6: api.public-routes[1]: \"POST /v1/reload\": only read-only routes (GET, HEAD) may be public"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

@@ -45,8 +45,33 @@ type API struct {
 	// SocketMode is the octal file mode of the socket; default 0660. World
 	// write is refused.
 	SocketMode string `yaml:"socket-mode"`
-	// Listen is an optional TCP address (host:port) for the same API.
+	// SocketGroup is the group of the socket; default reachd (members use
+	// reachctl without sudo). When the group does not exist the socket
+	// keeps the daemon's group and reachd says so at start-up.
+	SocketGroup string `yaml:"socket-group"`
+	// Listen is an optional TCP address (host:port) for the same API. It
+	// needs TokenFile or TLS.ClientCAFile: the API changes routes.
 	Listen string `yaml:"listen"`
+	// TokenFile holds the bearer tokens of the TCP listener, one
+	// "NAME TOKEN" a line (# comments); NAME is logged with each call.
+	TokenFile string `yaml:"token-file"`
+	// TLS serves the TCP listener over TLS; with ClientCAFile, a client
+	// certificate signed by that CA authenticates like a token (its
+	// common name is logged).
+	TLS APITLS `yaml:"tls"`
+	// PublicRoutes are read-only routes the TCP listener answers without
+	// a credential, written "GET /path-info" (GET or HEAD only).
+	PublicRoutes []string `yaml:"public-routes"`
+}
+
+// DefaultSocketGroup owns the API socket unless api.socket-group says otherwise.
+const DefaultSocketGroup = "reachd"
+
+// APITLS is the TLS of the TCP API listener.
+type APITLS struct {
+	CertFile     string `yaml:"cert-file"`
+	KeyFile      string `yaml:"key-file"`
+	ClientCAFile string `yaml:"client-ca-file"`
 }
 
 // Metrics configures the Prometheus endpoint.

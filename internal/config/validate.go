@@ -41,11 +41,7 @@ func (cfg *Config) validate() []problem {
 	} else if m&0o002 != 0 {
 		c.add("api.socket-mode", "%s lets every local user write to the API socket; drop the world-write bit (e.g. 0660)", cfg.API.SocketMode)
 	}
-	if cfg.API.Listen != "" {
-		if _, _, err := net.SplitHostPort(cfg.API.Listen); err != nil {
-			c.add("api.listen", "%q is not host:port; write e.g. 127.0.0.1:9470", cfg.API.Listen)
-		}
-	}
+	validateAPI(&cfg.API, c)
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir
 	}

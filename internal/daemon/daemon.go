@@ -10,7 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
+	"reflect"
 	"sync"
 	"time"
 
@@ -164,25 +164,29 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	mode, _ := strconv.ParseUint(d.cfg.API.SocketMode, 8, 32)
-	ln, err := api.ListenUnix(d.cfg.API.Socket, os.FileMode(mode))
+	var servers []*http.Server
+	defer func() {
+		for _, srv := range servers {
+			srv.Close() // the listeners of an early error return
+		}
+	}()
+	serve := func(ln net.Listener, h http.Handler, connCtx func(context.Context, net.Conn) context.Context) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: connCtx}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+	}
+	ln, err := d.listenAPI()
 	if err != nil {
 		return err
 	}
 	defer os.Remove(d.cfg.API.Socket)
-	var servers []*http.Server
-	serve := func(ln net.Listener, h http.Handler) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		servers = append(servers, srv)
-		go srv.Serve(ln)
-	}
-	serve(ln, d.api)
+	serve(ln, api.Audit(d.api, d.log), api.UnixConnContext)
 	if d.cfg.API.Listen != "" {
-		tl, err := net.Listen("tcp", d.cfg.API.Listen)
+		tl, h, err := d.listenTCPAPI()
 		if err != nil {
-			return fmt.Errorf("api.listen: %w", err)
+			return err
 		}
-		serve(tl, d.api)
+		serve(tl, h, nil)
 	}
 	if d.cfg.Metrics.Listen != "" {
 		ml, err := net.Listen("tcp", d.cfg.Metrics.Listen)
@@ -191,7 +195,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
-		serve(ml, mux)
+		serve(ml, mux, nil)
 	}
 	var wg sync.WaitGroup
 	if d.cfg.StateFileDir != "" {
@@ -224,6 +228,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		srv.Shutdown(sctx)
 		c()
 	}
+	servers = nil
 	wg.Wait()
 	for _, p := range d.probers {
 		p.Close()
@@ -246,7 +251,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		return err
 	}
 	defer func() { d.notify.Send("READY=1\nSTATUS=" + statusLine(d.cfg)) }()
-	if cfg.API != d.cfg.API || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
+	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
 	}
 	if d.plane != nil {
