@@ -14,15 +14,15 @@ import (
 	"testing"
 
 	"github.com/reachd/reachd/internal/policy"
-	"github.com/reachd/reachd/internal/status"
+	"github.com/reachd/reachd/internal/apitype"
 )
 
 type fakeBackend struct{ reloads int }
 
-func (f *fakeBackend) PathInfo(ctx context.Context) (status.PathInfo, error) {
-	return status.PathInfo{"internet": {Paths: map[string]string{"broadband": "up"}}}, nil
+func (f *fakeBackend) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
+	return apitype.PathInfo{"internet": {Paths: map[string]string{"broadband": "up"}}}, nil
 }
-func (f *fakeBackend) Status(ctx context.Context) (status.Status, error) { return status.Status{}, nil }
+func (f *fakeBackend) Status(ctx context.Context) (apitype.Status, error) { return apitype.Status{}, nil }
 func (f *fakeBackend) SetOverride(ctx context.Context, service, path string, o policy.Override) error {
 	return nil
 }
