@@ -144,7 +144,12 @@ func New(opts Options) (*Engine, error) {
 		external:  map[pathKey]map[string]string{},
 	}
 	if opts.Overrides != nil {
-		for k, o := range opts.Overrides.Load() {
+		stored, err := opts.Overrides.Load()
+		if err != nil {
+			e.log.Error("overrides: "+err.Error()+"; starting with the overrides that could be read, every other path on auto (probes decide)",
+				"file", opts.Overrides.file, "kept", len(stored))
+		}
+		for k, o := range stored {
 			e.overrides[k] = o
 		}
 	}

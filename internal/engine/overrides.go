@@ -4,14 +4,18 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/atomicfile"
 	"github.com/reachd/reachd/internal/policy"
+	"github.com/reachd/reachd/internal/statefile"
 )
 
 // ErrNotFound is returned for a service or path that is not configured.
@@ -26,24 +30,40 @@ func NewOverrideStore(dir string) *OverrideStore {
 	return &OverrideStore{file: filepath.Join(dir, "overrides.json")}
 }
 
-// Load returns the stored overrides; a missing or unreadable file is empty.
-func (s *OverrideStore) Load() map[pathKey]policy.Override {
+// Load returns the stored overrides. A missing file is empty. A damaged
+// one (unreadable, not JSON, a value that is not up/down/auto) is moved
+// aside and reported as a *statefile.Damaged error beside what could be
+// read: every other path starts on auto, so probes decide.
+func (s *OverrideStore) Load() (map[pathKey]policy.Override, error) {
 	out := map[pathKey]policy.Override{}
 	data, err := os.ReadFile(s.file)
+	if errors.Is(err, os.ErrNotExist) {
+		return out, nil
+	}
 	if err != nil {
-		return out
+		return out, statefile.Quarantine(s.file, err, time.Now())
 	}
 	var m map[string]string
-	if json.Unmarshal(data, &m) != nil {
-		return out
+	if err := json.Unmarshal(data, &m); err != nil {
+		return out, statefile.Quarantine(s.file, fmt.Errorf("not a JSON object of \"service/path\": \"up|down\": %w", err), time.Now())
 	}
+	var bad []string
 	for k, v := range m {
 		svc, p, ok := strings.Cut(k, "/")
-		if o, err := ParseOverride(v); ok && err == nil && o != policy.Auto {
+		o, err := ParseOverride(v)
+		if !ok || err != nil {
+			bad = append(bad, fmt.Sprintf("%q: %q", k, v))
+			continue
+		}
+		if o != policy.Auto {
 			out[pathKey{svc, p}] = o
 		}
 	}
-	return out
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return out, statefile.Quarantine(s.file, fmt.Errorf("entries that are not \"service/path\": \"up|down|auto\": %s", strings.Join(bad, ", ")), time.Now())
+	}
+	return out, nil
 }
 
 func (s *OverrideStore) save(m map[pathKey]policy.Override) error {

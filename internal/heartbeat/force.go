@@ -7,8 +7,12 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
+	"time"
 
 	"github.com/reachd/reachd/internal/atomicfile"
+	"github.com/reachd/reachd/internal/statefile"
 )
 
 // forceStore keeps operators' forced group modes, persisted as JSON
@@ -19,6 +23,10 @@ type forceStore struct {
 	m    map[string]Force
 }
 
+// loadForces reads the forced modes. A missing file is empty; a damaged
+// one (unreadable, not JSON, an unknown mode) is moved aside and reported
+// as a *statefile.Damaged error beside a usable store holding what could be
+// read: the other groups are on auto, heartbeats decide.
 func loadForces(file string) (*forceStore, error) {
 	s := &forceStore{file: file, m: map[string]Force{}}
 	if file == "" {
@@ -29,20 +37,26 @@ func loadForces(file string) (*forceStore, error) {
 		return s, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading forced bypass modes: %w", err)
+		return s, statefile.Quarantine(file, err, time.Now())
 	}
 	var raw map[string]string
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("forced bypass modes in %s are corrupt (fix or remove the file): %w", file, err)
+		return s, statefile.Quarantine(file, fmt.Errorf("not a JSON object of \"group\": \"force-on|force-off\": %w", err), time.Now())
 	}
+	var bad []string
 	for g, v := range raw {
 		f, err := ParseForce(v)
 		if err != nil {
-			return nil, fmt.Errorf("%s: group %q: %w", file, g, err)
+			bad = append(bad, fmt.Sprintf("group %q: %v", g, err))
+			continue
 		}
 		if f != Auto {
 			s.m[g] = f
 		}
+	}
+	if len(bad) > 0 {
+		sort.Strings(bad)
+		return s, statefile.Quarantine(file, errors.New(strings.Join(bad, "; ")), time.Now())
 	}
 	return s, nil
 }

@@ -87,13 +87,21 @@ func New(opts Options, cfg *config.Config) (*Manager, error) {
 		}
 		return filepath.Join(opts.StateDir, name)
 	}
+	// Damaged state files are reported and replaced, never a reason not to
+	// start (a daemon that exits on them would restart into the same file).
 	acts, err := bypass.New(opts.Netlink, statePath("bypass-changed.json"))
 	if err != nil {
 		return nil, err
 	}
+	if err := acts.LoadError(); err != nil {
+		opts.Logger.Error("bypass: "+err.Error()+"; kept the kernel as it is and starts with nothing recorded as changed: "+
+			"addresses or links an earlier run removed or set down are not restored automatically, check them by hand",
+			"file", statePath("bypass-changed.json"))
+	}
 	fs, err := loadForces(statePath("bypass-force.json"))
 	if err != nil {
-		return nil, err
+		opts.Logger.Error("bypass: "+err.Error()+"; groups without a readable forced mode are on auto (heartbeats decide)",
+			"file", statePath("bypass-force.json"), "kept", len(fs.m))
 	}
 	return &Manager{
 		opts: opts, log: opts.Logger, actions: acts, forces: fs,

@@ -19,7 +19,9 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
+	"github.com/reachd/reachd/internal/statefile"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
@@ -124,10 +126,15 @@ type Actions struct {
 	mu      sync.Mutex
 	removed map[Item][]SavedAddr
 	downed  map[string]bool
+
+	loadErr *statefile.Damaged // the state file was damaged at New
 }
 
 // New returns Actions acting through h. file keeps what was changed across
-// restarts ("" keeps it in memory only); it is read now.
+// restarts ("" keeps it in memory only); it is read now. A damaged file
+// (unreadable, not JSON, an address that does not parse) does not fail New:
+// it is moved aside, the Actions start with nothing recorded as changed
+// (the kernel is left as it is), and LoadError reports it for the log.
 func New(h Netlink, file string) (*Actions, error) {
 	a := &Actions{h: h, file: file, removed: map[Item][]SavedAddr{}, downed: map[string]bool{}}
 	if file == "" {
@@ -138,26 +145,40 @@ func New(h Netlink, file string) (*Actions, error) {
 		return a, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading bypass state: %w", err)
+		a.loadErr = statefile.Quarantine(file, err, time.Now())
+		return a, nil
 	}
 	var c Changed
 	if err := json.Unmarshal(data, &c); err != nil {
-		return nil, fmt.Errorf("bypass state %s is corrupt (move it away to start afresh): %w", file, err)
+		a.loadErr = statefile.Quarantine(file, fmt.Errorf("not the JSON reachd writes: %w", err), time.Now())
+		return a, nil
 	}
+	removed := map[Item][]SavedAddr{}
 	for _, saved := range c.Removed {
 		if len(saved) == 0 {
 			continue
 		}
 		p, err := netip.ParsePrefix(saved[0].Address)
 		if err != nil {
-			return nil, fmt.Errorf("bypass state %s: address %q: %w", file, saved[0].Address, err)
+			a.loadErr = statefile.Quarantine(file, fmt.Errorf("address %q: %w", saved[0].Address, err), time.Now())
+			return a, nil
 		}
-		a.removed[Item{Kind: RemoveAddress, Interface: saved[0].Interface, Addr: p.Addr()}] = saved
+		removed[Item{Kind: RemoveAddress, Interface: saved[0].Interface, Addr: p.Addr()}] = saved
 	}
+	a.removed = removed
 	for _, l := range c.Downed {
 		a.downed[l] = true
 	}
 	return a, nil
+}
+
+// LoadError is the *statefile.Damaged error of a damaged state file found
+// by New, or nil.
+func (a *Actions) LoadError() error {
+	if a.loadErr == nil {
+		return nil
+	}
+	return a.loadErr
 }
 
 // Changed returns what reachd currently holds changed.

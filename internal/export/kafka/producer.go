@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/reachd/reachd/internal/statefile"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -45,6 +46,7 @@ type Stats struct {
 	Produced uint64 // messages acknowledged by the brokers
 	Dropped  uint64 // messages dropped because the spool was full
 	Failures uint64 // failed produce attempts (retried)
+	Damaged  uint64 // spooled messages found damaged (moved aside, not sent)
 	Spooled  int    // messages waiting in the spool
 }
 
@@ -62,7 +64,7 @@ type Producer struct {
 	spool *spool
 	wake  chan struct{}
 
-	produced, dropped, failures atomic.Uint64
+	produced, dropped, failures, damaged atomic.Uint64
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -104,7 +106,7 @@ func New(opts Options) (*Producer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	sp, err := openSpool(opts.SpoolDir, opts.MaxSpooled)
+	sp, damaged, err := openSpool(opts.SpoolDir, opts.MaxSpooled)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
 	}
@@ -124,10 +126,22 @@ func New(opts Options) (*Producer, error) {
 		return nil, fmt.Errorf("kafka: creating client: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Producer{
+	p := &Producer{
 		opts: opts, kopts: kopts, cl: cl, log: opts.Logger, spool: sp,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
-	}, nil
+	}
+	p.reportDamaged(damaged)
+	return p, nil
+}
+
+// reportDamaged logs and counts spooled messages found damaged: they are
+// not sent (a truncated PingReport would mislead its consumers); the rest
+// of the spool is delivered.
+func (p *Producer) reportDamaged(damaged []*statefile.Damaged) {
+	for _, d := range damaged {
+		p.damaged.Add(1)
+		p.log.Error("Kafka spool: "+d.Error()+"; not sent, delivering the rest of the spool", "file", d.File)
+	}
 }
 
 // Report spools a PingReport for flowID with status st, stamped now. It
@@ -165,7 +179,7 @@ func (p *Producer) Stats() Stats {
 	p.mu.Lock()
 	n := p.spool.len()
 	p.mu.Unlock()
-	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Spooled: n}
+	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Damaged: p.damaged.Load(), Spooled: n}
 }
 
 // Run delivers spooled messages until ctx ends or Close is called; it
@@ -214,12 +228,9 @@ func (p *Producer) Run(ctx context.Context) error {
 // more tells that messages are still waiting.
 func (p *Producer) deliver() (ok, more bool) {
 	p.mu.Lock()
-	names, data, err := p.spool.peek(p.opts.BatchSize)
+	names, data, damaged := p.spool.peek(p.opts.BatchSize)
 	p.mu.Unlock()
-	if err != nil {
-		p.log.Error("Kafka spool read failed", "err", err)
-		return false, false
-	}
+	p.reportDamaged(damaged)
 	if len(names) == 0 {
 		return true, false
 	}

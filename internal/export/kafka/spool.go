@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -8,8 +9,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/reachd/reachd/internal/atomicfile"
+	"github.com/reachd/reachd/internal/statefile"
 )
 
 // spool is a directory with one file per message, named by a sequence
@@ -26,14 +29,17 @@ type spool struct {
 
 const spoolExt = ".json"
 
-func openSpool(dir string, max int) (*spool, error) {
+// openSpool opens dir. Damaged messages (empty, truncated or not JSON) are
+// moved aside and returned for the log; they are never sent.
+func openSpool(dir string, max int) (*spool, []*statefile.Damaged, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating spool directory: %w", err)
+		return nil, nil, fmt.Errorf("creating spool directory: %w", err)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading spool directory: %w", err)
+		return nil, nil, fmt.Errorf("reading spool directory: %w", err)
 	}
+	var damaged []*statefile.Damaged
 	s := &spool{dir: dir, max: max}
 	for _, e := range ents {
 		name := e.Name()
@@ -46,12 +52,32 @@ func openSpool(dir string, max int) (*spool, error) {
 			if err != nil {
 				continue // not ours
 			}
-			s.names = append(s.names, name)
 			s.next = max64(s.next, n+1)
+			if _, err := readMessage(filepath.Join(dir, name)); err != nil {
+				damaged = append(damaged, statefile.Quarantine(filepath.Join(dir, name), err, time.Now()))
+				continue
+			}
+			s.names = append(s.names, name)
 		}
 	}
 	slices.Sort(s.names) // zero-padded: lexical order is numeric order
-	return s, nil
+	return s, damaged, nil
+}
+
+// readMessage reads one spooled message and checks that it is whole: the
+// spool writes complete JSON documents, so anything else is damage.
+func readMessage(file string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) == 0 {
+		return nil, errors.New("empty message")
+	}
+	if !json.Valid(b) {
+		return nil, errors.New("truncated or not JSON")
+	}
+	return b, nil
 }
 
 func max64(a, b uint64) uint64 {
@@ -79,17 +105,24 @@ func (s *spool) add(data []byte) (dropped int, err error) {
 	return dropped, nil
 }
 
-// peek returns up to n of the oldest messages with their names.
-func (s *spool) peek(n int) (names []string, data [][]byte, err error) {
-	for _, name := range s.names[:min(n, len(s.names))] {
-		b, err := os.ReadFile(filepath.Join(s.dir, name))
+// peek returns up to n of the oldest messages with their names. A message
+// damaged since it was spooled is moved aside, dropped from the spool and
+// returned in damaged, so one bad file cannot stall delivery.
+func (s *spool) peek(n int) (names []string, data [][]byte, damaged []*statefile.Damaged) {
+	for _, name := range slices.Clone(s.names[:min(n, len(s.names))]) {
+		file := filepath.Join(s.dir, name)
+		b, err := readMessage(file)
 		if err != nil {
-			return names, data, fmt.Errorf("reading spooled message: %w", err)
+			damaged = append(damaged, statefile.Quarantine(file, err, time.Now()))
+			if i := slices.Index(s.names, name); i >= 0 {
+				s.names = slices.Delete(s.names, i, i+1)
+			}
+			continue
 		}
 		names = append(names, name)
 		data = append(data, b)
 	}
-	return names, data, nil
+	return names, data, damaged
 }
 
 // ack removes delivered messages.
