@@ -16,8 +16,8 @@ import (
 // allows: probe-interval + retry-interval + 250 ms.
 var bound = labrun.Fast.ProbeInterval + labrun.Fast.RetryInterval + 250*time.Millisecond
 
-func failover(t *testing.T, v6 bool) {
-	r := setup(t, labrun.Options{V6: v6})
+func failover(t *testing.T, h host, v6 bool) {
+	r := setup(t, h, labrun.Options{V6: v6})
 	bb, lte := labrun.Via(r.Top.ISP1, v6), labrun.Via(r.Top.ISP2, v6)
 	if _, err := r.WaitRoute(v6, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -61,13 +61,20 @@ func failover(t *testing.T, v6 bool) {
 	}
 }
 
-func TestUpstreamBlackholeFailoverV4(t *testing.T) { failover(t, false) }
-func TestUpstreamBlackholeFailoverV6(t *testing.T) { failover(t, true) }
+func TestUpstreamBlackholeFailoverV4(t *testing.T) {
+	onHosts(t, func(t *testing.T, h host) { failover(t, h, false) })
+}
 
-func TestAllPathsDown(t *testing.T) {
+func TestUpstreamBlackholeFailoverV6(t *testing.T) {
+	onHosts(t, func(t *testing.T, h host) { failover(t, h, true) })
+}
+
+func TestAllPathsDown(t *testing.T) { onHosts(t, allPathsDown) }
+
+func allPathsDown(t *testing.T, h host) {
 	for _, be := range []bool{false, true} {
 		t.Run(map[bool]string{false: "withdraw", true: "best-effort"}[be], func(t *testing.T) {
-			r := setup(t, labrun.Options{BestEffort: be})
+			r := setup(t, h, labrun.Options{BestEffort: be})
 			bb := labrun.Via(r.Top.ISP1, false)
 			if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 				t.Fatal(err)

@@ -37,15 +37,39 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// host is how the router looks before reachd starts.
+type host struct {
+	name        string
+	rpFilter    int  // lab.RPFilterLoose or lab.RPFilterStrict (IPv4 sysctl, IPv6 firewalld-style rule)
+	mainDefault bool // a default route via broadband in main, as a DHCP client leaves it
+}
+
+// hosts are the stock hosts the e2e tests run on: systemd's loose
+// rp_filter with no default route in main (the router relies on reachd for
+// it), and a hardened host (strict rp_filter) whose DHCP client left a
+// default route via broadband.
+var hosts = []host{
+	{name: "rp_filter=2", rpFilter: lab.RPFilterLoose},
+	{name: "rp_filter=1,main-default", rpFilter: lab.RPFilterStrict, mainDefault: true},
+}
+
+// onHosts runs fn as one subtest per host.
+func onHosts(t *testing.T, fn func(t *testing.T, h host)) {
+	for _, h := range hosts {
+		t.Run(h.name, func(t *testing.T) { fn(t, h) })
+	}
+}
+
 // setup builds the standard topology (router masquerading on both WANs)
-// and starts reachd in it. Everything is removed when the test ends.
-func setup(t *testing.T, o labrun.Options) *labrun.Reachd { return setupTB(t, o) }
+// on host h and starts reachd in it. Everything is removed when the test
+// ends.
+func setup(t *testing.T, h host, o labrun.Options) *labrun.Reachd { return setupTB(t, h, o) }
 
-func setupB(b *testing.B, o labrun.Options) *labrun.Reachd { return setupTB(b, o) }
+func setupB(b *testing.B, o labrun.Options) *labrun.Reachd { return setupTB(b, hosts[0], o) }
 
-func setupTB(t testing.TB, o labrun.Options) *labrun.Reachd {
+func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
 	t.Helper()
-	top, err := lab.Standard(lab.StandardOptions{Name: "e2e", Masquerade: true})
+	top, err := lab.Standard(lab.StandardOptions{Name: "e2e", Masquerade: true, RPFilter: h.rpFilter, RouterDefault: h.mainDefault})
 	if err != nil {
 		t.Fatal(err)
 	}

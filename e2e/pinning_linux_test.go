@@ -42,8 +42,10 @@ func echo(t *testing.T, c *labrun.EchoConn, msg string) {
 
 func wanAddr(isp *lab.ISP) netip.Addr { return isp.RouterWAN4.Addr() }
 
-func TestPinningAcrossRecovery(t *testing.T) {
-	r := setup(t, labrun.Options{})
+func TestPinningAcrossRecovery(t *testing.T) { onHosts(t, pinningAcrossRecovery) }
+
+func pinningAcrossRecovery(t *testing.T, h host) {
+	r := setup(t, h, labrun.Options{})
 	top := r.Top
 	srv := startEcho(t, top)
 	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
@@ -81,8 +83,10 @@ func TestPinningAcrossRecovery(t *testing.T) {
 	}
 }
 
-func TestPinningWithOverride(t *testing.T) {
-	r := setup(t, labrun.Options{})
+func TestPinningWithOverride(t *testing.T) { onHosts(t, pinningWithOverride) }
+
+func pinningWithOverride(t *testing.T, h host) {
+	r := setup(t, h, labrun.Options{})
 	top := r.Top
 	srv := startEcho(t, top)
 	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
@@ -113,8 +117,10 @@ func TestPinningWithOverride(t *testing.T) {
 	}
 }
 
-func TestFlushOnDownOnlyTheDeadPath(t *testing.T) {
-	r := setup(t, labrun.Options{FlushOnDown: true})
+func TestFlushOnDownOnlyTheDeadPath(t *testing.T) { onHosts(t, flushOnDownOnlyTheDeadPath) }
+
+func flushOnDownOnlyTheDeadPath(t *testing.T, h host) {
+	r := setup(t, h, labrun.Options{FlushOnDown: true})
 	top := r.Top
 	srv := startEcho(t, top)
 	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)

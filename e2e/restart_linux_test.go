@@ -48,8 +48,10 @@ func (w *routeWatch) count() int {
 	return len(w.events)
 }
 
-func TestSIGKILLRestartChangesNothing(t *testing.T) {
-	r := setup(t, labrun.Options{})
+func TestSIGKILLRestartChangesNothing(t *testing.T) { onHosts(t, sigkillRestart) }
+
+func sigkillRestart(t *testing.T, h host) {
+	r := setup(t, h, labrun.Options{})
 	bb := labrun.Via(r.Top.ISP1, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -94,17 +96,32 @@ func TestSIGKILLRestartChangesNothing(t *testing.T) {
 	}
 }
 
-func TestSIGTERMRemovesWhatReachdInstalled(t *testing.T) {
+func TestSIGTERMRemovesWhatReachdInstalled(t *testing.T) { onHosts(t, sigtermRemoves) }
+
+func sigtermRemoves(t *testing.T, h host) {
 	for _, keep := range []bool{false, true} {
-		r := setup(t, labrun.Options{KeepOnExit: keep})
+		r := setup(t, h, labrun.Options{KeepOnExit: keep})
+		// What the wan interfaces had before reachd: the namespace's default.
+		before, err := r.Top.Router.ReadSysctl("net/ipv4/conf/default/src_valid_mark")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if _, err := r.WaitRoute(false, labrun.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
 			t.Fatal(err)
+		}
+		for _, ifn := range []string{"wan0", "wan1"} {
+			if v, _ := r.Top.Router.ReadSysctl("net/ipv4/conf/" + ifn + "/src_valid_mark"); v != "1" {
+				t.Errorf("while running: %s src_valid_mark=%q, want 1", ifn, v)
+			}
+		}
+		if v, _ := r.Top.Router.ReadSysctl("net/ipv4/conf/lan0/src_valid_mark"); v != before {
+			t.Errorf("while running: lan0 src_valid_mark=%q, want it untouched (%s): only path interfaces need it", v, before)
 		}
 		r.Stop()
 		rules, _ := r.Top.Router.Handle().RuleList(netlink.FAMILY_V4)
 		ours := 0
 		for _, ru := range rules {
-			if ru.Mark>>16 == 0x5244 {
+			if ru.Mark>>16 == 0x5244 { // two rules per path
 				ours++
 			}
 		}
@@ -114,14 +131,22 @@ func TestSIGTERMRemovesWhatReachdInstalled(t *testing.T) {
 		}
 		_, tableErr := nft.ListTableOfFamily("reachd", nftables.TableFamilyINet)
 		route := r.Route(false)
+		svm, _ := r.Top.Router.ReadSysctl("net/ipv4/conf/wan0/src_valid_mark")
 		if keep {
-			if ours != 2 || tableErr != nil || route == "none" {
-				t.Errorf("keep-on-exit: rules=%d nft table err=%v route=%q; want everything kept", ours, tableErr, route)
+			if ours != 4 || tableErr != nil || route == "none" || svm != "1" {
+				t.Errorf("keep-on-exit: rules=%d nft table err=%v route=%q src_valid_mark=%s; want everything kept", ours, tableErr, route, svm)
 			}
 			continue
 		}
-		if ours != 0 || tableErr == nil || route != "none" {
-			t.Errorf("after SIGTERM: %d reachd rules, nft table present=%v, route %q; want all removed", ours, tableErr == nil, route)
+		// A default route that was there before reachd (DHCP's) is not
+		// reachd's to remove; it never replaced it, as it pointed at the
+		// selected path already.
+		wantRoute := "none"
+		if h.mainDefault {
+			wantRoute = labrun.Via(r.Top.ISP1, false)
+		}
+		if ours != 0 || tableErr == nil || route != wantRoute || svm != before {
+			t.Errorf("after SIGTERM: %d reachd rules, nft table present=%v, route %q (want %q), src_valid_mark %s (want %s); want all removed", ours, tableErr == nil, route, wantRoute, svm, before)
 		}
 	}
 }

@@ -46,44 +46,100 @@ func routeDst(r netlink.Route, fam int) netip.Prefix {
 	return netip.PrefixFrom(a, ones)
 }
 
-// ensureRule adds "fwmark M lookup T" for both families when missing.
+// ruleSpec is one policy rule of a path.
+type ruleSpec struct {
+	mark     uint32
+	iif      string // "" for any
+	table    int
+	priority int
+}
+
+// rules are a path's policy rules, for both families, in the order the
+// kernel tries them:
+//
+//	fwmark M iif IF lookup main   replies that arrived on the path's
+//	                              interface IF: routed by main (to the LAN
+//	                              client, or to a local socket)
+//	fwmark M lookup T             everything else with the path's mark: its
+//	                              probes, the original direction of pinned
+//	                              connections, and the reverse-path lookups
+//
+// The nftables table gives a reply the path's mark only when it arrives on
+// IF (see pinner), so every routing lookup of a marked reply is made with
+// iif IF and takes the first rule. The reverse-path lookup of the same
+// reply is made with another iif: lo when it is for this host (a probe's
+// reply), the interface the reply is forwarded to otherwise (the kernel
+// puts the forward route's output interface there); so it takes the second
+// rule and finds the path's own table, whose default route leaves through
+// IF: the reply passes strict and loose rp_filter (with src_valid_mark, see
+// Plane.reversePath) and firewalld's IPv6 "fib saddr . mark . iif" check,
+// whatever main holds (no route, a route via another path, unreachable).
+//
+// Why not "fwmark M lookup main suppress_prefixlength 0" ahead of T, which
+// also lets replies reach the LAN: main's non-default routes would win over
+// the path's table for every lookup, the reverse-path ones included. A
+// service prefix narrower than /0, routed in main via the current path,
+// would then fail the strict check of every other path's replies, and the
+// connections pinned to another path would follow the current one.
+func (pp PathPlane) rules() []ruleSpec {
+	return []ruleSpec{
+		{mark: pp.Mark, iif: pp.Interface, table: mainTable, priority: pp.ReplyPriority},
+		{mark: pp.Mark, table: pp.Table, priority: pp.Priority},
+	}
+}
+
+const mainTable = 254
+
+func (r ruleSpec) netlink(fam int) *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Family = fam
+	nr.Mark = r.mark
+	nr.IifName = r.iif
+	nr.Table = r.table
+	nr.Priority = r.priority
+	return nr
+}
+
+func (r ruleSpec) String() string {
+	s := fmt.Sprintf("fwmark %#x", r.mark)
+	if r.iif != "" {
+		s += " iif " + r.iif
+	}
+	return fmt.Sprintf("%s lookup %d (priority %d)", s, r.table, r.priority)
+}
+
+// ensureRule adds the path's rules for both families when missing.
 func (k kernel) ensureRule(pp PathPlane) (changed bool, err error) {
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
 		rules, err := k.h.RuleList(fam)
 		if err != nil {
 			return changed, fmt.Errorf("listing rules: %w", err)
 		}
-		found := false
-		for _, r := range rules {
-			if r.Mark == pp.Mark && r.Table == pp.Table && r.Priority == pp.Priority {
-				found = true
-				break
+		for _, want := range pp.rules() {
+			found := false
+			for _, r := range rules {
+				if r.Mark == want.mark && r.IifName == want.iif && r.Table == want.table && r.Priority == want.priority {
+					found = true
+					break
+				}
 			}
+			if found {
+				continue
+			}
+			if err := k.h.RuleAdd(want.netlink(fam)); err != nil {
+				return changed, fmt.Errorf("adding rule %v: %w", want, err)
+			}
+			changed = true
 		}
-		if found {
-			continue
-		}
-		r := netlink.NewRule()
-		r.Family = fam
-		r.Mark = pp.Mark
-		r.Table = pp.Table
-		r.Priority = pp.Priority
-		if err := k.h.RuleAdd(r); err != nil {
-			return changed, fmt.Errorf("adding rule fwmark %#x lookup %d: %w", pp.Mark, pp.Table, err)
-		}
-		changed = true
 	}
 	return changed, nil
 }
 
 func (k kernel) delRule(pp PathPlane) {
 	for _, fam := range []int{netlink.FAMILY_V4, netlink.FAMILY_V6} {
-		r := netlink.NewRule()
-		r.Family = fam
-		r.Mark = pp.Mark
-		r.Table = pp.Table
-		r.Priority = pp.Priority
-		k.h.RuleDel(r)
+		for _, r := range pp.rules() {
+			k.h.RuleDel(r.netlink(fam))
+		}
 	}
 }
 

@@ -15,22 +15,35 @@ import (
 // TableName is reachd's nftables table (family inet).
 const TableName = "reachd"
 
-// pinner keeps the nftables table that pins connections to their path:
+// pinner keeps the nftables table that pins connections to their path and
+// carries each path's mark from what it sends to what comes back:
 //
 //	table inet reachd {
 //	  chain prerouting {
 //	    type filter hook prerouting priority mangle; policy accept;
 //	    ct direction original ct mark M meta mark set M        # one per path: later packets follow their path
+//	    ct direction reply ct mark M iifname IF meta mark set M  # one per path: so do its replies
 //	    ct state new iifname != { wans } ip daddr P            # one per service prefix: a new connection
 //	        ct mark set Mcur meta mark set Mcur                #   takes the service's current path
 //	  }
+//	  chain output {
+//	    type filter hook output priority mangle; policy accept;
+//	    meta mark M ct mark set M                              # one per path: the path's probes
+//	  }
 //	}
 //
-// Only original-direction packets are marked: replies must be routed by the
-// main table back to the client, not out of the path.
+// The path's mark follows its connections both ways: original-direction
+// packets are routed through the path's table; replies that arrive on the
+// path's interface IF are routed by main, but the reverse-path check of
+// them uses the path's table (see PathPlane.rules), so the replies to the
+// path's probes and to its pinned connections pass rp_filter whatever main
+// holds. A reply arriving on another interface keeps no mark: the ordinary
+// rules route it and check its source, as without reachd. Both chains run
+// after conntrack (priority -200), so ct mark is known, and before routing.
 type pinner struct {
-	table *nftables.Table
-	chain *nftables.Chain
+	table  *nftables.Table
+	chain  *nftables.Chain
+	output *nftables.Chain
 }
 
 func newPinner() *pinner {
@@ -41,6 +54,10 @@ func newPinner() *pinner {
 		chain: &nftables.Chain{
 			Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept,
+		},
+		output: &nftables.Chain{
+			Name: "output", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityMangle, Policy: &accept,
 		},
 	}
 }
@@ -53,13 +70,18 @@ func (p *pinner) conn() (*nftables.Conn, error) {
 	return c, nil
 }
 
-// userdata tags rules: "restore:<mark>" and "svc:<service>".
+// userdata tags rules: "restore:<mark>", "reply:<mark>:<interface>",
+// "probe:<mark>" and "svc:<service>".
 func restoreTag(mark uint32) []byte { return []byte(fmt.Sprintf("restore:%d", mark)) }
-func serviceTag(svc string) []byte  { return []byte("svc:" + svc) }
+func replyTag(mark uint32, ifname string) []byte {
+	return []byte(fmt.Sprintf("reply:%d:%s", mark, ifname))
+}
+func probeTag(mark uint32) []byte  { return []byte(fmt.Sprintf("probe:%d", mark)) }
+func serviceTag(svc string) []byte { return []byte("svc:" + svc) }
 
-// ensure creates the table and chain and the restore rules of marks when
+// ensure creates the table and chains and the per-path rules of paths when
 // missing; rules already there are left alone (no change on restart).
-func (p *pinner) ensure(marks []uint32) error {
+func (p *pinner) ensure(paths []PathPlane) error {
 	c, err := p.conn()
 	if err != nil {
 		return err
@@ -68,18 +90,27 @@ func (p *pinner) ensure(marks []uint32) error {
 	// tell a missing table from an empty one.
 	c.AddTable(p.table)
 	c.AddChain(p.chain)
+	c.AddChain(p.output)
 	have := map[string]bool{}
-	if rules, err := c.GetRules(p.table, p.chain); err == nil {
-		for _, r := range rules {
-			have[string(r.UserData)] = true
+	for _, ch := range []*nftables.Chain{p.chain, p.output} {
+		if rules, err := c.GetRules(p.table, ch); err == nil {
+			for _, r := range rules {
+				have[string(r.UserData)] = true
+			}
 		}
 	}
-	sort.Slice(marks, func(i, j int) bool { return marks[i] < marks[j] })
-	for _, m := range marks {
-		if have[string(restoreTag(m))] {
-			continue
+	paths = append([]PathPlane(nil), paths...)
+	sort.Slice(paths, func(i, j int) bool { return paths[i].Mark < paths[j].Mark })
+	add := func(ch *nftables.Chain, tag []byte, es []expr.Any) {
+		if !have[string(tag)] {
+			have[string(tag)] = true
+			c.AddRule(&nftables.Rule{Table: p.table, Chain: ch, UserData: tag, Exprs: es})
 		}
-		c.AddRule(&nftables.Rule{Table: p.table, Chain: p.chain, UserData: restoreTag(m), Exprs: restoreExprs(m)})
+	}
+	for _, pp := range paths {
+		add(p.chain, restoreTag(pp.Mark), restoreExprs(0 /* IP_CT_DIR_ORIGINAL */, pp.Mark, ""))
+		add(p.chain, replyTag(pp.Mark, pp.Interface), restoreExprs(1 /* IP_CT_DIR_REPLY */, pp.Mark, pp.Interface))
+		add(p.output, probeTag(pp.Mark), saveExprs(pp.Mark))
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("nftables: installing table %s: %w", TableName, err)
@@ -87,14 +118,33 @@ func (p *pinner) ensure(marks []uint32) error {
 	return nil
 }
 
-func restoreExprs(mark uint32) []expr.Any {
-	return []expr.Any{
+// restoreExprs: ct direction dir ct mark M [iifname IF] meta mark set M.
+func restoreExprs(dir byte, mark uint32, iif string) []expr.Any {
+	es := []expr.Any{
 		&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0 /* IP_CT_DIR_ORIGINAL */}},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
 		&expr.Ct{Register: 1, Key: expr.CtKeyMARK},
 		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+	}
+	if iif != "" {
+		es = append(es,
+			&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: 1},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifname(iif)},
+		)
+	}
+	return append(es,
 		&expr.Immediate{Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
 		&expr.Meta{Key: expr.MetaKeyMARK, SourceRegister: true, Register: 1},
+	)
+}
+
+// saveExprs: meta mark M ct mark set M. A probe socket's SO_MARK becomes its
+// conntrack entry's mark, so that the reply gets the mark back.
+func saveExprs(mark uint32) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true},
 	}
 }
 

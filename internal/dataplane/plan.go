@@ -13,17 +13,30 @@ const (
 	markBase     = 0x52440000
 	tableBase    = 0x5244 // 21060
 	rulePriority = 10000  // + index; before main (32766)
+	// replyPriority + index is the priority of the rule that lets replies
+	// arriving on the path's interface be routed by main; see
+	// PathPlane.rules.
+	replyPriority = 9000
 	// Proto is the rtnetlink protocol reachd's routes carry, so that they
 	// can be told apart from others (`ip route show proto 201`).
 	Proto = 201
 )
 
 // PathPlane is the kernel side of one path.
+//
+// Mark goes on what leaves through the path (its probes by SO_MARK, the
+// original direction of the forwarded connections pinned to it) and on what
+// comes back through it (the reply direction of the same conntrack entries,
+// when it arrives on the path's interface); see rules for how the two
+// directions are then routed.
 type PathPlane struct {
 	Service, Path string
 	Mark          uint32
 	Table         int
 	Priority      int
+	// ReplyPriority is the priority of "fwmark Mark iif Interface lookup
+	// main", ahead of Priority.
+	ReplyPriority int
 	Interface     string
 	Gateway       netip.Addr
 	FlushOnDown   bool
@@ -46,7 +59,7 @@ func Plan(cfg *config.Config) map[key]PathPlane {
 			n++
 			pp := PathPlane{
 				Service: s.Name, Path: p.Name,
-				Mark: uint32(markBase + n), Table: tableBase + n, Priority: rulePriority + n,
+				Mark: uint32(markBase + n), Table: tableBase + n, Priority: rulePriority + n, ReplyPriority: replyPriority + n,
 				Interface: p.Interface, Gateway: p.GatewayAddr, FlushOnDown: p.FlushOnDown,
 			}
 			if p.Fwmark != 0 {

@@ -21,6 +21,7 @@ type Plane struct {
 	log *slog.Logger
 	k   kernel
 	nft *pinner
+	sys *sysctls
 
 	mu   sync.Mutex
 	cfg  *config.Config
@@ -30,11 +31,12 @@ type Plane struct {
 // New returns the data plane for cfg in the current network namespace.
 // Nothing is written until Setup.
 func New(cfg *config.Config, log *slog.Logger) (*Plane, error) {
+	plan := Plan(cfg)
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	return &Plane{log: log, k: kernel{h}, nft: newPinner(), cfg: cfg, plan: Plan(cfg)}, nil
+	return &Plane{log: log, k: kernel{h}, nft: newPinner(), sys: newSysctls(log, cfg.StateDir), cfg: cfg, plan: plan}, nil
 }
 
 // Active reports whether any path is routed (has interface and gateway);
@@ -70,10 +72,11 @@ func (p *Plane) routed() []PathPlane {
 	return out
 }
 
-// Setup installs what probing needs before any decision: per path a
-// "fwmark M lookup T" rule and T's default route via the path's gateway,
-// and the pinning table with its restore rules. What is already there is
-// left alone, so a restarted reachd changes nothing here.
+// Setup installs what probing needs before any decision: per path its
+// rules (see PathPlane.rules) and T's default route via the path's gateway,
+// the nftables table with the per-path rules that carry the path's mark to
+// conntrack and back, and src_valid_mark on the path interfaces. What is
+// already there is left alone, so a restarted reachd changes nothing here.
 func (p *Plane) Setup() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -82,9 +85,8 @@ func (p *Plane) Setup() error {
 
 func (p *Plane) setup() error {
 	var errs []error
-	var marks []uint32
-	for _, pp := range p.routed() {
-		marks = append(marks, pp.Mark)
+	paths := p.routed()
+	for _, pp := range paths {
 		if _, err := p.k.ensureRule(pp); err != nil {
 			errs = append(errs, fmt.Errorf("path %s/%s: %w", pp.Service, pp.Path, err))
 			continue
@@ -101,10 +103,48 @@ func (p *Plane) setup() error {
 			p.log.Info("path table", "service", pp.Service, "path", pp.Path, "table", pp.Table, "fwmark", fmt.Sprintf("%#x", pp.Mark), "via", pp.Gateway, "dev", pp.Interface)
 		}
 	}
-	if len(marks) > 0 {
-		if err := p.nft.ensure(marks); err != nil {
+	if len(paths) > 0 {
+		if err := p.nft.ensure(paths); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := p.reversePath(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// reversePath sets src_valid_mark on every path interface, and only there,
+// and restores it on interfaces that no longer carry a path.
+//
+// IPv4 reverse-path filtering (rp_filter 1 strict, 2 loose; systemd sets
+// 2) looks the source of an arriving packet up in the routing tables and
+// drops it when there is no route back (loose) or the route back is not
+// through the interface it arrived on (strict). Without a mark that lookup
+// uses main, which may hold no route at all (before reachd has decided),
+// a route via another path, or reachd's own unreachable route (service
+// withdrawn): the replies of a path's probes would then be dropped and the
+// path would be down because of main, not because of the path; withdrawn
+// it would never come back. src_valid_mark makes the lookup use the
+// packet's mark, which the nftables table sets from the path's conntrack
+// entries, so the lookup finds the path's own table (see PathPlane.rules). rp_filter itself is left as the
+// operator set it: it keeps guarding everything that is not reachd's.
+//
+// IPv6 has no rp_filter; hosts that filter (firewalld's
+// "fib saddr . mark . iif oif missing drop") include the mark in the lookup
+// already, so the mark is all they need.
+func (p *Plane) reversePath() error {
+	var errs []error
+	keep := map[string]bool{}
+	for _, ifn := range p.wans() {
+		key := srcValidMarkKey(ifn)
+		keep[key] = true
+		if err := p.sys.set(key, "1", "replies of the path's probes and pinned connections pass reverse-path filtering when checked against the path's own table"); err != nil {
+			errs = append(errs, fmt.Errorf("interface %s: %w (reachd needs it to accept replies on this path when rp_filter is on; set it to 1 by hand if reachd cannot)", ifn, err))
+		}
+	}
+	if err := p.sys.restoreExcept(keep); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -253,7 +293,7 @@ func (p *Plane) Close() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cfg.KeepOnExit {
-		p.log.Info("keep-on-exit: leaving routes, rules and nftables in place")
+		p.log.Info("keep-on-exit: leaving routes, rules, nftables and sysctls in place")
 		return nil
 	}
 	var errs []error
@@ -276,6 +316,9 @@ func (p *Plane) Close() error {
 		p.removePath(pp)
 	}
 	if err := p.nft.remove(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := p.sys.restoreExcept(nil); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

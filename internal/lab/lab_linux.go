@@ -65,7 +65,9 @@ func (l *Lab) Namespaces() []*NS {
 
 // AddNS creates the named namespace <prefix><name> with lo up, IPv4 and IPv6
 // forwarding on, IPv6 DAD off (so v6 addresses are usable at once) and
-// reverse-path filtering off (the topologies route asymmetrically on purpose).
+// loose reverse-path filtering (rp_filter 2), as systemd sets it on stock
+// Debian, Ubuntu and Fedora hosts. It is set rather than inherited because
+// a new namespace copies the IPv4 settings of the host's, whatever they are.
 // If a later step fails the namespace stays in the lab, so Close removes it.
 func (l *Lab) AddNS(name string) (*NS, error) {
 	if name == "" || strings.ContainsAny(name, "/ \t\n") {
@@ -114,8 +116,8 @@ func (l *Lab) AddNS(name string) (*NS, error) {
 		{"net/ipv6/conf/all/forwarding", "1"},
 		{"net/ipv6/conf/all/accept_dad", "0"},
 		{"net/ipv6/conf/default/accept_dad", "0"},
-		{"net/ipv4/conf/all/rp_filter", "0"},
-		{"net/ipv4/conf/default/rp_filter", "0"},
+		{"net/ipv4/conf/all/rp_filter", strconv.Itoa(RPFilterLoose)},
+		{"net/ipv4/conf/default/rp_filter", strconv.Itoa(RPFilterLoose)},
 	} {
 		if err := n.Sysctl(kv[0], kv[1]); err != nil {
 			return nil, err

@@ -68,11 +68,10 @@ func NewLoopPair(name string) (lp *LoopPair, err error) {
 			// on, every crossing would also send one.
 			{"net/ipv4/conf/all/send_redirects", "0"},
 			{"net/ipv4/conf/" + ifn + "/send_redirects", "0"},
-			// Reverse-path filtering must not drop returning probes whose
-			// source is not on the receiving interface.
-			{"net/ipv4/conf/all/rp_filter", "0"},
-			{"net/ipv4/conf/" + ifn + "/rp_filter", "0"},
-			// The probe comes back to R1 with R1's own source address.
+			// The probe comes back to R1 with R1's own source address:
+			// without accept_local that is a martian, and with it the
+			// reverse-path check (AddNS's loose rp_filter, or strict)
+			// finds R1's local route on the arrival interface and passes.
 			{"net/ipv4/conf/" + ifn + "/accept_local", "1"},
 			// Linux rate-limits ICMP errors, Time Exceeded included: per
 			// destination (icmp_ratelimit) and globally (icmp_msgs_per_sec

@@ -120,6 +120,20 @@ func (n *NS) Sysctl(key, value string) error {
 	return nil
 }
 
+// ReadSysctl reads /proc/sys/<key> inside the namespace (key as for Sysctl).
+func (n *NS) ReadSysctl(key string) (string, error) {
+	if !strings.Contains(key, "/") {
+		key = strings.ReplaceAll(key, ".", "/")
+	}
+	p := filepath.Join("/proc/sys", filepath.Clean("/"+key))
+	var v []byte
+	err := n.Do(func() (err error) { v, err = os.ReadFile(p); return err })
+	if err != nil {
+		return "", fmt.Errorf("sysctl %s in %s: %w", key, n.Name, err)
+	}
+	return strings.TrimSpace(string(v)), nil
+}
+
 func (n *NS) link(ifname string) (netlink.Link, error) {
 	if n.handle == nil {
 		return nil, fmt.Errorf("namespace %s: %w", n.Name, ErrClosed)

@@ -14,6 +14,10 @@ type StandardOptions struct {
 	RouterDefault bool
 	// Masquerade makes the router source-NAT IPv4 and IPv6 on wan0 and wan1.
 	Masquerade bool
+	// RPFilter is the router's reverse-path filtering (see NS.SetRPFilter):
+	// RPFilterLoose (2, also when 0: systemd's default) or RPFilterStrict
+	// (1, hardened hosts). The other namespaces keep AddNS's loose default.
+	RPFilter int
 
 	// failAt makes Standard fail before the step of that name (tests of
 	// the cleanup of a half-built topology); onLab sees the lab at once.
@@ -181,6 +185,11 @@ func Standard(opts StandardOptions) (top *Topology, err error) {
 	for _, a := range append(append(append([]netip.Addr{}, t.Targets4...), t.Targets6...), t.Server4, t.Server6) {
 		b.addrs(t.Internet, "lo", netip.PrefixFrom(a, a.BitLen()))
 	}
+	rpf := opts.RPFilter
+	if rpf == 0 {
+		rpf = RPFilterLoose
+	}
+	b.step("rp_filter router", func() error { return t.Router.SetRPFilter(rpf) })
 	if opts.RouterDefault {
 		b.routes(t.Router, "default", t.ISP1.Gateway4, "default", t.ISP1.Gateway6)
 	}
