@@ -74,7 +74,7 @@ func TestFlapStormDaemon(t *testing.T) {
 	timing := labrun.Timing{ProbeInterval: 100 * time.Millisecond, RetryInterval: 100 * time.Millisecond, Retries: 2, HoldDown: time.Second}
 	damp := "{penalty: 1000, suppress-threshold: 2000, reuse-threshold: 750, half-life: 10s, max-suppress: 20s}"
 	maxSuppress := 20 * time.Second
-	r := setup(t, labrun.Options{Timing: timing, Dampening: damp, Metrics: metrics})
+	r := setup(t, hosts[0], labrun.Options{Timing: timing, Dampening: damp, Metrics: metrics})
 	bb, lte := labrun.Via(r.Top.ISP1, false), labrun.Via(r.Top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
