@@ -22,7 +22,7 @@ type routeWatch struct {
 
 func watchRoutes(t *testing.T, r *labrun.Reachd) *routeWatch {
 	t.Helper()
-	h, err := netns.GetFromPath(r.Top.Router.Path())
+	h, err := netns.GetFromPath(r.NS.Path())
 	if err != nil {
 		t.Fatal(err)
 	}

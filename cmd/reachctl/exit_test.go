@@ -20,18 +20,21 @@ import (
 func cannedDaemon(t *testing.T) string {
 	t.Helper()
 	canned := map[string]string{
-		"GET /path-info":                       `{"internet": {"current-path": "lte", "paths": {"broadband": "down", "lte": "up"}}}`,
-		"POST /ping-status":                    `{"internet": {"current-path": "lte", "paths": {"broadband": "down", "lte": "up"}}}`,
-		"GET /v1/status":                       `{"version": "test", "services": []}`,
-		"POST /v1/reload":                      `{"result": "reloaded"}`,
-		"GET /v1/version":                      `{"version": "9.9.9", "go-version": "go1.26", "started": "2026-12-04T20:00:00Z", "pid": 42}`,
-		"GET /v1/heartbeats":                   `{"listeners": [], "groups": []}`,
-		"GET /v1/flows":                        `[]`,
-		"GET /v1/linktests":                    `[]`,
-		"POST /v1/linktest":                    `{"sent": 10, "returned": 10}`,
-		"PUT /flows/f1/ping":                   `{"flow_id": "f1", "forward": {"ping_success": true, "latency": 1}, "reverse": {"ping_success": true, "latency": 1}}`,
-		"POST /v1/bypass/grp":                  `{"name": "grp", "effective": "bypass"}`,
-		"POST /v1/paths/internet/lte/override": `{"internet": {"current-path": "lte", "paths": {"lte": "up"}}}`,
+		"GET /path-info":                          `{"internet": {"current-path": "lte", "paths": {"broadband": "down", "lte": "up"}}}`,
+		"POST /ping-status":                       `{"internet": {"current-path": "lte", "paths": {"broadband": "down", "lte": "up"}}}`,
+		"GET /v1/status":                          `{"version": "test", "services": []}`,
+		"POST /v1/reload":                         `{"result": "reloaded"}`,
+		"GET /v1/version":                         `{"version": "9.9.9", "go-version": "go1.26", "started": "2026-12-04T20:00:00Z", "pid": 42}`,
+		"GET /v1/heartbeats":                      `{"listeners": [], "groups": []}`,
+		"GET /v1/flows":                           `[]`,
+		"GET /v1/linktests":                       `[]`,
+		"POST /v1/linktest":                       `{"sent": 10, "returned": 10}`,
+		"PUT /flows/f1/ping":                      `{"flow_id": "f1", "forward": {"ping_success": true, "latency": 1}, "reverse": {"ping_success": true, "latency": 1}}`,
+		"POST /v1/bypass/grp":                     `{"name": "grp", "effective": "bypass"}`,
+		"POST /v1/paths/internet/lte/override":    `{"internet": {"current-path": "lte", "paths": {"lte": "up"}}}`,
+		"POST /v1/paths/anycast/s1/drain":         `{"anycast": {"current-path": "s2", "paths": {"s1": "up", "s2": "up"}, "usable-paths": ["s2"]}}`,
+		"POST /v1/services/anycast/nexthops":      `{"anycast": {"current-path": "s1", "paths": {"s1": "up", "s4": "up"}, "usable-paths": ["s1", "s4"]}}`,
+		"DELETE /v1/services/anycast/nexthops/s4": `{"anycast": {"current-path": "s1", "paths": {"s1": "up"}, "usable-paths": ["s1"]}}`,
 	}
 	sock := filepath.Join(t.TempDir(), "reachd.sock")
 	ln, err := net.Listen("unix", sock)
@@ -93,6 +96,10 @@ var jsonArgs = map[string][]string{
 	"reachctl linktest plan":     {"linktest", "plan", "--link-speed", "1G", "--rtt", "1ms"},
 	"reachctl linktest list":     {"linktest", "list"},
 	"reachctl config import-env": {"config", "import-env", "ENVFILE"},
+	"reachctl path drain":        {"path", "drain", "anycast", "s1"},
+	"reachctl path undrain":      {"path", "undrain", "anycast", "s1"},
+	"reachctl nexthop add":       {"nexthop", "add", "anycast", "s4", "--interface", "s4", "--gateway", "192.0.2.78"},
+	"reachctl nexthop remove":    {"nexthop", "remove", "anycast", "s4"},
 }
 
 // notJSON are commands whose output is, by nature, not data: they are

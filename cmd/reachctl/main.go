@@ -74,7 +74,7 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
 	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
-	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd(g), versionCmd(g))
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), nexthopCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd(g), versionCmd(g))
 	markUsage(cmd)
 	return cmd
 }
@@ -98,11 +98,13 @@ func pathInfoCmd(g *globals) *cobra.Command {
 
 func pathCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "path {down|up|auto} SERVICE PATH",
+		Use:   "path {down|up|auto|drain|undrain} SERVICE PATH",
 		Short: "force a path down or up (manual failover), or give it back to the probes",
 		Long: "Force a path's status. A forced status wins over probes until it is set back to auto,\n" +
-			"and survives a restart of reachd (it is kept under state-dir).",
+			"and survives a restart of reachd (it is kept under state-dir).\n" +
+			"drain / undrain (ecmp services): a drained next-hop takes no new connections; its pinned ones stay.",
 	}
+	cmd.AddCommand(drainCmds(g)...)
 	for _, state := range []string{"down", "up", "auto"} {
 		state := state
 		cmd.AddCommand(&cobra.Command{

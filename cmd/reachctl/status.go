@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -55,6 +56,10 @@ func printStatus(out io.Writer, st apitype.Status, now time.Time) {
 				cur += " (held: every path is down, on-all-down: hold)"
 			}
 		}
+		if s.Selection == "ecmp" {
+			printECMP(w, s, cur, now)
+			continue
+		}
 		fmt.Fprintf(w, "service %s\tcurrent path: %s\n", s.Name, cur)
 		if s.SharedFate != "" {
 			fmt.Fprintf(w, "  warning: %s\n", s.SharedFate)
@@ -84,4 +89,42 @@ func ago(t *time.Time, now time.Time) string {
 		return "never"
 	}
 	return now.Sub(*t).Round(100*time.Millisecond).String() + " ago"
+}
+
+// printECMP renders an ecmp service: every usable path, and per path its
+// weight, whether it takes new connections and how many are pinned to it.
+func printECMP(w io.Writer, s apitype.Service, cur string, now time.Time) {
+	if s.Decided && !s.Withdrawn {
+		cur = strings.Join(s.UsablePaths, ", ")
+		if s.BestEffort {
+			cur += " (best-effort: every path is down)"
+		}
+	}
+	fmt.Fprintf(w, "service %s (ecmp)\tusable paths: %s\n", s.Name, cur)
+	fmt.Fprintln(w, "  PATH\tWEIGHT\tSTATE\tNEW CONNS\tPINNED\tOVERRIDE\tATTEMPTS\tLOSSES\tLAST RTT\tLAST ATTEMPT\tREASON")
+	for _, p := range s.Paths {
+		mark := " "
+		if p.Usable {
+			mark = "*"
+		}
+		takes := "usable"
+		switch {
+		case p.Drained:
+			takes = "drained"
+		case p.State == "down" || p.State == "hold-down":
+			takes = "down"
+		case !p.Usable:
+			takes = "no"
+		}
+		pinned := "-"
+		if p.Pinned != nil {
+			pinned = fmt.Sprint(*p.Pinned)
+		}
+		name := p.Name
+		if p.Dynamic {
+			name += " (dynamic)"
+		}
+		fmt.Fprintf(w, "%s %s\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", mark, name, p.Weight, p.State, takes, pinned, p.Override,
+			p.Attempts, p.Losses, rtt(p.LastRTT), ago(p.LastAttempt, now), p.Reason)
+	}
 }

@@ -35,3 +35,32 @@ func TestPrintStatus(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintStatusECMP(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	s1 := "s1"
+	n := func(i int) *int { return &i }
+	st := apitype.Status{Services: []apitype.Service{
+		{Name: "anycast", Selection: "ecmp", CurrentPath: &s1, Decided: true, UsablePaths: []string{"s1", "s3"}, Paths: []apitype.Path{
+			{Name: "s1", Weight: 1, State: "up", Override: "auto", Usable: true, Pinned: n(20)},
+			{Name: "s2", Weight: 2, State: "down", Override: "auto", Pinned: n(0), Reason: "3 of 3 attempts lost"},
+			{Name: "s3", Weight: 1, State: "up", Override: "auto", Usable: true, Pinned: n(19)},
+			{Name: "s4", Weight: 1, State: "up", Override: "auto", Drained: true, Pinned: n(7)},
+			{Name: "bgp-a", Weight: 1, State: "up", Override: "auto", Dynamic: true, Usable: true},
+		}},
+	}}
+	var b bytes.Buffer
+	printStatus(&b, st, now)
+	out := strings.Join(strings.Fields(b.String()), " ")
+	for _, want := range []string{
+		"service anycast (ecmp) usable paths: s1, s3",
+		"* s1 1 up usable 20 auto",
+		"s2 2 down down 0 auto 0 0 - never 3 of 3 attempts lost",
+		"s4 1 up drained 7 auto",
+		"* bgp-a (dynamic) 1 up usable - auto",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+}

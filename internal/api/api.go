@@ -26,7 +26,7 @@ import (
 var ErrNotFound = apitype.ErrNotFound
 
 // ErrBadRequest marks a request the caller must fix; handlers answer 400.
-var ErrBadRequest = errors.New("bad request")
+var ErrBadRequest = apitype.ErrBadRequest
 
 // Backend is what the API needs from the daemon.
 type Backend interface {

@@ -17,6 +17,10 @@ type PathInfo map[string]ServicePaths
 type ServicePaths struct {
 	CurrentPath *string           `json:"current-path"`
 	Paths       map[string]string `json:"paths"`
+	// UsablePaths (ecmp services only) lists every path that takes new
+	// connections; current-path is then the first of them. Absent for
+	// hunt services, which keep the seed's shape.
+	UsablePaths []string `json:"usable-paths,omitempty"`
 }
 
 // Status is GET /v1/status.
@@ -42,7 +46,11 @@ type Service struct {
 	// SharedFate is set while every path is down after failing within one
 	// probe interval: "all paths failed together: suspect ...".
 	SharedFate string `json:"shared-fate,omitempty"`
-	Paths      []Path `json:"paths"`
+	// Selection is hunt or ecmp.
+	Selection string `json:"selection"`
+	// UsablePaths (ecmp) are the paths that take new connections.
+	UsablePaths []string `json:"usable-paths,omitempty"`
+	Paths       []Path   `json:"paths"`
 }
 
 // Path is one path of a service.
@@ -64,6 +72,18 @@ type Path struct {
 	Targets     []Target      `json:"targets"`
 	// Dampening is present when the path has a dampening: block.
 	Dampening *Dampening `json:"dampening,omitempty"`
+
+	// ECMP services only.
+	Weight int `json:"weight,omitempty"`
+	// Drained: no new connections; the pinned ones stay.
+	Drained bool `json:"drained,omitempty"`
+	// Usable: the path takes new connections (up and not drained).
+	Usable bool `json:"usable,omitempty"`
+	// Dynamic: added at run time by another feature (e.g. BGP), not the config.
+	Dynamic bool `json:"dynamic,omitempty"`
+	// Pinned counts the conntrack entries carrying the path's mark (nil when
+	// reachd manages no data plane or could not read conntrack).
+	Pinned *int `json:"pinned,omitempty"`
 }
 
 // Dampening is a path's route-flap dampening state.
@@ -72,6 +92,20 @@ type Dampening struct {
 	Flaps      uint64     `json:"flaps"`
 	Suppressed bool       `json:"suppressed"`
 	ReuseAt    *time.Time `json:"reuse-at"`
+}
+
+// NextHop is POST /v1/services/{service}/nexthops: a next-hop added to an
+// ecmp service at run time (weight 0 means 1).
+type NextHop struct {
+	Name      string `json:"name"`
+	Interface string `json:"interface"`
+	Gateway   string `json:"gateway"`
+	Weight    int    `json:"weight,omitempty"`
+}
+
+// DrainRequest is POST /v1/paths/{service}/{path}/drain.
+type DrainRequest struct {
+	Drained bool `json:"drained"`
 }
 
 // Target is one probe address of a path.
@@ -107,3 +141,6 @@ type Error struct {
 // ErrNotFound marks an unknown service, path, flow or group; the API
 // answers 404 for it.
 var ErrNotFound = errors.New("not found")
+
+// ErrBadRequest marks a request the caller must fix; the API answers 400.
+var ErrBadRequest = errors.New("bad request")

@@ -18,7 +18,11 @@ func (Actuator) Decide(svc *config.Service, d policy.Decision, _ map[string]moni
 	if svc.AppIDModuleDir == "" {
 		return nil
 	}
-	_, err := Write(svc.AppIDModuleDir, Build(svc.Name, d.Current, svc.Prefixes, transports(svc)))
+	m := Build(svc.Name, d.Current, svc.Prefixes, transports(svc))
+	if svc.ECMP() {
+		m = BuildPaths(svc.Name, d.Active, svc.Prefixes, transports(svc))
+	}
+	_, err := Write(svc.AppIDModuleDir, m)
 	return err
 }
 

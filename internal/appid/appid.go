@@ -59,20 +59,33 @@ func ServiceName(service, path string) string { return "icmp-" + service + "-" +
 
 // Build returns the module for a decision; path "" means withdrawn.
 func Build(service, path string, prefixes []netip.Prefix, transport []Transport) Module {
-	name := Dummy
-	if path != "" {
-		name = ServiceName(service, path)
+	if path == "" {
+		return BuildPaths(service, nil, prefixes, transport)
 	}
+	return BuildPaths(service, []string{path}, prefixes, transport)
+}
+
+// BuildPaths returns the module of a service served by every one of paths
+// (an ecmp service: one generated service per usable path, each with the
+// service's prefixes); no paths means withdrawn.
+func BuildPaths(service string, paths []string, prefixes []netip.Prefix, transport []Transport) Module {
 	entries := make([]Entry, len(prefixes))
 	for i, p := range prefixes {
 		entries[i] = Entry{IPPrefix: p.String(), Transport: transport}
 	}
-	return Module{
+	m := Module{
 		ModuleName:        "icmp-probe-" + service,
 		Duration:          Duration,
 		ContinueFileWatch: ContinueFileWatch,
-		Services:          map[string][]Entry{name: entries},
+		Services:          map[string][]Entry{},
 	}
+	if len(paths) == 0 {
+		m.Services[Dummy] = entries
+	}
+	for _, p := range paths {
+		m.Services[ServiceName(service, p)] = entries
+	}
+	return m
 }
 
 // Marshal renders the module as the seed shows it (two-space indent).

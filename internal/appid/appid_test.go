@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -85,5 +86,22 @@ func TestWriteOnlyOnChange(t *testing.T) {
 	left, _ := filepath.Glob(filepath.Join(dir, ".tmp-*"))
 	if len(left) != 0 {
 		t.Errorf("temporary files left: %v", left)
+	}
+}
+
+func TestBuildPathsECMP(t *testing.T) {
+	pr := []netip.Prefix{netip.MustParsePrefix("192.0.2.53/32")}
+	m := BuildPaths("anycast", []string{"s1", "s3"}, pr, nil)
+	got := string(m.Marshal())
+	for _, want := range []string{`"icmp-anycast-s1": [`, `"icmp-anycast-s3": [`, `"ip-prefix": "192.0.2.53/32"`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("module lacks %s:\n%s", want, got)
+		}
+	}
+	if len(m.Services) != 2 {
+		t.Errorf("services %v", m.Services)
+	}
+	if w := BuildPaths("anycast", nil, pr, nil); len(w.Services) != 1 || w.Services[Dummy] == nil {
+		t.Errorf("withdrawn ecmp module: %v", w.Services)
 	}
 }

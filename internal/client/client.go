@@ -167,3 +167,21 @@ func (c *Client) Version(ctx context.Context) (apitype.Version, error) {
 	var v apitype.Version
 	return v, c.Do(ctx, "GET", "/v1/version", nil, &v)
 }
+
+// Drain drains (true) or undrains a path of an ecmp service.
+func (c *Client) Drain(ctx context.Context, service, path string, drained bool) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
+	return pi, c.Do(ctx, "POST", "/v1/paths/"+service+"/"+path+"/drain", apitype.DrainRequest{Drained: drained}, &pi)
+}
+
+// AddNextHop adds (or updates) a run-time next-hop of an ecmp service.
+func (c *Client) AddNextHop(ctx context.Context, service string, nh apitype.NextHop) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
+	return pi, c.Do(ctx, "POST", "/v1/services/"+service+"/nexthops", nh, &pi)
+}
+
+// RemoveNextHop removes a run-time next-hop (its connections are flushed).
+func (c *Client) RemoveNextHop(ctx context.Context, service, name string) (apitype.PathInfo, error) {
+	var pi apitype.PathInfo
+	return pi, c.Do(ctx, "DELETE", "/v1/services/"+service+"/nexthops/"+name, nil, &pi)
+}

@@ -56,6 +56,12 @@ func TestInvalidFiles(t *testing.T) {
 			":8: services[0].paths[0].gateway: 198.51.100.2 cannot route the service's ::/0",
 			":10: services[0].paths[1]: interface and gateway go together",
 		}},
+		{"invalid-ecmp.yaml", []string{
+			":4: services[0].selection: \"roundrobin\" is not a selection",
+			":10: services[0].paths[0].weight: 300 must be between 1 and 256",
+			":13: services[1].pin-idle-timeout: pin-idle-timeout is for selection: ecmp",
+			":17: services[1].paths[0].weight: weight is for selection: ecmp",
+		}},
 		{"invalid-syntax.yaml", []string{"invalid-syntax.yaml:2: mapping value is not allowed"}},
 		{"invalid-api-listen-no-credential.yaml", []string{":3: api.listen: the TCP API can change routes, so it needs a credential"}},
 		{"invalid-api-public-write.yaml", []string{":6: api.public-routes[1]: \"POST /v1/reload\": only read-only routes (GET, HEAD) may be public"}},
@@ -80,6 +86,26 @@ func TestInvalidFiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestECMPFile(t *testing.T) {
+	c, err := Load("testdata/ecmp-valid.yaml")
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	s := c.Services[0]
+	got := []any{s.ECMP(), s.PinIdleTimeout.D, s.Paths[0].Weight, s.Paths[1].Weight, s.Paths[1].Priority()}
+	want := []any{true, 120 * time.Second, 2, 1, 0}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("ecmp service (-want +got):\n%s", d)
+	}
+	h, err := Load("testdata/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hs := h.Services[0]; hs.Selection != SelectionHunt || hs.ECMP() || hs.PinIdleTimeout.D != DefaultPinIdleTimeout {
+		t.Errorf("default selection %q ecmp=%v pin-idle-timeout %v, want hunt and the default", hs.Selection, hs.ECMP(), hs.PinIdleTimeout.D)
 	}
 }
 

@@ -13,6 +13,13 @@ const (
 	DefaultHoldDown        = 5 * time.Second
 	DefaultSocket          = "/run/reachd/reachd.sock"
 	DefaultStateDir        = "/var/lib/reachd"
+	// DefaultPinIdleTimeout is how long an idle connection of an ecmp
+	// service stays pinned to its next-hop: the seed's directflow idle
+	// timeout (shared/seeds/001).
+	DefaultPinIdleTimeout = 300 * time.Second
+	// MaxWeight bounds a path's weight (the kernel's multipath weight is
+	// one byte).
+	MaxWeight = 256
 	// MinAttemptTimeout is the shortest wait for one attempt's reply that
 	// reachd accepts: retry-interval / number-of-retries may not be shorter.
 	MinAttemptTimeout = 10 * time.Millisecond
@@ -99,7 +106,13 @@ type Service struct {
 	// Table is the routing table the service's routes go to: "main"
 	// (default) or a number.
 	Table string `yaml:"table"`
-	Paths []Path `yaml:"paths"`
+	// Selection is hunt (default: the up path with the lowest
+	// vector-priority) or ecmp (new connections spread over every usable
+	// path by weight, each pinned to its next-hop for its life).
+	Selection string `yaml:"selection"`
+	// PinIdleTimeout (ecmp) is how long an idle connection stays pinned.
+	PinIdleTimeout Duration `yaml:"pin-idle-timeout"`
+	Paths          []Path   `yaml:"paths"`
 
 	// Prefixes is Address parsed (filled by Validate).
 	Prefixes []netip.Prefix `yaml:"-"`
@@ -153,6 +166,12 @@ type Path struct {
 	// Dampening keeps a flapping path out of service (see dampening.go);
 	// nil means none.
 	Dampening *Dampening `yaml:"dampening"`
+	// Weight (ecmp) is the path's share of new connections; default 1.
+	Weight int `yaml:"weight"`
+
+	// Dynamic marks a next-hop added at run time (engine.AddNextHop, e.g.
+	// learned from BGP) rather than read from the file.
+	Dynamic bool `yaml:"-"`
 
 	// Filled by Validate.
 	GatewayAddr netip.Addr   `yaml:"-"`
@@ -171,3 +190,12 @@ func (p Path) Priority() int {
 func (p Path) AttemptTimeout() time.Duration {
 	return p.RetryInterval.D / time.Duration(p.NumberOfRetries)
 }
+
+// Selection modes of a service.
+const (
+	SelectionHunt = "hunt"
+	SelectionECMP = "ecmp"
+)
+
+// ECMP reports whether the service spreads connections over every usable path.
+func (s *Service) ECMP() bool { return s.Selection == SelectionECMP }

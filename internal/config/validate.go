@@ -129,6 +129,21 @@ func (c *checker) service(sp string, s *Service) {
 	if s.BestEffort && s.OnAllDown != "" && s.OnAllDown != "best-effort" {
 		c.add(sp+".on-all-down", "%s contradicts best-effort: true; remove best-effort (on-all-down replaces it)", s.OnAllDown)
 	}
+	switch s.Selection {
+	case "":
+		s.Selection = SelectionHunt
+	case SelectionHunt, SelectionECMP:
+	default:
+		c.add(sp+".selection", "%q is not a selection; use hunt (one path, by vector-priority) or ecmp (every usable path)", s.Selection)
+	}
+	explicit := s.PinIdleTimeout.set
+	c.duration(sp+".pin-idle-timeout", &s.PinIdleTimeout, DefaultPinIdleTimeout)
+	if s.PinIdleTimeout.bad == "" && s.PinIdleTimeout.D < time.Second {
+		c.add(sp+".pin-idle-timeout", "%v is shorter than a second (conntrack counts whole seconds); write e.g. 300", s.PinIdleTimeout.D)
+	}
+	if explicit && s.Selection == SelectionHunt {
+		c.add(sp+".pin-idle-timeout", "pin-idle-timeout is for selection: ecmp (hunt pins keep conntrack's own timeouts); remove it or set selection: ecmp")
+	}
 	if len(s.Paths) == 0 {
 		c.add(sp+".paths", "a service needs at least one path; add paths: [{name: ..., vector-priority: ...}]")
 	}
@@ -147,7 +162,9 @@ func (c *checker) service(sp string, s *Service) {
 			c.add(pp+".name", "%q-%q is %d characters; {service}-{path} must be at most 255, shorten one of the names", s.Name, p.Name, n)
 		}
 		if p.VectorPriority == nil {
-			c.add(pp, "vector-priority is required; add vector-priority: N (lower wins)")
+			if !s.ECMP() {
+				c.add(pp, "vector-priority is required; add vector-priority: N (lower wins)")
+			}
 		} else if other, dup := prios[*p.VectorPriority]; dup {
 			c.add(pp+".vector-priority", "%d is already used by path %q; each path of a service needs its own vector-priority", *p.VectorPriority, other)
 		} else {
@@ -215,6 +232,18 @@ func (c *checker) path(pp string, s *Service, p *Path) {
 	}
 	if p.TableID < 0 || p.TableID == 253 || p.TableID == 254 || p.TableID == 255 {
 		c.add(pp+".table-id", "%d is reserved (253 default, 254 main, 255 local) or negative; pick another table", p.TableID)
+	}
+	switch {
+	case p.Weight == 0:
+		p.Weight = 1
+	case p.Weight < 0 || p.Weight > MaxWeight:
+		c.add(pp+".weight", "%d must be between 1 and %d", p.Weight, MaxWeight)
+		p.Weight = 1
+	case !s.ECMP() && p.Weight != 1:
+		c.add(pp+".weight", "weight is for selection: ecmp; remove it or set selection: ecmp")
+	}
+	if s.ECMP() && p.Interface == "" {
+		c.add(pp, "an ecmp path is a next-hop: add interface and gateway")
 	}
 	p.Targets = nil
 	for k, a := range p.ProbeAddress {

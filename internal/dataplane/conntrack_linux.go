@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"fmt"
+	"net/netip"
 
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
@@ -21,4 +22,25 @@ func flushMark(mark uint32) error {
 		}
 	}
 	return nil
+}
+
+// countMarks counts conntrack entries by mark (one dump of every family),
+// leaving out those whose original source is in local.
+func countMarks(local map[netip.Addr]bool) (map[uint32]int, error) {
+	c, err := conntrack.Dial(nil)
+	if err != nil {
+		return nil, fmt.Errorf("conntrack: %w", err)
+	}
+	defer c.Close()
+	flows, err := c.Dump(nil)
+	if err != nil {
+		return nil, fmt.Errorf("conntrack: dump: %w", err)
+	}
+	out := map[uint32]int{}
+	for _, f := range flows {
+		if f.Mark != 0 && !local[f.TupleOrig.IP.SourceAddress.Unmap()] {
+			out[f.Mark]++
+		}
+	}
+	return out, nil
 }

@@ -147,12 +147,17 @@ func (k kernel) delRule(pp PathPlane) {
 type want struct {
 	table   int
 	dst     netip.Prefix
-	gw      netip.Addr // invalid for unreachable
+	gw      netip.Addr // invalid for unreachable (and for multi)
 	ifindex int
+	multi   []nexthop // an ecmp service's multipath route
 }
 
 func (w want) route() *netlink.Route {
 	r := &netlink.Route{Table: w.table, Dst: ipnet(w.dst), Protocol: Proto, Family: family(w.dst.Addr())}
+	if len(w.multi) > 0 {
+		r.MultiPath = multipath(w.multi)
+		return r
+	}
 	if !w.gw.IsValid() {
 		r.Type = unix.RTN_UNREACHABLE
 		return r
@@ -182,6 +187,12 @@ func (k kernel) current(w want) (*netlink.Route, error) {
 
 func matches(r *netlink.Route, w want) bool {
 	if r == nil {
+		return false
+	}
+	if len(w.multi) > 0 {
+		return (r.Type == unix.RTN_UNICAST || r.Type == 0) && matchesMulti(r, w.multi)
+	}
+	if len(r.MultiPath) > 0 {
 		return false
 	}
 	if !w.gw.IsValid() {

@@ -40,6 +40,11 @@ type PathPlane struct {
 	Interface     string
 	Gateway       netip.Addr
 	FlushOnDown   bool
+	// ECMP: the path is a next-hop of an ecmp service; Weight its share.
+	ECMP   bool
+	Weight int
+	// Dynamic: added at run time (not in the config); see ecmp_linux.go.
+	Dynamic bool
 }
 
 // Routed reports whether the path has what routes need: an interface and a
@@ -61,6 +66,13 @@ func Plan(cfg *config.Config) map[key]PathPlane {
 				Service: s.Name, Path: p.Name,
 				Mark: uint32(markBase + n), Table: tableBase + n, Priority: rulePriority + n, ReplyPriority: replyPriority + n,
 				Interface: p.Interface, Gateway: p.GatewayAddr, FlushOnDown: p.FlushOnDown,
+				// A down next-hop of an ecmp service always loses its
+				// own connections (and only those): its clients learn
+				// at once and reconnect to a usable one.
+				ECMP: s.ECMP(), Weight: p.Weight,
+			}
+			if s.ECMP() {
+				pp.FlushOnDown = true
 			}
 			if p.Fwmark != 0 {
 				pp.Mark = uint32(p.Fwmark)

@@ -178,9 +178,12 @@ func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]moni
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, path := range svc.Paths {
-		if !p.plan[key{svc.Name, path.Name}].Routed() {
+		if !path.Dynamic && !p.plan[key{svc.Name, path.Name}].Routed() {
 			return nil // probed only: this service has no routes to manage
 		}
+	}
+	if svc.ECMP() {
+		return p.decideECMP(svc, d)
 	}
 	table := serviceTable(svc)
 	var cur PathPlane
@@ -259,6 +262,15 @@ func (p *Plane) removeService(svc *config.Service) error {
 	if err := p.nft.stamp(svc.Name, nil, nil, 0); err != nil {
 		errs = append(errs, err)
 	}
+	if err := p.nft.spread(svc.Name, nil, nil, nil, 0); err != nil {
+		errs = append(errs, err)
+	}
+	for k, pp := range p.plan {
+		if k.service == svc.Name && pp.Dynamic {
+			p.removePath(pp)
+			delete(p.plan, k)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -268,6 +280,18 @@ func (p *Plane) Reload(cfg *config.Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	newPlan := Plan(cfg)
+	// Dynamic next-hops stay while their service is still ecmp; the
+	// engine's next decision drops those it no longer has.
+	for k, pp := range p.plan {
+		if !pp.Dynamic {
+			continue
+		}
+		for i := range cfg.Services {
+			if cfg.Services[i].Name == k.service && cfg.Services[i].ECMP() {
+				newPlan[k] = pp
+			}
+		}
+	}
 	for k, pp := range p.plan {
 		if np, ok := newPlan[k]; ok && np == pp {
 			continue

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +54,8 @@ type Options struct {
 	Marks func(service, path string) (mark int, ifname string)
 	// Overrides persists operator overrides; nil keeps them in memory.
 	Overrides *OverrideStore
+	// Drains persists drained paths of ecmp services; nil keeps them in memory.
+	Drains *DrainStore
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -75,7 +79,11 @@ type Engine struct {
 	// that have one.
 	damp     map[pathKey]*monitor.Dampener
 	dampened []*path
-	started  time.Time
+	// drains holds the drained paths of ecmp services; dynamic the
+	// next-hops other features added, by service (see ecmp.go).
+	drains  map[pathKey]bool
+	dynamic map[string][]config.Path
+	started time.Time
 
 	runMu   sync.Mutex
 	running bool
@@ -142,6 +150,11 @@ func New(opts Options) (*Engine, error) {
 		requests:  make(chan func()),
 		overrides: map[pathKey]policy.Override{},
 		external:  map[pathKey]map[string]string{},
+		drains:    map[pathKey]bool{},
+		dynamic:   map[string][]config.Path{},
+	}
+	if opts.Drains != nil {
+		e.drains = opts.Drains.Load()
 	}
 	if opts.Overrides != nil {
 		stored, err := opts.Overrides.Load()
@@ -327,6 +340,11 @@ func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
 	}
 	prev := p.probed
 	p.probed = policy.PathState(states, p.cfg.Reliability)
+	if p.cfg.Dynamic {
+		// A dynamic next-hop is up while its feeder keeps it (the
+		// announcement is its health signal).
+		p.probed = monitor.Up
+	}
 	k := pathKey{p.svc.cfg.Name, p.cfg.Name}
 	probed := p.probed
 	p.suppressed = e.dampen(p, prev, e.now())
@@ -354,12 +372,16 @@ func (e *Engine) decide(s *service) {
 	states := make(map[string]monitor.State, len(s.paths))
 	prios := make(map[string]int, len(s.paths))
 	for i, p := range s.paths {
-		in[i] = policy.Path{Name: p.cfg.Name, Priority: p.cfg.Priority(), State: p.state}
+		in[i] = policy.Path{Name: p.cfg.Name, Priority: p.cfg.Priority(), State: p.state,
+			Drained: e.drains[pathKey{s.cfg.Name, p.cfg.Name}]}
 		states[p.cfg.Name] = p.state
 		prios[p.cfg.Name] = p.cfg.Priority()
 	}
 	mode, _ := policy.ParseAllDown(s.cfg.AllDown())
 	d := policy.HuntAllDown(in, mode, s.decision)
+	if s.cfg.ECMP() {
+		d = policy.ECMPAllDown(in, mode, s.decision)
+	}
 	if !d.Ready {
 		s.decision = d
 		return
@@ -377,6 +399,8 @@ func (e *Engine) decide(s *service) {
 		e.log.Warn("every path is down; on-all-down: hold keeps the last path", "service", s.cfg.Name, "path", d.Current)
 	case d.BestEffort:
 		e.log.Warn("every path is down; best-effort keeps the primary", "service", s.cfg.Name, "path", d.Current)
+	case s.cfg.ECMP():
+		e.log.Info("service paths", "service", s.cfg.Name, "from", strings.Join(old.Active, ","), "to", strings.Join(d.Active, ","))
 	default:
 		e.log.Info("service path", "service", s.cfg.Name, "from", orNone(old.Current), "to", d.Current)
 	}
@@ -400,7 +424,7 @@ func orNone(s string) string {
 }
 
 func sameDecision(a, b policy.Decision) bool {
-	return a.Ready == b.Ready && a.Current == b.Current && a.BestEffort == b.BestEffort && a.Held == b.Held
+	return a.Ready == b.Ready && a.Current == b.Current && a.BestEffort == b.BestEffort && a.Held == b.Held && slices.Equal(a.Active, b.Active)
 }
 
 func anyUp(paths []policy.Path) bool {

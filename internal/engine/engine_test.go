@@ -51,6 +51,7 @@ func (f *fakeProber) Close() error { return nil }
 type recorder struct {
 	mu        sync.Mutex
 	decisions []policy.Decision
+	paths     [][]string // the service's paths at each decision (dynamic ones included)
 	removed   []string
 }
 
@@ -58,6 +59,11 @@ func (r *recorder) Decide(svc *config.Service, d policy.Decision, _ map[string]m
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.decisions = append(r.decisions, d)
+	var names []string
+	for _, p := range svc.Paths {
+		names = append(names, p.Name)
+	}
+	r.paths = append(r.paths, names)
 	return nil
 }
 
@@ -112,6 +118,13 @@ type fixture struct {
 
 func start(t *testing.T, yaml string, store *OverrideStore, alive ...string) *fixture {
 	t.Helper()
+	return startOpts(t, yaml, Options{Overrides: store}, alive...)
+}
+
+// startOpts starts an engine with opts (Config, Probers, Actuators and
+// Logger are filled in).
+func startOpts(t *testing.T, yaml string, opts Options, alive ...string) *fixture {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(yaml))
 	if err != nil {
 		t.Fatal(err)
@@ -120,13 +133,11 @@ func start(t *testing.T, yaml string, store *OverrideStore, alive ...string) *fi
 	for _, a := range alive {
 		f.fake.set(a, true)
 	}
-	f.eng, err = New(Options{
-		Config:    cfg,
-		Probers:   map[string]probe.Prober{"icmp": f.fake},
-		Actuators: []Actuator{f.rec},
-		Overrides: store,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	opts.Config = cfg
+	opts.Probers = map[string]probe.Prober{"icmp": f.fake}
+	opts.Actuators = []Actuator{f.rec}
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.eng, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

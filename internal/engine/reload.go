@@ -54,7 +54,7 @@ func (e *Engine) apply(cfg *config.Config) error {
 	var services []*service
 	kept := map[*target]bool{}
 	for i := range cfg.Services {
-		sc := &cfg.Services[i]
+		sc := e.effective(&cfg.Services[i])
 		s := &service{cfg: sc}
 		if o := oldSvc[sc.Name]; o != nil {
 			s.decision = o.decision

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
@@ -18,6 +19,9 @@ func (e *Engine) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
 			if s.decision.Ready && s.decision.Current != "" {
 				c := s.decision.Current
 				sp.CurrentPath = &c
+			}
+			if s.cfg.ECMP() && s.decision.Ready {
+				sp.UsablePaths = append([]string{}, s.decision.Active...)
 			}
 			for _, p := range s.paths {
 				st := p.state
@@ -47,6 +51,10 @@ func (e *Engine) Status(ctx context.Context) (apitype.Status, error) {
 				OnAllDown:  s.cfg.AllDown(),
 				Held:       s.decision.Held,
 				SharedFate: s.sharedFate,
+				Selection:  s.cfg.Selection,
+			}
+			if s.cfg.ECMP() && s.decision.Ready {
+				ss.UsablePaths = append([]string{}, s.decision.Active...)
 			}
 			if s.decision.Ready && s.decision.Current != "" {
 				c := s.decision.Current
@@ -88,6 +96,15 @@ func (e *Engine) Status(ctx context.Context) (apitype.Status, error) {
 				}
 				if votes := e.external[pathKey{s.cfg.Name, p.cfg.Name}]; len(votes) > 0 {
 					ps.Reason = "held down by " + externalReason(votes)
+				}
+				if s.cfg.ECMP() {
+					ps.Weight = p.cfg.Weight
+					ps.Drained = e.drains[pathKey{s.cfg.Name, p.cfg.Name}]
+					ps.Dynamic = p.cfg.Dynamic
+					ps.Usable = s.decision.Ready && slices.Contains(s.decision.Active, p.cfg.Name)
+					if p.cfg.Dynamic && ps.Reason == "" {
+						ps.Reason = "next-hop added at run time"
+					}
 				}
 				if o := ps.Override; o != "auto" {
 					ps.Reason = "forced " + o + " by operator"

@@ -53,6 +53,9 @@ type Reachd struct {
 	Config string
 	Client *client.Client
 	Binary string
+	// NS is where the daemon runs: the standard topology's router, or the
+	// namespace given to StartNS.
+	NS *lab.NS
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -134,14 +137,26 @@ func Start(top *lab.Topology, binary, dir string, o Options) (*Reachd, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reachd{Top: top, Dir: dir, Config: file, Binary: binary, Client: client.New(filepath.Join(dir, "reachd.sock"))}
+	r := &Reachd{Top: top, NS: top.Router, Dir: dir, Config: file, Binary: binary, Client: client.New(filepath.Join(dir, "reachd.sock"))}
+	return r, r.Restart()
+}
+
+// StartNS writes config (YAML; "{{DIR}}" is replaced by dir, for the
+// socket and state paths) to dir and starts binary in ns. The API socket
+// must be DIR/reachd.sock.
+func StartNS(ns *lab.NS, binary, dir, config string) (*Reachd, error) {
+	file := filepath.Join(dir, "reachd.yaml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(config, "{{DIR}}", dir)), 0o644); err != nil {
+		return nil, err
+	}
+	r := &Reachd{NS: ns, Dir: dir, Config: file, Binary: binary, Client: client.New(filepath.Join(dir, "reachd.sock"))}
 	return r, r.Restart()
 }
 
 // Restart starts the daemon again (after Kill or Stop).
 func (r *Reachd) Restart() error {
 	r.mu.Lock()
-	cmd := r.Top.Router.Command(r.Binary, "--config", r.Config)
+	cmd := r.NS.Command(r.Binary, "--config", r.Config)
 	r.logBuf = &bytes.Buffer{}
 	cmd.Stdout = &lockedWriter{w: r.logBuf, mu: &r.mu}
 	cmd.Stderr = cmd.Stdout

@@ -75,6 +75,8 @@ type Path struct {
 	Name     string
 	Priority int
 	State    monitor.State // effective state (overrides applied)
+	// Drained (ecmp) takes the path out of new connections only.
+	Drained bool
 }
 
 // Decision is what a service uses.

@@ -82,3 +82,52 @@ func TestOverrideWins(t *testing.T) {
 		}
 	}
 }
+
+func TestECMP(t *testing.T) {
+	up, down, unk := monitor.Up, monitor.Down, monitor.Unknown
+	tests := []struct {
+		name       string
+		in         []Path
+		bestEffort bool
+		want       Decision
+	}{
+		{"unknown waits", []Path{{Name: "a", State: up}, {Name: "b", State: unk}}, false, Decision{}},
+		{"all usable", []Path{{Name: "a", State: up}, {Name: "b", State: up}, {Name: "c", State: up}}, false,
+			Decision{Ready: true, Current: "a", Active: []string{"a", "b", "c"}}},
+		{"drained and down left out", []Path{{Name: "a", State: up, Drained: true}, {Name: "b", State: down}, {Name: "c", State: up}}, false,
+			Decision{Ready: true, Current: "c", Active: []string{"c"}}},
+		{"hold-down is not usable", []Path{{Name: "a", State: monitor.HoldDown}, {Name: "b", State: up}}, false,
+			Decision{Ready: true, Current: "b", Active: []string{"b"}}},
+		{"none usable withdraws", []Path{{Name: "a", State: down}, {Name: "b", State: up, Drained: true}}, false,
+			Decision{Ready: true}},
+		{"best-effort keeps the undrained", []Path{{Name: "a", State: down}, {Name: "b", State: down, Drained: true}, {Name: "c", State: down}}, true,
+			Decision{Ready: true, Current: "a", Active: []string{"a", "c"}, BestEffort: true}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := ECMP(tt.in, tt.bestEffort)
+			if d := cmp.Diff(tt.want, got); d != "" {
+				t.Errorf("ECMP (-want +got):\n%s", d)
+			}
+			if got.Withdrawn() != (tt.want.Ready && len(tt.want.Active) == 0) {
+				t.Errorf("Withdrawn() = %v", got.Withdrawn())
+			}
+		})
+	}
+}
+
+func TestECMPAllDownHold(t *testing.T) {
+	up, down := monitor.Up, monitor.Down
+	prev := Decision{Ready: true, Current: "a", Active: []string{"a", "b"}}
+	got := ECMPAllDown([]Path{{Name: "a", State: down}, {Name: "b", State: down}}, Hold, prev)
+	if d := cmp.Diff(Decision{Ready: true, Current: "a", Active: []string{"a", "b"}, Held: true}, got); d != "" {
+		t.Errorf("hold (-want +got):\n%s", d)
+	}
+	got = ECMPAllDown([]Path{{Name: "a", State: down}, {Name: "b", State: up}}, Hold, prev)
+	if d := cmp.Diff(Decision{Ready: true, Current: "b", Active: []string{"b"}}, got); d != "" {
+		t.Errorf("hold with one usable (-want +got):\n%s", d)
+	}
+	if got := ECMPAllDown([]Path{{Name: "a", State: down}}, Withdraw, prev); !got.Withdrawn() {
+		t.Errorf("withdraw: %+v", got)
+	}
+}
