@@ -43,7 +43,8 @@ func (p *Plane) planDynamic(service string, path *config.Path) PathPlane {
 	}
 	return PathPlane{
 		Service: service, Path: path.Name,
-		Mark: uint32(markBase + dynamicBase + slot), Table: tableBase + dynamicBase + slot, Priority: dynamicPriority,
+		Mark: uint32(markBase + dynamicBase + slot), Table: tableBase + dynamicBase + slot,
+		Priority: dynamicPriority, ReplyPriority: dynamicPriority - 1, // the reply rule goes first, as for configured paths
 		Interface: path.Interface, Gateway: path.GatewayAddr, FlushOnDown: true, ECMP: true, Dynamic: true,
 		Weight: path.Weight,
 	}
@@ -65,7 +66,10 @@ func (p *Plane) installPath(pp PathPlane) error {
 	} else if changed {
 		p.log.Info("path table", "service", pp.Service, "path", pp.Path, "table", pp.Table, "fwmark", fmt.Sprintf("%#x", pp.Mark), "via", pp.Gateway, "dev", pp.Interface)
 	}
-	return p.nft.ensure([]uint32{pp.Mark})
+	if err := p.nft.ensure([]PathPlane{pp}); err != nil {
+		return err
+	}
+	return p.reversePath() // src_valid_mark on a new interface
 }
 
 // syncDynamic makes the plan's dynamic next-hops of svc those of svc.Paths:

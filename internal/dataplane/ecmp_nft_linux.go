@@ -226,24 +226,27 @@ func matchDst(pr netip.Prefix) []expr.Any {
 	return es
 }
 
-// delRestore removes the restore rule of a mark (a dynamic next-hop that
-// is gone).
+// delRestore removes the per-path rules of a mark (a dynamic next-hop
+// that is gone): restore, reply and probe.
 func (p *pinner) delRestore(mark uint32) error {
 	c, err := p.conn()
 	if err != nil {
 		return err
 	}
-	rules, err := c.GetRules(p.table, p.chain)
-	if err != nil {
-		return err
-	}
 	n := 0
-	for _, r := range rules {
-		if bytes.Equal(r.UserData, restoreTag(mark)) {
-			if err := c.DelRule(r); err != nil {
-				return err
+	for _, ch := range []*nftables.Chain{p.chain, p.output} {
+		rules, err := c.GetRules(p.table, ch)
+		if err != nil {
+			return err
+		}
+		for _, r := range rules {
+			u := string(r.UserData)
+			if u == string(restoreTag(mark)) || u == string(probeTag(mark)) || strings.HasPrefix(u, fmt.Sprintf("reply:%d:", mark)) {
+				if err := c.DelRule(r); err != nil {
+					return err
+				}
+				n++
 			}
-			n++
 		}
 	}
 	if n == 0 {
