@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what reachd's tests and demo use on a fresh Debian machine:
 # iproute2 (ip netns for the lab), and the independent witnesses and peers
-# that tests compare reachd with. Safe to run again.
+# that tests compare reachd with, and headless Chromium for the dashboard's
+# browser test. Safe to run again.
 set -euo pipefail
-pkgs=(iproute2 iputils-ping fping nftables conntrack victoria-metrics ca-certificates)
+pkgs=(iproute2 iputils-ping fping nftables conntrack victoria-metrics ca-certificates chromium fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

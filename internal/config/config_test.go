@@ -65,6 +65,11 @@ func TestInvalidFiles(t *testing.T) {
 		{"invalid-syntax.yaml", []string{"invalid-syntax.yaml:2: mapping value is not allowed"}},
 		{"invalid-api-listen-no-credential.yaml", []string{":3: api.listen: the TCP API can change routes, so it needs a credential"}},
 		{"invalid-api-public-write.yaml", []string{":6: api.public-routes[1]: \"POST /v1/reload\": only read-only routes (GET, HEAD) may be public"}},
+		{"invalid-dashboard.yaml", []string{
+			":4: dashboard.listen: \"dashboard.example\" is not an IP address",
+			":5: dashboard.save-interval: 10ms is too short",
+			":6: dashboard.events: 5 must be between 10 and 100000",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

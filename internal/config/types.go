@@ -41,6 +41,7 @@ type Config struct {
 	Flows            []Flow         `yaml:"flows"`
 	FlowPingInterval Duration       `yaml:"flow-ping-interval"`
 	Exporters        Exporters      `yaml:"exporters"`
+	Dashboard        Dashboard      `yaml:"dashboard"`
 
 	// File is the path the config was read from (not a YAML key).
 	File string `yaml:"-"`

@@ -80,6 +80,7 @@ func (cfg *Config) validate() []problem {
 	c.heartbeats(&cfg.Heartbeats)
 	c.linktests(cfg)
 	c.flows(cfg)
+	c.dashboard(&cfg.Dashboard)
 	return c.probs
 }
 

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +25,10 @@ import (
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/dataplane"
 	"github.com/reachd/reachd/internal/engine"
+	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/export/prom"
+	"github.com/reachd/reachd/internal/feature/dashboard"
+	"github.com/reachd/reachd/internal/history"
 	"github.com/reachd/reachd/internal/probe"
 	"github.com/reachd/reachd/internal/probe/icmp"
 	"github.com/reachd/reachd/internal/probe/tcp"
@@ -56,6 +60,11 @@ type Daemon struct {
 	features []Feature
 	plane    *dataplane.Plane // nil when no path is routed
 	notify   *sdnotify.Notifier
+	// feed is the event feed every feature publishes to; recorder and
+	// history exist only when the dashboard is configured.
+	feed     *events.Feed
+	recorder *dashboard.Recorder
+	history  *history.Store
 }
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
@@ -86,6 +95,8 @@ func New(opts Options) (*Daemon, error) {
 		opts.Logger = NewLogger(os.Stderr, cfg.Log)
 	}
 	d := &Daemon{opts: opts, log: opts.Logger, cfg: cfg, reg: prometheus.NewRegistry(), notify: notifier(opts)}
+	d.feed = events.New(cfg.Dashboard.Events, nil)
+	d.recorder = newDashboardRecorder(d, cfg)
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	d.pinger = icmp.New(icmp.Options{})
 	d.reg.MustRegister(pingerCollector{d.pinger})
@@ -104,7 +115,7 @@ func New(opts Options) (*Daemon, error) {
 		Probers:   d.probers,
 		Marks:     marks,
 		Actuators: actuators,
-		Observers: []engine.Observer{prom.New(d.reg)},
+		Observers: d.observers(),
 		Logger:    d.log,
 		Overrides: engine.NewOverrideStore(cfg.StateDir),
 		Drains:    engine.NewDrainStore(cfg.StateDir),
@@ -122,8 +133,27 @@ func New(opts Options) (*Daemon, error) {
 		ft.Routes(d.api)
 		d.features = append(d.features, ft)
 	}
+	if cfg.Dashboard.Enabled() {
+		// Last: it reads the other features.
+		ft, err := newDashboardFeature(d, cfg)
+		if err != nil {
+			return nil, err
+		}
+		d.features = append(d.features, ft)
+	}
 	return d, nil
 }
+
+func (d *Daemon) observers() []engine.Observer {
+	obs := []engine.Observer{prom.New(d.reg)}
+	if d.recorder != nil {
+		obs = append(obs, d.recorder)
+	}
+	return obs
+}
+
+// Events is the event feed, for features that publish to it.
+func (d *Daemon) Events() events.Publisher { return d.feed }
 
 // PathMark returns the fwmark and interface of a routed path (0, "" when
 // the path is not routed or reachd manages no routes), for features that
@@ -251,10 +281,14 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	cfg, err := config.Load(d.opts.ConfigFile)
 	if err != nil {
 		d.log.Error("reload rejected; the running config stays", "err", err)
+		d.feed.Publish(apitype.Event{Kind: apitype.EventReload, To: "rejected", Reason: firstLine(err.Error())})
 		d.notify.Send("READY=1\nSTATUS=reload rejected, running the previous config; " + statusLine(d.cfg))
 		return err
 	}
 	defer func() { d.notify.Send("READY=1\nSTATUS=" + statusLine(d.cfg)) }()
+	if cfg.Dashboard.Enabled() != d.cfg.Dashboard.Enabled() {
+		d.log.Warn("reload: turning the dashboard on or off takes effect at the next restart")
+	}
 	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
 	}
@@ -275,7 +309,15 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	}
 	d.cfg = cfg
 	d.log.Info("config reloaded", "config", d.opts.ConfigFile, "services", len(cfg.Services))
+	d.feed.Publish(apitype.Event{Kind: apitype.EventReload, To: "applied", Reason: fmt.Sprintf("%s: %d services", d.opts.ConfigFile, len(cfg.Services))})
 	return nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i] + " …"
+	}
+	return s
 }
 
 // backend is what the API calls: the engine's queries and overrides, and

@@ -104,6 +104,9 @@ func (f *flowFeature) flowOptions(cfg *config.Config) []flow.Options {
 }
 
 func (f *flowFeature) onResult(r flow.Result) {
+	if rec := f.d.recorder; rec != nil && !r.OnDemand {
+		rec.FlowResult(r.FlowID, r.At, r.Success, r.Forward, r.Reverse)
+	}
 	if !r.Success {
 		return
 	}
@@ -116,6 +119,9 @@ func (f *flowFeature) onResult(r flow.Result) {
 // onEvent sends the seed's PingReport: FAILED after fail-delay without a
 // successful ping, OPERATIONAL when a failed flow recovers.
 func (f *flowFeature) onEvent(ev flow.Event) {
+	if ev.Old != ev.New {
+		f.d.Events().Publish(apitype.Event{Time: ev.At, Kind: apitype.EventFlow, Subject: ev.FlowID, From: ev.Old.String(), To: ev.New.String(), Reason: ev.Reason})
+	}
 	p := f.kp.Load()
 	if p == nil {
 		return

@@ -29,6 +29,7 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		Registry: d.Registry(),
 		Netlink:  h,
 		StateDir: cfg.StateDir,
+		Events:   d.Events(),
 	}, cfg)
 	if err != nil {
 		h.Close()

@@ -26,6 +26,7 @@ func newLinktestFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		Engine:     d.Engine(),
 		Registerer: d.Registry(),
 		Logger:     d.Logger().With("feature", "linktests"),
+		OnReport:   d.linktestReport,
 	})
 	if err != nil {
 		return nil, err

@@ -42,6 +42,12 @@ type Observer interface {
 	Decision(service string, d policy.Decision, priorities map[string]int)
 }
 
+// overrideWatcher is an Observer that also sees operator overrides (the
+// dashboard's event feed).
+type overrideWatcher interface {
+	Override(service, path string, o policy.Override, source string)
+}
+
 // Options configure an Engine.
 type Options struct {
 	Config    *config.Config

@@ -121,6 +121,11 @@ func (e *Engine) setOverride(service, pathName string, o policy.Override, source
 		e.overrides[k] = o
 	}
 	e.log.Info("path override", "service", service, "path", pathName, "status", o.String(), "source", source)
+	for _, ob := range e.opts.Observers {
+		if w, ok := ob.(overrideWatcher); ok {
+			w.Override(service, pathName, o, source)
+		}
+	}
 	if e.opts.Overrides != nil {
 		if err := e.opts.Overrides.save(e.overrides); err != nil {
 			e.log.Error("persisting override", "err", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/events"
 	"log/slog"
 	"path/filepath"
 	"sync"
@@ -22,6 +24,9 @@ type Options struct {
 	Netlink bypass.Netlink
 	// StateDir keeps forced modes and what bypass changed (config state-dir).
 	StateDir string
+	// Events receives listener changes and bypass entries and exits; nil
+	// publishes nothing. Publish must not block.
+	Events events.Publisher
 }
 
 // listener is the manager's record of one configured listener.
@@ -301,6 +306,10 @@ func (m *Manager) record(l *listener, now time.Time, t Transition) {
 	m.dirty = true
 	m.metrics.up(l.cfg.Name, t.To)
 	m.log.Info("heartbeat listener", "listener", l.cfg.Name, "from", t.From, "to", t.To, "reason", t.Reason)
+	if m.opts.Events != nil {
+		m.opts.Events.Publish(apitype.Event{Time: now, Kind: apitype.EventListener, Subject: l.cfg.Name,
+			From: t.From.String(), To: t.To.String(), Reason: t.Reason})
+	}
 }
 
 func (m *Manager) tick(now time.Time) {
@@ -347,6 +356,10 @@ func (m *Manager) reconcile(now time.Time) {
 		}
 		if rec.effective != eff {
 			m.log.Info("bypass group", "group", g.Name, "from", rec.effective, "to", eff, "reason", d.Reason, "force", d.Force)
+			if m.opts.Events != nil {
+				m.opts.Events.Publish(apitype.Event{Time: now, Kind: apitype.EventBypass, Subject: g.Name,
+					From: rec.effective, To: eff, Reason: d.Reason})
+			}
 			rec.effective, rec.since = eff, now
 		}
 		m.metrics.bypass(g.Name, eff == "bypass" || eff == "forced-on")

@@ -44,6 +44,8 @@ type Options struct {
 	Dampening string
 	// Metrics is metrics.listen (inside the router namespace); "" for none.
 	Metrics string
+	// Dashboard is dashboard.listen inside the router namespace ("": off).
+	Dashboard string
 }
 
 // Reachd is one reachd process in the router namespace.
@@ -72,6 +74,10 @@ keep-on-exit: {{.KeepOnExit}}
 {{- if .Metrics}}
 metrics:
   listen: {{.Metrics}}
+{{- end}}
+{{- if .Dashboard}}
+dashboard:
+  listen: "{{.Dashboard}}"
 {{- end}}
 log:
   level: info
@@ -116,7 +122,7 @@ func WriteConfig(top *lab.Topology, dir string, o Options) (string, error) {
 	}
 	data := map[string]any{
 		"Dir": dir, "Prefix": fmt.Sprintf("%q", prefix), "BestEffort": o.BestEffort, "KeepOnExit": o.KeepOnExit,
-		"FlushOnDown": o.FlushOnDown, "Dampening": o.Dampening, "Metrics": o.Metrics, "HoldDown": o.Timing.HoldDown.String(),
+		"FlushOnDown": o.FlushOnDown, "Dampening": o.Dampening, "Metrics": o.Metrics, "Dashboard": o.Dashboard, "HoldDown": o.Timing.HoldDown.String(),
 		"ProbeInterval": o.Timing.ProbeInterval.String(), "RetryInterval": o.Timing.RetryInterval.String(), "Retries": o.Timing.Retries,
 		"Paths": []pathTmpl{
 			{Name: "broadband", If: top.ISP1.RouterIf, Prio: 10, Gw: g1, Target: t1},

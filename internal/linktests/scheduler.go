@@ -37,6 +37,9 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: metrics are not registered
 	Logger     *slog.Logger
 	Run        RunFunc
+	// OnReport is called after every scheduled run that measured something
+	// (the dashboard's history); it must not block.
+	OnReport func(name string, rep linktest.Report)
 }
 
 // Scheduler runs every configured test in its own goroutine, each started
@@ -44,10 +47,11 @@ type Options struct {
 // rather than in an owner goroutine: they are written once per test run and
 // only read by the API, so a message round-trip would buy nothing.
 type Scheduler struct {
-	log     *slog.Logger
-	eng     pathSetter
-	run     RunFunc
-	metrics *metrics
+	log      *slog.Logger
+	eng      pathSetter
+	run      RunFunc
+	metrics  *metrics
+	onReport func(string, linktest.Report)
 
 	// ifLocks serialise tests on the same interface, scheduled or on
 	// demand: two bursts at once would each count the other's load.
@@ -85,13 +89,14 @@ func New(opts Options) (*Scheduler, error) {
 		opts.Run = linktest.Run
 	}
 	s := &Scheduler{
-		log:     opts.Logger,
-		eng:     opts.Engine,
-		run:     opts.Run,
-		metrics: newMetrics(),
-		ifLocks: map[string]chan struct{}{},
-		tests:   map[string]*test{},
-		pending: opts.Tests,
+		log:      opts.Logger,
+		eng:      opts.Engine,
+		run:      opts.Run,
+		metrics:  newMetrics(),
+		ifLocks:  map[string]chan struct{}{},
+		tests:    map[string]*test{},
+		pending:  opts.Tests,
+		onReport: opts.OnReport,
 	}
 	if opts.Registerer != nil {
 		if err := s.metrics.register(opts.Registerer); err != nil {
@@ -232,6 +237,9 @@ func (s *Scheduler) once(ctx context.Context, t *test) {
 		return
 	}
 	s.log.Info("link test", "test", t.cfg.Name, "report", rep.String())
+	if s.onReport != nil {
+		s.onReport(t.cfg.Name, rep)
+	}
 	s.verdict(ctx, t, rep)
 }
 

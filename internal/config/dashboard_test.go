@@ -1,0 +1,20 @@
+package config
+
+import (
+	"testing"
+)
+
+func TestDashboard(t *testing.T) {
+	c, err := Parse("d.yaml", []byte("dashboard:\n  listen: \":9471\"\nservices: []\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.Dashboard.Enabled() || c.Dashboard.Listen != "127.0.0.1:9471" || c.Dashboard.SaveInterval.D != DefaultDashboardSaveInterval ||
+		c.Dashboard.Events != DefaultDashboardEvents || c.Dashboard.MaxSeries != DefaultDashboardSeries {
+		t.Fatalf("defaults: %+v", c.Dashboard)
+	}
+	c, err = Parse("d.yaml", []byte("services: []\n"))
+	if err != nil || c.Dashboard.Enabled() {
+		t.Fatalf("off by default: %+v %v", c.Dashboard, err)
+	}
+}

@@ -1,0 +1,5 @@
+package dashboard
+
+import "net/netip"
+
+func mustAddr() netip.Addr { return netip.MustParseAddr("203.0.113.8") }
