@@ -28,7 +28,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium is not installed (scripts/install-deps.sh installs it)")
 	}
-	r := setup(t, labrun.Options{Dashboard: "127.0.0.1:9471"})
+	r := setup(t, hosts[0], labrun.Options{Dashboard: "127.0.0.1:9471"})
 	if _, err := r.WaitRoute(false, labrun.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
