@@ -27,10 +27,19 @@ const netnsDir = "/run/netns"
 type Lab struct {
 	prefix string // "rd<pid>x<hex>-<name>-", prepended to every ns name
 
-	mu     sync.Mutex
-	ns     []*NS
-	cmds   []*exec.Cmd
-	closed bool
+	mu      sync.Mutex
+	ns      []*NS
+	cmds    []*exec.Cmd
+	closers []func() // run by Close before the namespaces go, last first
+	closed  bool
+}
+
+// onClose registers f to run when the lab closes (before its namespaces
+// are deleted): goroutines and sockets that live in them.
+func (l *Lab) onClose(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closers = append(l.closers, f)
 }
 
 // stalePattern matches the names New gives namespaces and captures the pid of
@@ -200,10 +209,13 @@ func (l *Lab) Link(a *NS, aIf string, b *NS, bIf string) error {
 func (l *Lab) Close() error {
 	l.mu.Lock()
 	l.closed = true
-	nss, cmds := l.ns, l.cmds
-	l.ns, l.cmds = nil, nil
+	nss, cmds, closers := l.ns, l.cmds, l.closers
+	l.ns, l.cmds, l.closers = nil, nil, nil
 	l.mu.Unlock()
 
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
 	for _, c := range cmds {
 		if c.Process != nil && c.ProcessState == nil {
 			_ = c.Process.Kill() // ErrProcessDone when the caller has waited already

@@ -3,6 +3,7 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // LoopPair is the topology of a TTL-loop link test
@@ -18,10 +19,24 @@ type LoopPair struct {
 	Loop4, Loop6 netip.Addr
 	Local4       netip.Addr // R1's address on wan0, the source of the probes
 	Local6       netip.Addr
+	// W and Wire are the delay line of NewLoopPairWire (nil otherwise):
+	// R1 wan0 ── W "r1side" ⇄ Wire ⇄ W "r2side" ── R2 eth0.
+	W    *NS
+	Wire *Wire
 }
 
 // NewLoopPair builds a LoopPair in a new lab; Close the lab when done.
-func NewLoopPair(name string) (lp *LoopPair, err error) {
+func NewLoopPair(name string) (lp *LoopPair, err error) { return newLoopPair(name, -1) }
+
+// NewLoopPairWire builds a LoopPair whose link is a delay line of delay in
+// each direction (so the link RTT is 2 × delay plus forwarding), for tests
+// that need a link whose bandwidth-delay product holds more than a packet
+// or two: a veth's RTT is a few microseconds.
+func NewLoopPairWire(name string, delay time.Duration) (*LoopPair, error) {
+	return newLoopPair(name, max(delay, 0))
+}
+
+func newLoopPair(name string, delay time.Duration) (lp *LoopPair, err error) {
 	l, err := New(name)
 	if err != nil {
 		return nil, err
@@ -42,8 +57,31 @@ func NewLoopPair(name string) (lp *LoopPair, err error) {
 	if lp.R2, err = l.AddNS("r2"); err != nil {
 		return nil, err
 	}
+	link := func() error { return l.Link(lp.R1, "wan0", lp.R2, "eth0") }
+	if delay >= 0 {
+		link = func() error {
+			var err error
+			if lp.W, err = l.AddNS("w"); err != nil {
+				return err
+			}
+			if err := l.Link(lp.R1, "wan0", lp.W, "r1side"); err != nil {
+				return err
+			}
+			if err := l.Link(lp.W, "r2side", lp.R2, "eth0"); err != nil {
+				return err
+			}
+			if err := lp.R1.setTxChecksum("wan0", false); err != nil {
+				return err
+			}
+			if err := lp.R2.setTxChecksum("eth0", false); err != nil {
+				return err
+			}
+			lp.Wire, err = lp.W.StartWire("r1side", "r2side", delay)
+			return err
+		}
+	}
 	steps := []func() error{
-		func() error { return l.Link(lp.R1, "wan0", lp.R2, "eth0") },
+		link,
 		func() error { return lp.R1.AddAddr("wan0", "169.254.0.1/30") },
 		func() error { return lp.R1.AddAddr("wan0", "2001:db8:1::1/64") },
 		func() error { return lp.R2.AddAddr("eth0", "169.254.0.2/30") },

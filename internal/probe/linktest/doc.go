@@ -51,9 +51,28 @@
 // larger than those limits loses Time Exceeded messages on this host, not
 // on the link, so relax them for large bursts.
 //
-// # Planning
+// # Planning, production traffic and pacing
 //
-// [Plan] sizes a burst for a share of the link's capacity following
-// section 7 of the draft; [ParseSpeed] and [ParsePercent] read the operator's
-// "1G" and "20%".
+// With [Options.Fill], Run sizes the burst for a share of the link
+// following section 7 of the draft (internal/linkplan): it reads the
+// interface's byte counters over [Options.LoadWindow] and leaves room for
+// the busier direction's production traffic (section 3), skipping the
+// test when production alone fills the share; it takes the link speed
+// from the kernel (ethtool; a bond's or team's members summed) unless one
+// is given; it measures the RTT with a few single probes; and it sends the
+// N probes RTT/N apart, so that they circle the loop evenly spaced
+// (section 9) rather than as one train. The report has the production
+// rate used, the planned and achieved test rate and gap.
+//
+// # QoS marking
+//
+// [Options.DSCP] marks the probes (IP_TOS, IPV6_TCLASS; section 8). The
+// DSCP in each Time Exceeded's quote shows whether the loop kept it.
+//
+// # Sequential tests
+//
+// [Options.Sequential] sends rounds and stops as soon as Wald's sequential
+// probability ratio test ([linkplan.SPRT]) finds the loss clearly above or
+// below [Options.MaxLoss], which on a healthy link takes a fraction of the
+// probes a fixed-count test with the same error rates needs.
 package linktest
