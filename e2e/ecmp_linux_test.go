@@ -176,9 +176,16 @@ func ecmpConfig(top *lab.LBTopology, v6 bool) string {
 	return fmt.Sprintf(ecmpConfigTmpl, vip, paths.String())
 }
 
-func lbSetup(t *testing.T, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
+func lbSetup(t *testing.T, h host, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
 	t.Helper()
-	top, err := lab.LoadBalancer(lab.LBOptions{Name: "ecmp"})
+	return lbSetupN(t, h, v6, 3, 3)
+}
+
+// lbSetupN builds the load balancer with servers servers, of which the
+// first configured are in reachd's config.
+func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTopology, *labrun.Reachd) {
+	t.Helper()
+	top, err := lab.LoadBalancer(lab.LBOptions{Name: "ecmp", Servers: servers, RPFilter: h.rpFilter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +193,11 @@ func lbSetup(t *testing.T, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
 	for _, s := range top.Servers {
 		startNamedEcho(t, s, top.VIP4, top.VIP6)
 	}
-	r, err := labrun.StartNS(top.LB, reachdBin, t.TempDir(), ecmpConfig(top, v6))
+	all := top.Servers
+	top.Servers = all[:configured]
+	cfg := ecmpConfig(top, v6)
+	top.Servers = all
+	r, err := labrun.StartNS(top.LB, reachdBin, t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -220,12 +231,16 @@ func waitUsable(t *testing.T, r *labrun.Reachd, want string, limit time.Duration
 	return last
 }
 
-func TestECMPConnectionsNeverMove(t *testing.T) { testECMPNeverMove(t, false) }
+func TestECMPConnectionsNeverMove(t *testing.T) {
+	onHosts(t, func(t *testing.T, h host) { testECMPNeverMove(t, h, false) })
+}
 
-func TestECMPConnectionsNeverMoveIPv6(t *testing.T) { testECMPNeverMove(t, true) }
+func TestECMPConnectionsNeverMoveIPv6(t *testing.T) {
+	testECMPNeverMove(t, hosts[0], true)
+}
 
-func testECMPNeverMove(t *testing.T, v6 bool) {
-	top, r := lbSetup(t, v6)
+func testECMPNeverMove(t *testing.T, h host, v6 bool) {
+	top, r := lbSetup(t, h, v6)
 	vip := top.VIP4
 	if v6 {
 		vip = top.VIP6

@@ -11,6 +11,9 @@ type LBOptions struct {
 	Name string
 	// Servers is the number of servers (1 to 8); default 3.
 	Servers int
+	// RPFilter is the load balancer's reverse-path filtering (see
+	// NS.SetRPFilter): RPFilterLoose (also when 0) or RPFilterStrict.
+	RPFilter int
 }
 
 // Server is one anycast server behind the load balancer: its own namespace
@@ -88,6 +91,11 @@ func LoadBalancer(opts LBOptions) (top *LBTopology, err error) {
 	b := builder{}
 	b.ns(&t.Client, l, "client")
 	b.ns(&t.LB, l, "lb")
+	rpf := opts.RPFilter
+	if rpf == 0 {
+		rpf = RPFilterLoose
+	}
+	b.step("rp_filter lb", func() error { return t.LB.SetRPFilter(rpf) })
 	b.step("link lan", func() error { return l.Link(t.Client, t.ClientIf, t.LB, "lan0") })
 	b.addrs(t.Client, t.ClientIf, t.Client4, t.Client6)
 	b.addrs(t.LB, "lan0", t.LBLAN4, t.LBLAN6)
