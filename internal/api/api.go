@@ -5,6 +5,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -81,21 +82,37 @@ func WriteError(w http.ResponseWriter, err error) {
 		code = http.StatusNotFound
 	case errors.Is(err, ErrBadRequest):
 		code = http.StatusBadRequest
+	case errors.Is(err, ErrTooLarge):
+		code = http.StatusRequestEntityTooLarge
 	}
 	WriteJSON(w, code, apitype.Error{Error: err.Error()})
 }
 
+// ErrTooLarge marks a request body over the limit; handlers answer 413.
+var ErrTooLarge = errors.New("request body too large")
+
 // ReadJSON decodes a small JSON body into v; an empty body leaves v as is.
+// Unknown fields and anything after the JSON value are refused: a typo in
+// a field name must not be silently ignored.
 func ReadJSON(r *http.Request, v any) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
 	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
+		}
 		return fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadRequest, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: body has more after its JSON value", ErrBadRequest)
 	}
 	return nil
 }
@@ -126,6 +143,11 @@ func (s *Server) pingStatus(w http.ResponseWriter, r *http.Request) {
 	var ps apitype.PingStatus
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		if err := r.ParseForm(); err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				WriteError(w, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit))
+				return
+			}
 			WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
 			return
 		}

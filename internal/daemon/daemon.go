@@ -198,14 +198,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	var servers []*http.Server
+	var servers []*api.HTTPServer
 	defer func() {
 		for _, srv := range servers {
 			srv.Close() // the listeners of an early error return
 		}
 	}()
 	serve := func(ln net.Listener, h http.Handler, connCtx func(context.Context, net.Conn) context.Context) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ConnContext: connCtx}
+		srv := api.NewHTTPServer(h, connCtx, api.DefaultLimits)
 		servers = append(servers, srv)
 		go srv.Serve(ln)
 	}
