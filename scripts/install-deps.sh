@@ -4,7 +4,7 @@
 # that tests compare reachd with, and headless Chromium for the dashboard's
 # browser test. Safe to run again.
 set -euo pipefail
-pkgs=(iproute2 iputils-ping fping nftables conntrack victoria-metrics ca-certificates chromium fonts-dejavu-core)
+pkgs=(iproute2 iputils-ping fping nftables conntrack victoria-metrics ca-certificates chromium fonts-dejavu-core bird2)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

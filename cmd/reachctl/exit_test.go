@@ -35,6 +35,10 @@ func cannedDaemon(t *testing.T) string {
 		"POST /v1/paths/anycast/s1/drain":         `{"anycast": {"current-path": "s2", "paths": {"s1": "up", "s2": "up"}, "usable-paths": ["s2"]}}`,
 		"POST /v1/services/anycast/nexthops":      `{"anycast": {"current-path": "s1", "paths": {"s1": "up", "s4": "up"}, "usable-paths": ["s1", "s4"]}}`,
 		"DELETE /v1/services/anycast/nexthops/s4": `{"anycast": {"current-path": "s1", "paths": {"s1": "up"}, "usable-paths": ["s1"]}}`,
+		"GET /v1/announce":                        `[{"name": "dns", "prefix": "192.0.2.53/32", "announced": true}]`,
+		"POST /v1/announce/dns/drain":             `{"name": "dns", "prefix": "192.0.2.53/32", "announced": true, "drained": true, "drained-by": "operator"}`,
+		"GET /v1/bgp/neighbors":                   `[{"address": "192.0.2.1", "peer-as": 65000, "state": "established", "established": true}]`,
+		"GET /v1/bgp/routes":                      `{"announced": [], "learned": []}`,
 	}
 	sock := filepath.Join(t.TempDir(), "reachd.sock")
 	ln, err := net.Listen("unix", sock)
@@ -100,6 +104,11 @@ var jsonArgs = map[string][]string{
 	"reachctl path undrain":      {"path", "undrain", "anycast", "s1"},
 	"reachctl nexthop add":       {"nexthop", "add", "anycast", "s4", "--interface", "s4", "--gateway", "192.0.2.78"},
 	"reachctl nexthop remove":    {"nexthop", "remove", "anycast", "s4"},
+	"reachctl announce list":     {"announce", "list"},
+	"reachctl announce drain":    {"announce", "drain", "dns"},
+	"reachctl announce undrain":  {"announce", "undrain", "dns"},
+	"reachctl bgp neighbors":     {"bgp", "neighbors"},
+	"reachctl bgp routes":        {"bgp", "routes"},
 }
 
 // notJSON are commands whose output is, by nature, not data: they are

@@ -74,7 +74,7 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
 	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
-	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), nexthopCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), configCmd(g), versionCmd(g))
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), nexthopCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), announceCmd(g), bgpCmd(g), configCmd(g), versionCmd(g))
 	markUsage(cmd)
 	return cmd
 }

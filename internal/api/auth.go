@@ -147,12 +147,16 @@ func RequireCredential(h http.Handler, tokens Tokens, public []string) http.Hand
 	})
 }
 
+// stateChangingGET are the GET routes that change state (gocast's
+// /register and /unregister): audited like POSTs.
+var stateChangingGET = map[string]bool{"/register": true, "/unregister": true}
+
 // Audit logs every state-changing call (anything but GET and HEAD) with
 // its caller, what it asked for and the answer's status: who forced a path
 // down, who reloaded.
 func Audit(h http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && !stateChangingGET[r.URL.Path] {
 			h.ServeHTTP(w, r)
 			return
 		}

@@ -42,6 +42,9 @@ type Config struct {
 	FlowPingInterval Duration       `yaml:"flow-ping-interval"`
 	Exporters        Exporters      `yaml:"exporters"`
 	Dashboard        Dashboard      `yaml:"dashboard"`
+	// BGP anycast, see bgp.go.
+	BGP      BGP        `yaml:"bgp"`
+	Announce []Announce `yaml:"announce"`
 
 	// File is the path the config was read from (not a YAML key).
 	File string `yaml:"-"`

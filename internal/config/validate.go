@@ -81,6 +81,7 @@ func (cfg *Config) validate() []problem {
 	c.linktests(cfg)
 	c.flows(cfg)
 	c.dashboard(&cfg.Dashboard)
+	c.bgp(cfg)
 	return c.probs
 }
 

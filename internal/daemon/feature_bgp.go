@@ -1,0 +1,148 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/dataplane"
+	"github.com/reachd/reachd/internal/feature/bgp"
+	"github.com/reachd/reachd/internal/probe/check"
+)
+
+// BGP anycast: announcements follow their health; the learn side shows
+// the learned next-hops (GET /v1/bgp/routes).
+func init() { featureFactories = append(featureFactories, newBGPFeature) }
+
+type bgpFeature struct{ *bgp.Feature }
+
+func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
+	// The bgp section (register-allow-exec with it) changes only at a restart.
+	allowExec := cfg.BGP.RegisterAllowExec
+	opts := bgp.Options{
+		Logger:   d.Logger(),
+		Registry: d.Registry(),
+		Engine:   d.Engine(),
+		ICMP:     d.pinger,
+		Config:   bgpConfig(cfg),
+		Register: func(name, vip string, monitors, comms []string) (bgp.Announce, error) {
+			return bgpRegistration(allowExec, name, vip, monitors, comms)
+		},
+	}
+	if cfg.BGP.Enabled() {
+		v, err := dataplane.NewVIPs()
+		if err != nil {
+			return nil, err
+		}
+		opts.VIPs = v
+	}
+	f, err := bgp.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return bgpFeature{f}, nil
+}
+
+func (f bgpFeature) Routes(s *api.Server) { s.HandleBGP(f) }
+
+func (f bgpFeature) Reload(ctx context.Context, cfg *config.Config) error {
+	return f.Feature.Reload(ctx, bgpConfig(cfg))
+}
+
+// The feature's bad requests are the API's 400s.
+func badRequest(err error) error {
+	if errors.Is(err, bgp.ErrBadRequest) {
+		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+	}
+	return err
+}
+
+func (f bgpFeature) SetDrain(ctx context.Context, name string, drain bool) (apitype.Announcement, error) {
+	a, err := f.Feature.SetDrain(ctx, name, drain)
+	return a, badRequest(err)
+}
+
+func (f bgpFeature) Register(ctx context.Context, name, vip string, monitors, comms []string) (apitype.Announcement, error) {
+	a, err := f.Feature.Register(ctx, name, vip, monitors, comms)
+	return a, badRequest(err)
+}
+
+func (f bgpFeature) Unregister(ctx context.Context, name string) error {
+	return badRequest(f.Feature.Unregister(ctx, name))
+}
+
+// bgpConfig is the feature's view of the config.
+func bgpConfig(cfg *config.Config) bgp.Config {
+	b := cfg.BGP
+	out := bgp.Config{StateDir: cfg.StateDir, Services: map[string][]netip.Prefix{}}
+	for _, s := range cfg.Services {
+		out.Services[s.Name] = s.Prefixes
+	}
+	if !b.Enabled() {
+		return out
+	}
+	out.Settings = bgp.Settings{
+		RouterID: b.RouterIDAddr, LocalAS: b.LocalAS, ListenPort: b.ListenPort, ListenAddrs: b.ListenAddrs,
+		GracefulRestart: b.GREnabled(), RestartTime: b.RestartTime.D, DrainTime: b.DrainTime.D, DrainFile: b.DrainFile,
+	}
+	for _, n := range b.Neighbors {
+		nb := bgp.Neighbor{Addr: n.Addr, PeerAS: n.PeerAS, Port: n.Port, Password: n.Password, MultihopTTL: n.MultihopTTL,
+			HoldTime: n.HoldTime.D, Passive: n.Passive, LocalAddr: n.LocalAddr}
+		if n.Learn != nil {
+			nb.LearnService, nb.MinLocalPref = n.Learn.Service, n.Learn.MinLocalPref
+		}
+		out.Settings.Neighbors = append(out.Settings.Neighbors, nb)
+	}
+	for _, a := range cfg.Announce {
+		out.Announce = append(out.Announce, bgpAnnounce(a, nil))
+	}
+	return out
+}
+
+// bgpAnnounce converts a validated announcement; checks, when given,
+// replace the announcement's single check (a registration's monitors).
+func bgpAnnounce(a config.Announce, checks []config.Check) bgp.Announce {
+	h := a.Health
+	out := bgp.Announce{
+		Name: a.Name, Source: string(a.Source), Prefix: a.PrefixP, NextHop: a.NextHopAddr, MED: a.MED, Prepend: a.ASPathPrepend,
+		Comms: a.Comms, LargeComms: a.LargeComms, OnUnhealthy: a.OnUnhealthy, UnhealthyMED: a.UnhealthyMED,
+		DrainMED: a.DrainMED, DrainPrepend: a.DrainPrepend, AddVIP: a.VIP(), Interface: a.Interface,
+		Health: bgp.Health{Service: h.Service, Path: h.Path, ExpectStatus: h.ExpectStatus,
+			Interval: h.Interval.D, Timeout: h.Timeout.D, Rise: h.Rise, Fall: h.Fall},
+	}
+	if checks == nil && a.Check.Kind != config.CheckNone {
+		checks = []config.Check{a.Check}
+	}
+	for _, c := range checks {
+		out.Health.Checks = append(out.Health.Checks, check.Spec{Kind: check.Kind(c.Kind), Addr: c.Addr, URL: c.URL, Target: c.Target, Command: c.Command})
+	}
+	return out
+}
+
+// bgpRegistration validates a gocast registration with the config's rules:
+// every monitor must parse, exec only when allowed.
+func bgpRegistration(allowExec bool, name, vip string, monitors, comms []string) (bgp.Announce, error) {
+	if len(monitors) == 0 {
+		return bgp.Announce{}, fmt.Errorf("%w: give at least one monitor, e.g. monitor=port:tcp:80", bgp.ErrBadRequest)
+	}
+	var checks []config.Check
+	for _, m := range monitors {
+		c, err := config.ParseCheck(m)
+		if err != nil {
+			return bgp.Announce{}, fmt.Errorf("%w: monitor %q: %v", bgp.ErrBadRequest, m, err)
+		}
+		if c.Kind == config.CheckExec && !allowExec {
+			return bgp.Announce{}, fmt.Errorf("%w: monitor %q: exec monitors over the API are off; set bgp.register-allow-exec: true or configure the check under announce:", bgp.ErrBadRequest, m)
+		}
+		checks = append(checks, c)
+	}
+	a := config.Announce{Name: name, Prefix: vip, Communities: comms, Source: config.SourceRegister, Health: config.Health{Check: monitors[0]}}
+	if err := config.ValidateAnnounce(&config.Config{}, &a); err != nil {
+		return bgp.Announce{}, fmt.Errorf("%w: %v", bgp.ErrBadRequest, err)
+	}
+	return bgpAnnounce(a, checks), nil
+}

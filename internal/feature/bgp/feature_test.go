@@ -1,0 +1,177 @@
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/probe/check"
+)
+
+// sink records the learned next-hops handed to the ECMP side.
+type sink struct {
+	mu   sync.Mutex
+	hops map[string][]LearnedHop
+}
+
+func (s *sink) SetNextHops(svc string, hs []LearnedHop) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hops == nil {
+		s.hops = map[string][]LearnedHop{}
+	}
+	s.hops[svc] = hs
+}
+
+func (s *sink) get(svc string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := ""
+	for _, h := range s.hops[svc] {
+		out += fmt.Sprintf("%v draining=%v;", h.Addr, h.Draining)
+	}
+	return out
+}
+
+func freePort(t *testing.T, host string) int {
+	t.Helper()
+	l, err := net.Listen("tcp", host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func start(t *testing.T, f *Feature) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func waitStarted(t *testing.T, f *Feature) {
+	t.Helper()
+	waitFor(t, "the speaker", 10*time.Second, func() bool {
+		up := false
+		f.do(context.Background(), func() { up = f.sp != nil })
+		return up
+	})
+}
+
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAnnounceDrainWithdrawLearn runs an announcing reachd and a learning
+// reachd (two gobgp speakers) over loopback: the learner sees the route
+// while the TCP check passes, sees it drain (GRACEFUL_SHUTDOWN) on an
+// operator drain, and loses it when the check fails.
+func TestAnnounceDrainWithdrawLearn(t *testing.T) {
+	svcLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := svcLn.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	defer svcLn.Close()
+	port := freePort(t, "127.0.0.1")
+	lo1, lo2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
+	med := uint32(10)
+	cfgA := Config{
+		StateDir: t.TempDir(),
+		Settings: Settings{RouterID: netip.MustParseAddr("192.0.2.1"), LocalAS: 65100, GracefulRestart: true, RestartTime: 30 * time.Second,
+			Neighbors: []Neighbor{{Addr: lo1, PeerAS: 65000, Port: port, LocalAddr: lo2, HoldTime: 3 * time.Second}}},
+		Announce: []Announce{{
+			Name: "web", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.53/32"), MED: &med,
+			Comms: []uint32{65100<<16 | 100}, LargeComms: [][3]uint32{{65100, 1, 2}}, OnUnhealthy: "withdraw",
+			Health: Health{Checks: []check.Spec{{Kind: check.TCP, Addr: netip.MustParseAddrPort(svcLn.Addr().String())}},
+				Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 2, Fall: 2},
+		}},
+	}
+	cfgB := Config{
+		StateDir: t.TempDir(),
+		Services: map[string][]netip.Prefix{"web": {netip.MustParsePrefix("192.0.2.53/32")}},
+		Settings: Settings{RouterID: netip.MustParseAddr("192.0.2.2"), LocalAS: 65000, ListenPort: port, ListenAddrs: []netip.Addr{lo1},
+			Neighbors: []Neighbor{{Addr: lo2, PeerAS: 65100, Passive: true, HoldTime: 3 * time.Second, LearnService: "web"}}},
+	}
+	dirA := cfgA.StateDir
+	sk := &sink{}
+	a, _ := New(Options{Logger: logger(t).With("side", "A"), Config: cfgA})
+	b, _ := New(Options{Logger: logger(t).With("side", "B"), Sink: sk, Config: cfgB})
+	// gobgp's StartBgp writes package variables (route selection options):
+	// two speakers in one process must start one after the other.
+	start(t, b)
+	waitStarted(t, b)
+	start(t, a)
+	ctx := context.Background()
+	waitFor(t, "the learned route", 20*time.Second, func() bool { return sk.get("web") == "127.0.0.2 draining=false;" })
+	rt, err := b.RouteTable(ctx)
+	if err != nil || len(rt.Learned) != 1 {
+		t.Fatalf("learned %+v %v", rt.Learned, err)
+	}
+	l := rt.Learned[0]
+	if l.Prefix != "192.0.2.53/32" || len(l.Communities) != 1 || l.Communities[0] != "65100:100" ||
+		len(l.LargeCommunities) != 1 || l.LargeCommunities[0] != "65100:1:2" || l.MED == nil || *l.MED != 10 {
+		t.Fatalf("learned route %+v", l)
+	}
+	ns, _ := a.Neighbors(ctx)
+	if len(ns) != 1 || !ns[0].Established {
+		t.Fatalf("neighbors %+v", ns)
+	}
+
+	if _, err := a.SetDrain(ctx, "web", true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the drained route", 5*time.Second, func() bool { return sk.get("web") == "127.0.0.2 draining=true;" })
+	// The drain survives a restart: it is in the state file.
+	st, _ := loadState(filepath.Join(dirA, "bgp.json"), time.Now())
+	if len(st.OperatorDrained) != 1 {
+		t.Fatalf("state file %+v", st)
+	}
+	if _, err := a.SetDrain(ctx, "web", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the undrained route", 5*time.Second, func() bool { return sk.get("web") == "127.0.0.2 draining=false;" })
+
+	svcLn.Close()
+	t0 := time.Now()
+	waitFor(t, "the withdraw", 5*time.Second, func() bool { return sk.get("web") == "" })
+	// Bound: fall (2) × interval (100ms) + timeout (100ms), plus 1 s.
+	if d := time.Since(t0); d > 1300*time.Millisecond {
+		t.Errorf("withdraw took %v, bound 1.3s", d)
+	}
+	an, _ := a.Announcements(ctx)
+	if len(an) != 1 || an[0].Announced || an[0].Health != "down" {
+		t.Fatalf("announcements %+v", an)
+	}
+}
