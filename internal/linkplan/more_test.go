@@ -236,3 +236,23 @@ func TestKernelSpeedRecorded(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseDSCP: any input parses to 0-63 or fails, and a parsed value's
+// name parses back to it.
+func FuzzParseDSCP(f *testing.F) {
+	for _, s := range []string{"ef", "AF41", "cs7", "63", "0x2e", "-1", "af44", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseDSCP(s)
+		if err != nil {
+			return
+		}
+		if v < 0 || v > 63 {
+			t.Fatalf("ParseDSCP(%q) = %d", s, v)
+		}
+		if back, err := ParseDSCP(DSCPName(v)); err != nil || back != v {
+			t.Fatalf("%q → %d → %q → %d, %v", s, v, DSCPName(v), back, err)
+		}
+	})
+}

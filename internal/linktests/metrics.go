@@ -17,6 +17,10 @@ type metrics struct {
 	sent     *prometheus.CounterVec
 	returned *prometheus.CounterVec
 	holds    *prometheus.GaugeVec
+	// Fill-sized and sequential tests.
+	production *prometheus.GaugeVec
+	rate       *prometheus.GaugeVec
+	needed     *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -34,12 +38,18 @@ func newMetrics() *metrics {
 			Help: "Probes of scheduled link tests whose Time Exceeded came back."}, l),
 		holds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_holds_path_down",
 			Help: "1 while the test's loss exceeds max-loss and it holds its affects-path down."}, append(l, "service", "path")),
+		production: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_production_bits_per_second",
+			Help: "Production traffic (busier direction) that the last fill-sized test left room for, averaged over load-window."}, l),
+		rate: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_test_rate_bits_per_second",
+			Help: "Test load of the last fill-sized test per direction, by kind planned or achieved."}, append(l, "kind")),
+		needed: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_sequential_probes",
+			Help: "Probes the last sequential (until max-loss) test needed for its decision."}, l),
 	}
 }
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds} {
+	for _, c := range []prometheus.Collector{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds, m.production, m.rate, m.needed} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)
@@ -49,6 +59,9 @@ func (m *metrics) observe(c config.Linktest, r linktest.Report, err error) {
 	if err != nil {
 		m.runs.WithLabelValues(c.Name, c.Interface, "error").Inc()
 		return
+	}
+	if p := r.Production; p != nil && !p.Ignored {
+		m.production.WithLabelValues(c.Name, c.Interface).Set(p.UsedBps)
 	}
 	if r.Skipped {
 		// Production traffic left no room: nothing was measured.
@@ -61,6 +74,13 @@ func (m *metrics) observe(c config.Linktest, r linktest.Report, err error) {
 	m.loss.WithLabelValues(c.Name, c.Interface).Set(r.LossPercent / 100)
 	for stat, d := range map[string]float64{"min": r.RTTMin.Seconds(), "median": r.RTTMedian.Seconds(), "max": r.RTTMax.Seconds()} {
 		m.rtt.WithLabelValues(c.Name, c.Interface, stat).Set(d)
+	}
+	if r.PlannedBps > 0 {
+		m.rate.WithLabelValues(c.Name, c.Interface, "planned").Set(r.PlannedBps)
+		m.rate.WithLabelValues(c.Name, c.Interface, "achieved").Set(r.AchievedBps)
+	}
+	if q := r.Sequential; q != nil {
+		m.needed.WithLabelValues(c.Name, c.Interface).Set(float64(q.Probes))
 	}
 }
 
@@ -75,7 +95,7 @@ func (m *metrics) hold(c config.Linktest, down bool) {
 // forget drops a removed test's series.
 func (m *metrics) forget(c config.Linktest) {
 	p := prometheus.Labels{"name": c.Name, "interface": c.Interface}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds} {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds, m.production, m.rate, m.needed} {
 		v.DeletePartialMatch(p)
 	}
 }

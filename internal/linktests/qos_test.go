@@ -1,10 +1,16 @@
 package linktests_test
 
 import (
+	"context"
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
@@ -83,6 +89,80 @@ func TestVerdictSequential(t *testing.T) {
 		down, reason := linktests.Verdict(c.rep, 1)
 		if down != c.down || !strings.Contains(reason, c.reason) {
 			t.Errorf("Verdict = %v, %q; want %v, %q", down, reason, c.down, c.reason)
+		}
+	}
+}
+
+// TestSkippedAndSequentialVerdicts: a sequential decision above max-loss
+// holds the path down; a test skipped for production traffic measures
+// nothing and keeps the hold (counted as skipped, with the production
+// rate exported); a sequential decision below clears it.
+func TestSkippedAndSequentialVerdicts(t *testing.T) {
+	reps := []linktest.Report{
+		{Sent: 40, Lost: 4, LossPercent: 10, Sequential: &linktest.Sequential{Decision: "above", Probes: 40, ConfidencePercent: 95},
+			PlannedBps: 20e6, AchievedBps: 19e6, Production: &linktest.Production{UsedBps: 30e6}},
+		{Skipped: true, SkipReason: "production traffic 60 Mb/s ...", Production: &linktest.Production{UsedBps: 60e6, Verdict: "skipped"}},
+		{Sent: 200, Sequential: &linktest.Sequential{Decision: "below", Probes: 200, ConfidencePercent: 95}},
+	}
+	var (
+		mu sync.Mutex
+		i  int
+	)
+	run := func(ctx context.Context, o linktest.Options) (linktest.Report, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i >= len(reps) {
+			<-ctx.Done()
+			return linktest.Report{}, ctx.Err()
+		}
+		i++
+		return reps[i-1], nil
+	}
+	eng := &setter{}
+	reg := prometheus.NewRegistry()
+	s, err := linktests.New(linktests.Options{Tests: parse(t, fakeConfig).Linktests, Engine: eng, Run: run, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	var seen []string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		st := s.Status()
+		if len(st) > 0 && st[0].Runs == 2 && len(seen) == 0 {
+			// After the skipped run: still held down, and the metrics say why.
+			if !st[0].HoldsDown {
+				t.Errorf("a skipped test released the path: %+v", st[0])
+			}
+			seen = append(seen, gather(t, reg))
+		}
+		if len(st) > 0 && st[0].Runs >= len(reps) {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	want := []string{
+		"internet/broadband linktest t down: loss above max-loss 10% by sequential test after 40 probes (4 lost, 10.00%) at 95% confidence",
+		"internet/broadband linktest t clear: loss below max-loss 10% by sequential test after 200 probes (0 lost, 0.00%) at 95% confidence",
+	}
+	if got := eng.get(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("verdicts:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	m := gather(t, reg)
+	for _, w := range []string{
+		`reachd_linktest_runs_total{interface="wan0",name="t",result="skipped"} 1`,
+		`reachd_linktest_runs_total{interface="wan0",name="t",result="ok"} 2`,
+		`reachd_linktest_production_bits_per_second{interface="wan0",name="t"} 6e+07`,
+		`reachd_linktest_test_rate_bits_per_second{interface="wan0",kind="achieved",name="t"} 1.9e+07`,
+		`reachd_linktest_sequential_probes{interface="wan0",name="t"} 200`,
+	} {
+		if !strings.Contains(m, w) {
+			t.Errorf("metrics lack %s:\n%s", w, m)
 		}
 	}
 }
