@@ -123,6 +123,10 @@ func walkUnknown(file string, n ast.Node, t reflect.Type, path string, errs *Err
 					Msg: fmt.Sprintf("unknown key %q; remove it or check its spelling (known keys: %s)", key, knownKeys(fields))})
 				continue
 			}
+			if msg := typeProblem(kv.Value, ft); msg != "" {
+				*errs = append(*errs, Error{File: file, Line: kv.Key.GetToken().Position.Line, Key: join(path, key), Msg: msg})
+				continue
+			}
 			walkUnknown(file, kv.Value, ft, join(path, key), errs)
 		}
 	case reflect.Slice:
@@ -134,6 +138,64 @@ func walkUnknown(file string, n ast.Node, t reflect.Type, path string, errs *Err
 			walkUnknown(file, v, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
 		}
 	}
+}
+
+// typeProblem checks that a value has the shape its key needs (a number,
+// true/false, a list, a block of keys), so that the error names the key
+// instead of the decoder's Go type names. Tags, anchors and aliases are left
+// to the decoder.
+func typeProblem(n ast.Node, t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	pt := reflect.PointerTo(t)
+	if _, ok := pt.MethodByName("UnmarshalYAML"); ok {
+		return "" // a type with its own decoding (Duration, ...) reports its own problems
+	}
+	if _, ok := pt.MethodByName("UnmarshalText"); ok {
+		return ""
+	}
+	var got string
+	switch n.(type) {
+	case nil, *ast.NullNode, *ast.TagNode, *ast.AnchorNode, *ast.AliasNode:
+		return ""
+	case *ast.MappingNode, *ast.MappingValueNode:
+		got = "a block of keys"
+	case *ast.SequenceNode:
+		got = "a list"
+	case *ast.IntegerNode:
+		got = "a whole number"
+	case *ast.BoolNode:
+		got = "true/false"
+	case *ast.StringNode:
+		got = fmt.Sprintf("%q", n.(*ast.StringNode).Value)
+	default:
+		got = fmt.Sprintf("%q", strings.TrimSpace(n.String()))
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64, reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if _, ok := n.(*ast.IntegerNode); !ok {
+			return fmt.Sprintf("%s is not a whole number; write e.g. 10", got)
+		}
+	case reflect.Bool:
+		if _, ok := n.(*ast.BoolNode); !ok {
+			return fmt.Sprintf("%s is not true or false", got)
+		}
+	case reflect.Slice:
+		if _, ok := n.(*ast.SequenceNode); !ok {
+			return fmt.Sprintf("%s is not a list; write [a, b] or one \"- item\" per line", got)
+		}
+	case reflect.Struct:
+		if _, ok := mappingValues(n); !ok {
+			return fmt.Sprintf("%s is not a block of keys; write key: value lines under it (or {key: value})", got)
+		}
+	case reflect.String:
+		switch n.(type) {
+		case *ast.MappingNode, *ast.MappingValueNode, *ast.SequenceNode:
+			return fmt.Sprintf("%s where a single value is needed", got)
+		}
+	}
+	return ""
 }
 
 func mappingValues(n ast.Node) ([]*ast.MappingValueNode, bool) {

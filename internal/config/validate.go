@@ -70,6 +70,8 @@ func (cfg *Config) validate() []problem {
 		sp := fmt.Sprintf("services[%d]", i)
 		if s.Name == "" {
 			c.add(sp+".name", "every service needs a name; add name: ...")
+		} else if msg := fileSafeName(s.Name); msg != "" {
+			c.add(sp+".name", "%q %s", s.Name, msg)
 		} else if j, dup := names[s.Name]; dup {
 			c.add(sp+".name", "service %q is already defined at services[%d]; service names must be unique", s.Name, j)
 		} else {
@@ -156,6 +158,8 @@ func (c *checker) service(sp string, s *Service) {
 		pp := fmt.Sprintf("%s.paths[%d]", sp, j)
 		if p.Name == "" {
 			c.add(pp+".name", "every path needs a name; add name: ...")
+		} else if msg := fileSafeName(p.Name); msg != "" {
+			c.add(pp+".name", "%q %s", p.Name, msg)
 		} else if pnames[p.Name] {
 			c.add(pp+".name", "path %q appears twice in service %q; path names must be unique per service", p.Name, s.Name)
 		}
@@ -177,9 +181,10 @@ func (c *checker) service(sp string, s *Service) {
 }
 
 func (c *checker) path(pp string, s *Service, p *Path) {
-	switch p.ProbeType {
-	case "":
+	if p.ProbeType == "" {
 		p.ProbeType = "icmp"
+	}
+	switch p.ProbeType {
 	case "icmp":
 		if p.ProbePort != 0 {
 			c.add(pp+".probe-port", "probe-port is for probe-type tcp; remove it or set probe-type: tcp")
@@ -281,4 +286,20 @@ func parsePrefix(s string) (netip.Prefix, error) {
 		return netip.Prefix{}, err
 	}
 	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// fileSafeName checks a service or path name, which becomes part of file
+// names ({service}-{path}.state, icmp-probe-{service}.json) and URLs: it
+// must not be able to leave its directory.
+func fileSafeName(name string) string {
+	if name[0] == '.' || name[0] == '-' {
+		return "must not start with '.' or '-'; use letters, digits, '.', '_' and '-'"
+	}
+	for _, r := range name {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-'
+		if !ok {
+			return fmt.Sprintf("contains %q; names become file names and URL segments, use letters, digits, '.', '_' and '-'", r)
+		}
+	}
+	return ""
 }
