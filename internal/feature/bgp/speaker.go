@@ -138,6 +138,7 @@ type speakerOptions struct {
 // should be announced from the first UPDATE are added with announce
 // before the sessions come up (restart without flap).
 func startSpeaker(cfg Settings, log *slog.Logger, o speakerOptions, initial []route) (*speaker, error) {
+	restarting := len(initial) > 0
 	lvl := &slog.LevelVar{}
 	lvl.Set(slog.LevelWarn)
 	s := server.NewBgpServer(server.LoggerOption(log.With("component", "gobgp"), lvl))
@@ -190,7 +191,7 @@ func startSpeaker(cfg Settings, log *slog.Logger, o speakerOptions, initial []ro
 		}
 	}
 	for _, n := range cfg.Neighbors {
-		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(cfg, n)}); err != nil {
+		if err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(cfg, n, restarting)}); err != nil {
 			sp.stop()
 			return nil, fmt.Errorf("neighbor %v: %w", n.Addr, err)
 		}
@@ -198,7 +199,7 @@ func startSpeaker(cfg Settings, log *slog.Logger, o speakerOptions, initial []ro
 	return sp, nil
 }
 
-func peerConfig(cfg Settings, n Neighbor) *api.Peer {
+func peerConfig(cfg Settings, n Neighbor, restarting bool) *api.Peer {
 	hold := uint64(n.HoldTime / time.Second)
 	afi := api.Family_AFI_IP
 	if n.Addr.Is6() {
@@ -228,6 +229,16 @@ func peerConfig(cfg Settings, n Neighbor) *api.Peer {
 		// RFC 4724: the neighbor keeps our routes for restart-time when
 		// the session drops without a NOTIFICATION (reachd killed).
 		p.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(cfg.RestartTime / time.Second)}
+		if restarting {
+			// The last run ended without withdrawing (SIGKILL, crash):
+			// come back as a restarting speaker (RFC 4724 §4.1: Restart
+			// State and Forwarding State bits), so the neighbor keeps the
+			// stale routes until our End-of-RIB instead of dropping them
+			// when the session comes up. gobgp holds our UPDATEs until the
+			// neighbor's End-of-RIB, or DeferralTime.
+			p.GracefulRestart.LocalRestarting = true
+			p.GracefulRestart.DeferralTime = 10
+		}
 	}
 	return p
 }
