@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"time"
 
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/monitor"
@@ -24,6 +25,22 @@ func monitorConfig(s *config.Service, p *config.Path) monitor.Config {
 		RetryInterval: p.RetryInterval.D,
 		HoldDown:      s.HoldDown.D,
 	}
+}
+
+// stagger is when the i-th of n new targets of a path makes its first
+// attempt, after the others': spread evenly over one attempt's wait (or the
+// probe-interval, if shorter). Started together, thousands of targets stay
+// in step (tests start every probe-interval from the first) and send one
+// burst per interval: the engine's goroutine is busy sending while the
+// replies queue up, some are read after their wait ended and count as
+// losses, and losses cost retries. Spread over one attempt's wait, the
+// first decision comes at most that much later.
+func stagger(c monitor.Config, i, n int) time.Duration {
+	w := min(c.AttemptTimeout(), c.ProbeInterval)
+	if n <= 1 || w <= 0 {
+		return 0
+	}
+	return w * time.Duration(i) / time.Duration(n)
 }
 
 // Reload applies a new, already validated config on the engine goroutine.
@@ -65,14 +82,23 @@ func (e *Engine) apply(cfg *config.Config) error {
 		for j := range sc.Paths {
 			pc := &sc.Paths[j]
 			p := &path{svc: s, cfg: pc}
+			mc := monitorConfig(sc, pc)
+			fresh := 0
+			for _, a := range pc.Targets {
+				if t := old[keyOf(sc, pc, a)]; t == nil || kept[t] {
+					fresh++
+				}
+			}
+			n := 0
 			for _, a := range pc.Targets {
 				t := old[keyOf(sc, pc, a)]
 				if t != nil && !kept[t] {
 					kept[t] = true
 					t.path = p
-					t.mon.SetConfig(monitorConfig(sc, pc))
+					t.mon.SetConfig(mc)
 				} else {
-					t = &target{path: p, addr: a, mon: monitor.New(monitorConfig(sc, pc), now), index: -1}
+					t = &target{path: p, addr: a, mon: monitor.New(mc, now.Add(stagger(mc, n, fresh))), index: -1}
+					n++
 					heap.Push(&e.queue, t)
 				}
 				p.targets = append(p.targets, t)

@@ -117,7 +117,15 @@ func (m *Monitor) Sent(now time.Time) {
 	m.Attempts++
 	m.LastAttempt = now
 	if m.misses == 0 && (m.state == Up || m.state == Unknown) {
+		// A test starts at its slot (when it was due), not when the
+		// caller got round to it: a busy engine that sends a little late
+		// must not push every later test late too (fewer probes than
+		// asked for), nor pull targets spread over the interval into one
+		// burst. A slot more than an interval old is history: start anew.
 		m.testStart = now
+		if due := m.next; !due.IsZero() && !due.After(now) && now.Sub(due) < m.cfg.ProbeInterval {
+			m.testStart = due
+		}
 	}
 	// Until the result arrives no further attempt is due; Result sets next.
 	m.next = time.Time{}
@@ -137,10 +145,10 @@ func (m *Monitor) answer(now, sentAt time.Time, rtt time.Duration) (Transition, 
 	m.misses = 0
 	switch m.state {
 	case Unknown:
-		m.next = m.testStart.Add(m.cfg.ProbeInterval)
+		m.next = m.nextTest(sentAt)
 		return m.move(Up, now, "first answer")
 	case Up:
-		m.next = m.testStart.Add(m.cfg.ProbeInterval)
+		m.next = m.nextTest(sentAt)
 		return Transition{}, false
 	case Down:
 		m.next = sentAt.Add(m.cfg.AttemptTimeout())
@@ -160,6 +168,23 @@ func (m *Monitor) answer(now, sentAt time.Time, rtt time.Duration) (Transition, 
 		m.next = sentAt.Add(m.cfg.AttemptTimeout())
 	}
 	return Transition{}, false
+}
+
+// nextTest is when the test after the attempt sent at sentAt starts: tests
+// start every probe-interval from the current test's start. An attempt sent
+// at or after the next start (a retry, when retry-interval is longer than
+// probe-interval, or when a loss was seen late) stands in for that test, so
+// the next one is the first start after sentAt. Scheduling it from the old
+// start would put it in the past: an attempt at once, right after an answer,
+// that nobody asked for (with probe-interval 1s and the default
+// retry-interval 5s, one extra echo request per lost reply).
+func (m *Monitor) nextTest(sentAt time.Time) time.Time {
+	iv := m.cfg.ProbeInterval
+	next := m.testStart.Add(iv)
+	if iv > 0 && !next.After(sentAt) {
+		next = m.testStart.Add((sentAt.Sub(m.testStart)/iv + 1) * iv)
+	}
+	return next
 }
 
 func (m *Monitor) miss(now, sentAt time.Time) (Transition, bool) {
