@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -139,15 +140,20 @@ func TestFlowFeature(t *testing.T) {
 	t.Cleanup(kc.Close)
 	stampPort := freeUDPPort(t)
 	dead := freeUDPPort(t) // nothing answers there
+	// dir stays "DIR" for the first config (startDaemon puts its temporary
+	// directory there) and is that directory for the reloads, so no reload
+	// writes state under the package's source folder.
+	dir := "DIR"
 	cfgText := func(reflector bool, extra string) string {
 		text := flowConfig
 		if !reflector { // no section at all: nothing listens
 			text = strings.Replace(text, "stamp-reflector:\n  enabled: REFLECTOR\n  listen: 127.0.0.1:STAMP\n", "", 1)
 		}
 		return strings.NewReplacer("REFLECTOR", fmt.Sprint(reflector), "STAMP", fmt.Sprint(stampPort), "TSDB", ts.URL,
-			"KAFKA", fmt.Sprint(kport), "EXTRA", extra).Replace(text)
+			"KAFKA", fmt.Sprint(kport), "EXTRA", extra, "DIR", dir).Replace(text)
 	}
 	c, file, d := startDaemon(t, cfgText(true, ""))
+	dir = filepath.Dir(file)
 	ctx := context.Background()
 
 	// The seed's success shape, key for key.
