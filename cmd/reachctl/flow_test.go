@@ -14,7 +14,7 @@ import (
 
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/flow"
+	"github.com/reachd/reachd/internal/feature/flow"
 )
 
 // fakeFlows answers like the daemon: alpha works, beta fails, others are
@@ -40,7 +40,7 @@ func (f *fakeFlows) Flows(ctx context.Context) ([]apitype.FlowState, error) {
 	}, nil
 }
 
-func serveFlows(t *testing.T, b api.FlowBackend) string {
+func serveFlows(t *testing.T, b flow.Backend) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "reachd.sock")
 	ln, err := net.Listen("unix", sock)
@@ -48,7 +48,7 @@ func serveFlows(t *testing.T, b api.FlowBackend) string {
 		t.Fatal(err)
 	}
 	s := api.New(nil)
-	s.HandleFlows(b)
+	flow.Routes(s, b)
 	srv := &http.Server{Handler: s}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

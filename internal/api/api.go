@@ -5,12 +5,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -18,16 +15,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/reachd/reachd/internal/version"
 )
 
 // ErrNotFound marks an unknown service, path or flow; handlers answer 404.
-var ErrNotFound = apitype.ErrNotFound
+var ErrNotFound = httpjson.ErrNotFound
 
 // ErrBadRequest marks a request the caller must fix; handlers answer 400.
-var ErrBadRequest = apitype.ErrBadRequest
+var ErrBadRequest = httpjson.ErrBadRequest
 
 // Backend is what the API needs from the daemon.
 type Backend interface {
@@ -67,55 +65,16 @@ func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(p
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// WriteJSON writes v with status code.
-func WriteJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-// WriteError maps err to a status code and writes {"error": "..."}.
-func WriteError(w http.ResponseWriter, err error) {
-	code := http.StatusInternalServerError
-	switch {
-	case errors.Is(err, ErrNotFound):
-		code = http.StatusNotFound
-	case errors.Is(err, ErrBadRequest):
-		code = http.StatusBadRequest
-	case errors.Is(err, ErrTooLarge):
-		code = http.StatusRequestEntityTooLarge
-	}
-	WriteJSON(w, code, apitype.Error{Error: err.Error()})
-}
+// WriteJSON, WriteError and ReadJSON are httpjson's, kept here for the
+// handlers of this package.
+var (
+	WriteJSON  = httpjson.WriteJSON
+	WriteError = httpjson.WriteError
+	ReadJSON   = httpjson.ReadJSON
+)
 
 // ErrTooLarge marks a request body over the limit; handlers answer 413.
-var ErrTooLarge = errors.New("request body too large")
-
-// ReadJSON decodes a small JSON body into v; an empty body leaves v as is.
-// Unknown fields and anything after the JSON value are refused: a typo in
-// a field name must not be silently ignored.
-func ReadJSON(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit)
-		}
-		return fmt.Errorf("%w: reading body: %v", ErrBadRequest, err)
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: body is not the expected JSON: %v", ErrBadRequest, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: body has more after its JSON value", ErrBadRequest)
-	}
-	return nil
-}
+var ErrTooLarge = httpjson.ErrTooLarge
 
 func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 	pi, err := s.b.PathInfo(r.Context())

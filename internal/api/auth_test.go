@@ -13,8 +13,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/reachd/reachd/internal/policy"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/policy"
 )
 
 type fakeBackend struct{ reloads int }
@@ -22,7 +22,9 @@ type fakeBackend struct{ reloads int }
 func (f *fakeBackend) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
 	return apitype.PathInfo{"internet": {Paths: map[string]string{"broadband": "up"}}}, nil
 }
-func (f *fakeBackend) Status(ctx context.Context) (apitype.Status, error) { return apitype.Status{}, nil }
+func (f *fakeBackend) Status(ctx context.Context) (apitype.Status, error) {
+	return apitype.Status{}, nil
+}
 func (f *fakeBackend) SetOverride(ctx context.Context, service, path string, o policy.Override) error {
 	return nil
 }

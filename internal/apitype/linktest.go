@@ -62,8 +62,8 @@ type LinktestStatus struct {
 }
 
 // LinktestReport is the outcome of one link test (the answer of POST
-// /v1/linktest), the JSON of probe/linktest.Report: the field names are the
-// JSON keys, durations are nanoseconds. A test in internal/linktests fails
+// /v1/linktest), the JSON of probe/ttlloop.Report: the field names are the
+// JSON keys, durations are nanoseconds. A test in internal/feature/linktest fails
 // when the two differ.
 type LinktestReport struct {
 	Interface string

@@ -18,7 +18,7 @@ const (
 	DefaultLinktestTimeout  = linkplan.DefaultTimeout
 )
 
-// Linktest is one scheduled TTL-loop link test (see internal/probe/linktest):
+// Linktest is one scheduled TTL-loop link test (see internal/probe/ttlloop):
 // every Interval a burst is looped over Interface via LoopAddress and its
 // loss and looped RTT are exported. With AffectsPath and MaxLoss set, a test
 // whose loss exceeds MaxLoss holds that path down until a later test is

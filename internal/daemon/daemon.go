@@ -27,6 +27,7 @@ import (
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/export/prom"
+	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/dashboard"
 	"github.com/reachd/reachd/internal/history"
 	"github.com/reachd/reachd/internal/probe"
@@ -69,10 +70,12 @@ type Daemon struct {
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
 // listeners, flows, link tests): it serves its own API routes, runs until
-// the context ends, and takes every validated reload.
+// the context ends, and takes every validated reload. Each is the daemon's
+// adapter (feature_NAME.go) around a package internal/feature/NAME: it
+// builds that package's Options from the config.
 type Feature interface {
 	// Routes adds the feature's endpoints to the API.
-	Routes(s *api.Server)
+	Routes(r feature.Router)
 	// Run works until ctx ends.
 	Run(ctx context.Context) error
 	// Reload applies a new, validated config; it must keep what did not
@@ -80,9 +83,19 @@ type Feature interface {
 	Reload(ctx context.Context, cfg *config.Config) error
 }
 
-// featureFactories build the features from the config, in order. Each
-// feature registers itself here from its own file (feature_*.go).
-var featureFactories []func(d *Daemon, cfg *config.Config) (Feature, error)
+// featureFactory builds one feature from the config.
+type featureFactory func(d *Daemon, cfg *config.Config) (Feature, error)
+
+// features are every feature of reachd, registered here explicitly: this
+// order is the order in which they are built, get their routes, start and
+// reload. A new feature adds its factory here (and nowhere else).
+func features() []featureFactory {
+	return []featureFactory{
+		newFlowFeature,
+		newHeartbeatFeature,
+		newLinktestFeature,
+	}
+}
 
 // New loads the config and builds the daemon. Config errors come back as
 // config.Errors, ready to print.
@@ -125,7 +138,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.api = api.New(backend{d.eng, d})
 	d.api.ECMPRoutes(backend{d.eng, d})
-	for _, f := range featureFactories {
+	for _, f := range features() {
 		ft, err := f(d, cfg)
 		if err != nil {
 			return nil, err

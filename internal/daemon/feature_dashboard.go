@@ -8,10 +8,11 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/dashboard"
-	"github.com/reachd/reachd/internal/heartbeat"
+	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/reachd/reachd/internal/history"
-	"github.com/reachd/reachd/internal/probe/linktest"
+	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
 // dashboardFeature serves the web dashboard on dashboard.listen. Its
@@ -115,7 +116,7 @@ func newDashboardFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	return &dashboardFeature{d: d, dash: dash}, nil
 }
 
-func (f *dashboardFeature) Routes(*api.Server) {}
+func (f *dashboardFeature) Routes(feature.Router) {}
 
 func (f *dashboardFeature) Run(ctx context.Context) error { return f.dash.Run(ctx) }
 
@@ -152,7 +153,7 @@ func dashboardGuard(d *Daemon, cfg *config.Config) (func(http.Handler) http.Hand
 }
 
 // linktestReport passes a scheduled link test's run to the dashboard.
-func (d *Daemon) linktestReport(name string, rep linktest.Report) {
+func (d *Daemon) linktestReport(name string, rep ttlloop.Report) {
 	if d.recorder != nil {
 		d.recorder.LinktestRun(name, rep.Started, rep.Sent, rep.Lost, rep.RTTMin, rep.RTTMedian, rep.RTTMax)
 	}

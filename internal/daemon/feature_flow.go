@@ -9,20 +9,18 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/export/kafka"
 	"github.com/reachd/reachd/internal/export/opentsdb"
-	"github.com/reachd/reachd/internal/flow"
+	"github.com/reachd/reachd/internal/feature"
+	"github.com/reachd/reachd/internal/feature/flow"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
-// The flow feature always runs (idle without flows), so that a reload can
-// add flows, the reflector or exporters to a daemon started without them.
-func init() { featureFactories = append(featureFactories, newFlowFeature) }
-
-// flowFeature runs the STAMP reflector (when configured), the flows'
+// flowFeature always runs (idle without flows), so that a reload can add
+// flows, the reflector or exporters to a daemon started without them. It
+// runs the STAMP reflector (when configured), the flows'
 // periodic pings and their exporters, and serves the seed's on-demand
 // PUT /flows/{flow_id}/ping and GET /v1/flows.
 //
@@ -274,7 +272,7 @@ func (f *flowFeature) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.apply(cfg)
 }
 
-func (f *flowFeature) Routes(s *api.Server) { s.HandleFlows(f) }
+func (f *flowFeature) Routes(r feature.Router) { flow.Routes(r, f) }
 
 // PingFlow is the seed's on-demand ping.
 func (f *flowFeature) PingFlow(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error) {

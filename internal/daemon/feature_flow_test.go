@@ -20,7 +20,7 @@ import (
 
 	"github.com/reachd/reachd/internal/client"
 	"github.com/reachd/reachd/internal/export/kafka"
-	"github.com/reachd/reachd/internal/flow"
+	"github.com/reachd/reachd/internal/feature/flow"
 )
 
 // Everything on loopback: the reflector reachd runs, a flow to it, the

@@ -4,19 +4,16 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/reachd/reachd/internal/api"
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
-	"github.com/reachd/reachd/internal/heartbeat"
+	"github.com/reachd/reachd/internal/feature"
+	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/vishvananda/netlink"
 )
 
-// The heartbeat manager always runs (it is idle without listeners), so a
+// heartbeatFeature always runs (it is idle without listeners), so a
 // reload can add heartbeats to a daemon that started without them.
-func init() {
-	featureFactories = append(featureFactories, newHeartbeatFeature)
-}
-
 type heartbeatFeature struct{ *heartbeat.Manager }
 
 func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
@@ -38,7 +35,7 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	return heartbeatFeature{m}, nil
 }
 
-func (f heartbeatFeature) Routes(s *api.Server) { s.HandleHeartbeats(f) }
+func (f heartbeatFeature) Routes(r feature.Router) { heartbeat.Routes(r, f) }
 
 func (f heartbeatFeature) Heartbeats(ctx context.Context) (apitype.HeartbeatStatus, error) {
 	return f.Status(ctx)
@@ -47,7 +44,7 @@ func (f heartbeatFeature) Heartbeats(ctx context.Context) (apitype.HeartbeatStat
 func (f heartbeatFeature) SetBypass(ctx context.Context, group, mode string) (apitype.HeartbeatGroup, error) {
 	fm, err := heartbeat.ParseForce(mode)
 	if err != nil {
-		return apitype.HeartbeatGroup{}, fmt.Errorf("%w: %v", api.ErrBadRequest, err)
+		return apitype.HeartbeatGroup{}, fmt.Errorf("%w: %v", httpjson.ErrBadRequest, err)
 	}
 	return f.SetForce(ctx, group, fm)
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // No bypass actions here: this daemon runs in the test's own namespace, so
-// it must not touch addresses or links (internal/heartbeat's tests do that
+// it must not touch addresses or links (internal/feature/heartbeat's tests do that
 // inside lab namespaces).
 const heartbeatConfig = `
 api:

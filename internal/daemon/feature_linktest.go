@@ -3,13 +3,11 @@ package daemon
 import (
 	"context"
 
-	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/engine"
-	"github.com/reachd/reachd/internal/linktests"
+	"github.com/reachd/reachd/internal/feature"
+	"github.com/reachd/reachd/internal/feature/linktest"
 )
-
-func init() { featureFactories = append(featureFactories, newLinktestFeature) }
 
 // Engine is the daemon's path engine, for features that pass verdicts to
 // it (a link test over max-loss holding its affects-path down).
@@ -18,10 +16,10 @@ func (d *Daemon) Engine() *engine.Engine { return d.eng }
 // linktestFeature runs the scheduled link tests and serves
 // POST /v1/linktest (one test on demand) and GET /v1/linktests (the last
 // report of each scheduled test). /v1/status stays the path engine's.
-type linktestFeature struct{ s *linktests.Scheduler }
+type linktestFeature struct{ s *linktest.Scheduler }
 
 func newLinktestFeature(d *Daemon, cfg *config.Config) (Feature, error) {
-	s, err := linktests.New(linktests.Options{
+	s, err := linktest.New(linktest.Options{
 		Tests:      cfg.Linktests,
 		Engine:     d.Engine(),
 		Registerer: d.Registry(),
@@ -34,7 +32,7 @@ func newLinktestFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	return linktestFeature{s}, nil
 }
 
-func (f linktestFeature) Routes(srv *api.Server)        { f.s.Routes(srv) }
+func (f linktestFeature) Routes(r feature.Router)       { f.s.Routes(r) }
 func (f linktestFeature) Run(ctx context.Context) error { return f.s.Run(ctx) }
 func (f linktestFeature) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.s.Reload(ctx, cfg.Linktests)

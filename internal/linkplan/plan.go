@@ -13,7 +13,7 @@ import (
 )
 
 // Defaults of a link test, shared by the measuring package
-// (internal/probe/linktest), the config and reachctl so that a scheduled test
+// (internal/probe/ttlloop), the config and reachctl so that a scheduled test
 // and `reachctl linktest` without flags send the same burst.
 const (
 	DefaultTTL     = 254 // the draft's example (section 5): even, and the largest amplification
