@@ -91,6 +91,7 @@ type featureFactory func(d *Daemon, cfg *config.Config) (Feature, error)
 // reload. A new feature adds its factory here (and nowhere else).
 func features() []featureFactory {
 	return []featureFactory{
+		newBGPFeature,
 		newFlowFeature,
 		newHeartbeatFeature,
 		newLinktestFeature,

@@ -10,14 +10,13 @@ import (
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/dataplane"
+	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/bgp"
 	"github.com/reachd/reachd/internal/probe/check"
 )
 
-// BGP anycast: announcements follow their health; the learn side shows
-// the learned next-hops (GET /v1/bgp/routes).
-func init() { featureFactories = append(featureFactories, newBGPFeature) }
-
+// bgpFeature is BGP anycast: announcements follow their health; the learn
+// side shows the learned next-hops (GET /v1/bgp/routes).
 type bgpFeature struct{ *bgp.Feature }
 
 func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
@@ -47,7 +46,7 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	return bgpFeature{f}, nil
 }
 
-func (f bgpFeature) Routes(s *api.Server) { s.HandleBGP(f) }
+func (f bgpFeature) Routes(r feature.Router) { bgp.Routes(r, f) }
 
 func (f bgpFeature) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.Feature.Reload(ctx, bgpConfig(cfg))

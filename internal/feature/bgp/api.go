@@ -1,4 +1,4 @@
-package api
+package bgp
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/feature"
 )
 
-// BGPBackend is what the BGP endpoints need from the daemon. Unknown
-// names are ErrNotFound, requests to fix ErrBadRequest.
-type BGPBackend interface {
+// Backend is what the BGP endpoints need from the daemon. Unknown
+// names are httpjson.ErrNotFound, requests to fix httpjson.ErrBadRequest.
+type Backend interface {
 	Neighbors(ctx context.Context) ([]apitype.BGPNeighbor, error)
 	RouteTable(ctx context.Context) (apitype.BGPRoutes, error)
 	Announcements(ctx context.Context) ([]apitype.Announcement, error)
@@ -21,7 +23,7 @@ type BGPBackend interface {
 	Info(ctx context.Context) (apitype.GocastInfo, error)
 }
 
-// HandleBGP adds the BGP endpoints:
+// Routes adds the BGP endpoints:
 //
 //	GET  /v1/bgp/neighbors          sessions
 //	GET  /v1/bgp/routes             announced and learned routes
@@ -29,7 +31,7 @@ type BGPBackend interface {
 //	POST /v1/announce/{name}/drain  operator drain (body {"drain": false} ends it)
 //	POST /v1/announce/{name}/undrain
 //	GET  /register, /unregister, /info   gocast-compatible (GET changes state there, as in gocast)
-func (s *Server) HandleBGP(b BGPBackend) {
+func Routes(s feature.Router, b Backend) {
 	s.Handle("GET /v1/bgp/neighbors", func(w http.ResponseWriter, r *http.Request) {
 		n, err := b.Neighbors(r.Context())
 		reply(w, n, err)
@@ -44,8 +46,8 @@ func (s *Server) HandleBGP(b BGPBackend) {
 	})
 	s.Handle("POST /v1/announce/{name}/drain", func(w http.ResponseWriter, r *http.Request) {
 		req := apitype.AnnounceDrainRequest{Drain: true}
-		if err := ReadJSON(r, &req); err != nil {
-			WriteError(w, err)
+		if err := httpjson.ReadJSON(r, &req); err != nil {
+			httpjson.WriteError(w, err)
 			return
 		}
 		a, err := b.SetDrain(r.Context(), r.PathValue("name"), req.Drain)
@@ -59,7 +61,7 @@ func (s *Server) HandleBGP(b BGPBackend) {
 		q := r.URL.Query()
 		name, vip := q.Get("name"), q.Get("vip")
 		if name == "" || vip == "" {
-			WriteError(w, fmt.Errorf("%w: give name and vip, e.g. /register?name=web&vip=192.0.2.53/32&monitor=port:tcp:80", ErrBadRequest))
+			httpjson.WriteError(w, fmt.Errorf("%w: give name and vip, e.g. /register?name=web&vip=192.0.2.53/32&monitor=port:tcp:80", httpjson.ErrBadRequest))
 			return
 		}
 		var comms []string
@@ -72,7 +74,7 @@ func (s *Server) HandleBGP(b BGPBackend) {
 	s.Handle("GET /unregister", func(w http.ResponseWriter, r *http.Request) {
 		name := r.URL.Query().Get("name")
 		if name == "" {
-			WriteError(w, fmt.Errorf("%w: give name, e.g. /unregister?name=web", ErrBadRequest))
+			httpjson.WriteError(w, fmt.Errorf("%w: give name, e.g. /unregister?name=web", httpjson.ErrBadRequest))
 			return
 		}
 		err := b.Unregister(r.Context(), name)
@@ -86,8 +88,8 @@ func (s *Server) HandleBGP(b BGPBackend) {
 
 func reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, v)
+	httpjson.WriteJSON(w, http.StatusOK, v)
 }
