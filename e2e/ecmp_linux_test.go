@@ -211,7 +211,7 @@ func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTo
 }
 
 // waitUsable waits until the service's usable paths are want.
-func waitUsable(t *testing.T, r *labrun.Reachd, want string, limit time.Duration) apitype.Service {
+func waitUsable(t testing.TB, r *labrun.Reachd, want string, limit time.Duration) apitype.Service {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	var last apitype.Service

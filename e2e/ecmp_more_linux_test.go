@@ -14,7 +14,7 @@ import (
 
 // nftRules lists the user data of every rule in reachd's table, a
 // fingerprint of what reachd installed there.
-func nftRules(t *testing.T, ns *lab.NS) []string {
+func nftRules(t testing.TB, ns *lab.NS) []string {
 	t.Helper()
 	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
 	if err != nil {
