@@ -69,7 +69,8 @@ func (p *Plane) installPath(pp PathPlane) error {
 	if err := p.nft.ensure([]PathPlane{pp}); err != nil {
 		return err
 	}
-	return p.reversePath() // src_valid_mark on a new interface
+	p.reversePath() // src_valid_mark on a new interface
+	return nil
 }
 
 // syncDynamic makes the plan's dynamic next-hops of svc those of svc.Paths:

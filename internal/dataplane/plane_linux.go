@@ -108,9 +108,7 @@ func (p *Plane) setup() error {
 			errs = append(errs, err)
 		}
 	}
-	if err := p.reversePath(); err != nil {
-		errs = append(errs, err)
-	}
+	p.reversePath()
 	return errors.Join(errs...)
 }
 
@@ -133,20 +131,28 @@ func (p *Plane) setup() error {
 // IPv6 has no rp_filter; hosts that filter (firewalld's
 // "fib saddr . mark . iif oif missing drop") include the mark in the lookup
 // already, so the mark is all they need.
-func (p *Plane) reversePath() error {
-	var errs []error
+//
+// src_valid_mark is set whatever rp_filter is now: harmless with
+// filtering off, and an operator who turns rp_filter on later does not
+// break reachd. A failure to set it (a read-only /proc/sys in a container)
+// does not stop reachd, which may still work (rp_filter 0); the log says
+// what to set by hand.
+func (p *Plane) reversePath() {
 	keep := map[string]bool{}
 	for _, ifn := range p.wans() {
 		key := srcValidMarkKey(ifn)
 		keep[key] = true
-		if err := p.sys.set(key, "1", "replies of the path's probes and pinned connections pass reverse-path filtering when checked against the path's own table"); err != nil {
-			errs = append(errs, fmt.Errorf("interface %s: %w (reachd needs it to accept replies on this path when rp_filter is on; set it to 1 by hand if reachd cannot)", ifn, err))
+		why := "reverse-path filtering of the path's replies uses the path's table"
+		if rpf, err := p.sys.rpFilter(ifn); err == nil {
+			why = fmt.Sprintf("rp_filter on %s is %d; %s", ifn, rpf, why)
+		}
+		if err := p.sys.set(key, "1", why); err != nil {
+			p.log.Error("cannot set "+dotted(key)+"=1: with rp_filter 1 or 2 on "+ifn+", replies to the path's probes and pinned connections are dropped whenever main has no route back through "+ifn+"; set it by hand", "err", err)
 		}
 	}
 	if err := p.sys.restoreExcept(keep); err != nil {
-		errs = append(errs, err)
+		p.log.Error("restoring sysctls", "err", err)
 	}
-	return errors.Join(errs...)
 }
 
 func serviceTable(svc *config.Service) int {
@@ -297,6 +303,12 @@ func (p *Plane) Reload(cfg *config.Config) error {
 			continue
 		}
 		if pp.Routed() {
+			// Its nftables rules too: a reply rule left for an old
+			// interface would route that interface's replies into the
+			// path's table. setup adds the rules of a changed path again.
+			if err := p.nft.delRestore(pp.Mark); err != nil {
+				p.log.Warn("removing the nftables rules of a path", "service", pp.Service, "path", pp.Path, "err", err)
+			}
 			p.removePath(pp)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -169,4 +170,20 @@ func dotted(key string) string { return strings.ReplaceAll(key, "/", ".") }
 // look the source up with the packet's mark on interface ifname.
 func srcValidMarkKey(ifname string) string { return "net/ipv4/conf/" + ifname + "/src_valid_mark" }
 
-func rpFilterKey(ifname string) string { return "net/ipv4/conf/" + ifname + "/rp_filter" }
+// rpFilter is the reverse-path filtering in force on ifname: the larger of
+// "all" and the interface's own value, as the kernel applies it.
+func (s *sysctls) rpFilter(ifname string) (int, error) {
+	v := 0
+	for _, k := range []string{"net/ipv4/conf/all/rp_filter", "net/ipv4/conf/" + ifname + "/rp_filter"} {
+		txt, err := s.read(k)
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.Atoi(txt)
+		if err != nil {
+			return 0, fmt.Errorf("sysctl %s: %q", dotted(k), txt)
+		}
+		v = max(v, n)
+	}
+	return v, nil
+}

@@ -9,6 +9,14 @@
 // die with them. Nothing is ever changed in the host's own namespace except
 // the named entries under /run/netns.
 //
+// Every namespace filters by reverse path like a stock host: AddNS sets
+// net.ipv4.conf.{all,default}.rp_filter = 2, as systemd does (set, not
+// inherited: a new namespace copies the host's IPv4 settings, whatever they
+// are). Standard's router is a stock or hardened host by
+// StandardOptions.RPFilter (2 loose, 1 strict, for every interface) and
+// filters IPv6 with firewalld's rule (NS.SetRPFilter, table "lab_rpfilter").
+// The lab never turns filtering off: what reachd needs, reachd must set.
+//
 // Impairments are nftables rules (there is no netem on the target kernels),
 // written with github.com/google/nftables into the lab-owned tables
 // "lab_impair" (inet and arp families) and "lab_nat" (inet) of one namespace:
