@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -15,8 +16,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/reachd/reachd/internal/lab"
 	"github.com/reachd/reachd/internal/labrun"
 )
+
+// dashboardWarmup lets the lab run longer before the failover (with some
+// loss on broadband in its second half), for a screenshot with history in
+// it: go test -run TestDashboardInBrowser -dashboard-warmup=5m ./e2e
+var dashboardWarmup = flag.Duration("dashboard-warmup", 0, "how long the dashboard test measures before the failover")
 
 // TestDashboardInBrowser opens the dashboard of a reachd in the lab in
 // headless Chromium, cuts the upstream of the current path and expects the
@@ -82,6 +89,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitJS(t, ctx, `[...document.querySelectorAll("#charts img")].length === 2 && [...document.querySelectorAll("#charts img")].every(i => i.complete && i.naturalWidth > 0)`, 10*time.Second)
 	checkPage(t, ctx, "1280x800")
 
+	time.Sleep(15 * time.Second) // a few 10 s intervals before the failover
+	if w := *dashboardWarmup; w > 0 {
+		time.Sleep(w / 2)
+		if err := r.Top.ISP1.NS.Loss(r.Top.ISP1.UpIf, 4, lab.Both); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(w / 2)
+		r.Top.Restore(1)
+		waitJS(t, ctx, `current("internet") === "broadband"`, 10*time.Second)
+	}
 	cut := time.Now()
 	if err := r.Top.CutUpstream(1); err != nil {
 		t.Fatal(err)
@@ -92,10 +109,59 @@ func TestDashboardInBrowser(t *testing.T) {
 	if took > 2*time.Second {
 		t.Errorf("the page showed the failover after %v, want within 2 s", took)
 	}
-	// Let the chart redraw with the transition mark, then keep a picture.
-	time.Sleep(1500 * time.Millisecond)
+	// Zoom: drag across the right end of the first chart, twice; every
+	// chart follows and draws the failover up close.
+	time.Sleep(5 * time.Second)
+	zoomDrag(t, ctx, 0.9)  // 3 h → the last 18 min
+	zoomDrag(t, ctx, 0.85) // → the last 2.7 min, at 10 s intervals
+	waitJS(t, ctx, `!document.getElementById("unzoom").hidden && [...document.querySelectorAll("#charts img")].every(i => i.src.includes("from=") && i.complete && i.naturalWidth > 0)`, 10*time.Second)
+	if err := chromedp.Do(ctx, chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`)); err != nil {
+		t.Fatal(err)
+	}
 	shot(t, ctx, filepath.Join(artifacts, "dashboard-1280x800.png"))
 	checkPage(t, ctx, "1280x800 after failover")
+
+	// A restart keeps the history and the events. While reachd is down the
+	// page's stream fails to reconnect: those console errors are expected.
+	checkConsole := func(when string) {
+		time.Sleep(200 * time.Millisecond)
+		consoleMu.Lock()
+		defer consoleMu.Unlock()
+		if len(consoleErrs) > 0 {
+			t.Errorf("console errors %s:\n%s", when, strings.Join(consoleErrs, "\n"))
+		}
+		consoleErrs = nil
+	}
+	checkConsole("before the restart")
+	r.Stop()
+	if err := r.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	consoleMu.Lock()
+	t.Logf("console while reachd restarted (expected): %q", consoleErrs)
+	consoleErrs = nil
+	consoleMu.Unlock()
+	waitJS(t, ctx, `current("internet") === "lte" && [...document.querySelectorAll('#event-rows tr[data-kind="path-state"]')].some(tr => tr.textContent.includes("broadband") && tr.textContent.includes("up → down"))`, 10*time.Second)
+	hist, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`fetch("api/history?series=path/internet/broadband&range=1h").then(r => r.json())`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		Points []struct{ Sent, Lost int }
+		Marks  []struct{ State string }
+	}
+	json.Unmarshal(hist, &h)
+	sent, lost := 0, 0
+	for _, p := range h.Points {
+		sent, lost = sent+p.Sent, lost+p.Lost
+	}
+	if sent == 0 || lost == 0 || len(h.Marks) == 0 {
+		t.Errorf("after a restart, broadband's history has %d probes, %d lost, marks %v; want what was measured before", sent, lost, h.Marks)
+	}
 
 	// Phone.
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(url)); err != nil {
@@ -109,12 +175,29 @@ func TestDashboardInBrowser(t *testing.T) {
 	checkPage(t, ctx, "390x844")
 	shot(t, ctx, filepath.Join(artifacts, "dashboard-390x844.png"))
 
-	time.Sleep(200 * time.Millisecond)
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	if len(consoleErrs) > 0 {
-		t.Errorf("console errors:\n%s", strings.Join(consoleErrs, "\n"))
+	checkConsole("after the restart")
+}
+
+// zoomDrag drags, with real mouse events, across the first chart's plot
+// area from frac of its width to its right end (the chart's margins as
+// svg.go draws them: 56 px left, 12 px right, scaled to the image).
+func zoomDrag(t *testing.T, ctx context.Context, frac float64) {
+	t.Helper()
+	type span struct{ Left, Right, Y float64 }
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`(() => { const img = document.querySelector("#charts .plot img"); img.scrollIntoView({block: "center"});
+		const r = img.getBoundingClientRect(); const k = r.width / img.naturalWidth;
+		return {Left: r.left + 56 * k, Right: r.right - 12 * k, Y: r.top + r.height / 2}; })()`))
+	if err != nil {
+		t.Fatal(err)
 	}
+	var sp span
+	json.Unmarshal(raw, &sp)
+	before, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("range-text").textContent`))
+	from := sp.Left + frac*(sp.Right-sp.Left)
+	if err := chromedp.Do(ctx, chromedp.DragAndDropXY(from, sp.Y, sp.Right+4, sp.Y)); err != nil {
+		t.Fatalf("dragging across the chart: %v", err)
+	}
+	waitJS(t, ctx, `document.getElementById("range-text").textContent !== `+fmt.Sprintf("%q", before), 5*time.Second)
 }
 
 // helpers is evaluated before each check: current(service) reads the

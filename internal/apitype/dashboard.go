@@ -55,7 +55,12 @@ type DashService struct {
 	// decision was taken.
 	Reason string     `json:"reason"`
 	Since  *time.Time `json:"since"`
-	Paths  []DashPath `json:"paths"`
+	// Selection is hunt or ecmp; an ecmp service uses every path in Usable.
+	Selection string   `json:"selection"`
+	Usable    []string `json:"usable,omitempty"`
+	// SharedFate is set while every path failed together.
+	SharedFate string     `json:"shared-fate,omitempty"`
+	Paths      []DashPath `json:"paths"`
 }
 
 // DashPath is one path of a service.
@@ -65,7 +70,10 @@ type DashPath struct {
 	State          string `json:"state"`    // effective: unknown, up, down, hold-down
 	Probed         string `json:"probed"`   // what the probes alone say
 	Override       string `json:"override"` // auto, up, down
-	Current        bool   `json:"current"`
+	// Drained (ecmp): no new connections, the pinned ones stay.
+	Drained bool `json:"drained,omitempty"`
+	// Current: the path takes the service's new connections.
+	Current bool `json:"current"`
 	// LastRTTMs is the last answered probe's RTT (null when none).
 	LastRTTMs *float64 `json:"last-rtt-ms"`
 	// LossPct is the loss of the last complete minute (null before one).
@@ -163,7 +171,7 @@ type DashActionRequest struct {
 	Service string `json:"service,omitempty"`
 	Path    string `json:"path,omitempty"`
 	Group   string `json:"group,omitempty"`
-	// Status is up, down or auto for a path; force-on, force-off or auto
-	// for a group.
+	// Status is up, down or auto for an override; drain or undrain for a
+	// drain; force-on, force-off or auto for a group.
 	Status string `json:"status"`
 }

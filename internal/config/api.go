@@ -8,8 +8,9 @@ import (
 
 // validateAPI checks the api section: the TCP listener changes routes, so
 // it needs a credential (bearer tokens or mutual TLS); public routes are
-// read-only ones.
-func validateAPI(a *API, c *checker) {
+// read-only ones. The token file also serves the dashboard's actions, so
+// it may stand without a TCP listener when the dashboard is on.
+func validateAPI(a *API, dashboard bool, c *checker) {
 	if a.SocketGroup == "" {
 		a.SocketGroup = DefaultSocketGroup
 	}
@@ -21,8 +22,8 @@ func validateAPI(a *API, c *checker) {
 		c.add("api.tls.client-ca-file", "mutual TLS needs the server's cert-file and key-file too")
 	}
 	if a.Listen == "" {
-		if a.TokenFile != "" || t.CertFile != "" || len(a.PublicRoutes) > 0 {
-			c.add("api.listen", "token-file, tls and public-routes are for the TCP listener; set api.listen (e.g. 127.0.0.1:9470) or remove them")
+		if (a.TokenFile != "" && !dashboard) || t.CertFile != "" || len(a.PublicRoutes) > 0 {
+			c.add("api.listen", "token-file, tls and public-routes are for the TCP listener (token-file also for dashboard.listen); set api.listen (e.g. 127.0.0.1:9470) or remove them")
 		}
 		return
 	}

@@ -18,3 +18,14 @@ func TestDashboard(t *testing.T) {
 		t.Fatalf("off by default: %+v %v", c.Dashboard, err)
 	}
 }
+
+// The API token file also enables the dashboard's actions, so it may be
+// set without a TCP API when the dashboard is on (and not otherwise).
+func TestTokenFileForTheDashboard(t *testing.T) {
+	if _, err := Parse("d.yaml", []byte("api:\n  token-file: /etc/reachd/api-tokens\ndashboard:\n  listen: \":9471\"\nservices: []\n")); err != nil {
+		t.Fatalf("token-file with the dashboard: %v", err)
+	}
+	if _, err := Parse("d.yaml", []byte("api:\n  token-file: /etc/reachd/api-tokens\nservices: []\n")); err == nil {
+		t.Fatal("token-file with neither api.listen nor the dashboard: no error")
+	}
+}

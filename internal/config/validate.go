@@ -41,7 +41,7 @@ func (cfg *Config) validate() []problem {
 	} else if m&0o002 != 0 {
 		c.add("api.socket-mode", "%s lets every local user write to the API socket; drop the world-write bit (e.g. 0660)", cfg.API.SocketMode)
 	}
-	validateAPI(&cfg.API, c)
+	validateAPI(&cfg.API, cfg.Dashboard.Enabled(), c)
 	if cfg.StateDir == "" {
 		cfg.StateDir = DefaultStateDir
 	}

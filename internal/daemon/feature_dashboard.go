@@ -56,6 +56,7 @@ func newDashboardFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	src := dashboard.Sources{
 		Status:      d.eng.Status,
 		SetOverride: d.eng.SetOverride,
+		SetDrain:    d.eng.SetDrain,
 	}
 	if hb != nil {
 		src.Heartbeats = func(ctx context.Context) (apitype.DashHeartbeats, error) {

@@ -175,7 +175,7 @@ func (r *Reachd) Restart() error {
 	r.exited = exited
 	r.mu.Unlock()
 	go func() { cmd.Wait(); close(exited) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // generous: a -race binary on a loaded machine
 	defer cancel()
 	for {
 		if _, err := r.Client.PathInfo(ctx); err == nil {

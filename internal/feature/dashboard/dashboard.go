@@ -35,6 +35,8 @@ type Sources struct {
 	Linktests  func() []apitype.DashLinktest
 	// SetOverride forces a path (the dashboard's override buttons).
 	SetOverride func(ctx context.Context, service, path string, o policy.Override) error
+	// SetDrain drains or undrains a path of an ecmp service.
+	SetDrain func(ctx context.Context, service, path string, drained bool) error
 	// SetBypass forces a heartbeat group: force-on, force-off or auto.
 	SetBypass func(ctx context.Context, group, mode string) error
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ type fakeEngine struct {
 	mu        sync.Mutex
 	current   string
 	overrides []string
+	many      int // extra services svc0..svcN-1 (benchmark)
 }
 
 func (f *fakeEngine) status(context.Context) (apitype.Status, error) {
@@ -42,6 +44,11 @@ func (f *fakeEngine) status(context.Context) (apitype.Status, error) {
 	}}}}
 	if cur == "lte" {
 		st.Services[0].Paths[0].State = "down"
+	}
+	for i := 0; i < f.many; i++ {
+		s := st.Services[0]
+		s.Name = fmt.Sprintf("svc%d", i)
+		st.Services = append(st.Services, s)
 	}
 	return st, nil
 }
@@ -62,7 +69,7 @@ type fixture struct {
 	done   chan struct{}
 }
 
-func start(t *testing.T, dir, token string) *fixture {
+func start(t testing.TB, dir, token string) *fixture {
 	t.Helper()
 	store := history.NewStore(history.DefaultLevels, 100)
 	feed := events.New(100, nil)
@@ -91,7 +98,7 @@ func (f *fixture) stop() {
 	<-f.done
 }
 
-func (f *fixture) get(t *testing.T, path string, v any) *http.Response {
+func (f *fixture) get(t testing.TB, path string, v any) *http.Response {
 	t.Helper()
 	r, err := http.Get(f.base + path)
 	if err != nil {
@@ -374,5 +381,65 @@ func TestEngineNeverWaits(t *testing.T) {
 	}
 	if got := rec.dropped.Load(); got != 100 {
 		t.Fatalf("dropped %d, want 100", got)
+	}
+}
+
+// TestFlowsAndLinktests: flow pings give a forward and a reverse series
+// (a lost ping is lost both ways), a link test run gives loss and the
+// looped RTT's min, median and max.
+func TestFlowsAndLinktests(t *testing.T) {
+	f := start(t, t.TempDir(), "")
+	now := time.Now()
+	for i := 0; i < 10; i++ {
+		f.rec.FlowResult("alpha", now.Add(-time.Duration(i)*time.Second), i != 3, 4*time.Millisecond, 6*time.Millisecond)
+	}
+	f.rec.LinktestRun("wan0-loop", now, 100, 7, time.Millisecond, 2*time.Millisecond, 9*time.Millisecond)
+	for key, want := range map[string][3]float64{ // sent, lost, median
+		FlowKey("alpha", "forward"): {10, 1, 4},
+		FlowKey("alpha", "reverse"): {10, 1, 6},
+		LinktestKey("wan0-loop"):    {100, 7, 2},
+	} {
+		var h apitype.DashHistory
+		f.get(t, "/api/history?range=1h&series="+key, &h)
+		var sent, lost uint32
+		med := 0.0
+		for _, p := range h.Points {
+			sent, lost = sent+p.Sent, lost+p.Lost
+			if p.Q[history.Median] != nil {
+				med = *p.Q[history.Median]
+			}
+		}
+		if float64(sent) != want[0] || float64(lost) != want[1] || med != want[2] {
+			t.Errorf("%s: sent %d lost %d median %v, want %v", key, sent, lost, med, want)
+		}
+	}
+}
+
+func TestDrainAction(t *testing.T) {
+	f := start(t, t.TempDir(), testToken)
+	var got []string
+	f.d.opts.Sources.SetDrain = func(_ context.Context, svc, path string, drained bool) error {
+		got = append(got, fmt.Sprintf("%s/%s=%v", svc, path, drained))
+		return nil
+	}
+	for body, want := range map[string]int{
+		`{"service":"anycast","path":"a","status":"drain"}`:   200,
+		`{"service":"anycast","path":"a","status":"undrain"}`: 200,
+		`{"service":"anycast","path":"a","status":"down"}`:    400,
+		``: 400,
+	} {
+		req, _ := http.NewRequest("POST", f.base+"/api/actions/drain", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != want {
+			t.Errorf("%s: %d, want %d", body, r.StatusCode, want)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("drains: %v", got)
 	}
 }

@@ -50,7 +50,29 @@ func (d *Dashboard) actionMux() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /api/actions/override", d.handleOverride)
 	m.HandleFunc("POST /api/actions/bypass", d.handleBypass)
+	m.HandleFunc("POST /api/actions/drain", d.handleDrain)
 	return m
+}
+
+func (d *Dashboard) handleDrain(w http.ResponseWriter, r *http.Request) {
+	var req apitype.DashActionRequest
+	if err := readJSON(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Status != "drain" && req.Status != "undrain" {
+		writeError(w, fmt.Errorf("%w: status %q must be drain or undrain", errBadRequest, req.Status))
+		return
+	}
+	if d.opts.Sources.SetDrain == nil {
+		writeError(w, errors.New("drains are not available"))
+		return
+	}
+	if err := d.opts.Sources.SetDrain(r.Context(), req.Service, req.Path, req.Status == "drain"); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"result": "path " + req.Service + "/" + req.Path + " " + req.Status + "ed"})
 }
 
 func (d *Dashboard) handleOverview(w http.ResponseWriter, r *http.Request) {

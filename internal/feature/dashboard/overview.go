@@ -27,7 +27,7 @@ func (d *Dashboard) overview(ctx context.Context) (apitype.DashboardOverview, er
 		}
 		infos := *d.opts.Recorder.snap.Load()
 		for _, s := range st.Services {
-			ds := apitype.DashService{Name: s.Name, Mode: "undecided"}
+			ds := apitype.DashService{Name: s.Name, Mode: "undecided", Selection: s.Selection, Usable: s.UsablePaths, SharedFate: s.SharedFate}
 			switch {
 			case !s.Decided:
 			case s.Withdrawn:
@@ -48,7 +48,8 @@ func (d *Dashboard) overview(ctx context.Context) (apitype.DashboardOverview, er
 			for _, p := range s.Paths {
 				dp := apitype.DashPath{
 					Name: p.Name, VectorPriority: p.VectorPriority, State: p.State, Probed: p.Probed,
-					Override: p.Override, Current: p.Name == ds.Current && ds.Mode != "withdrawn",
+					Override: p.Override, Drained: p.Drained,
+					Current: (p.Name == ds.Current && ds.Mode != "withdrawn") || (s.Selection == "ecmp" && p.Usable),
 					LastChange: p.LastChange, Reason: p.Reason, Series: PathKey(s.Name, p.Name),
 				}
 				if p.LastRTT > 0 {

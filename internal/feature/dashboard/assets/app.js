@@ -57,12 +57,17 @@ async function action(url, body, question) {
   if (!r.ok) window.alert('Refused: ' + (j.error || r.status));
 }
 
-function pathActions(svc, p) {
+function pathActions(s, p) {
   const mk = (status, label) => el('button', {
     type: 'button', class: status === 'down' ? 'danger' : '',
-    onclick: () => action('api/actions/override', { service: svc, path: p.name, status }, `Force ${svc}/${p.name} ${status}?`),
+    onclick: () => action('api/actions/override', { service: s.name, path: p.name, status }, `Force ${s.name}/${p.name} ${status}?`),
   }, label);
-  return el('td', {}, mk('down', 'Force down'), ' ', mk('up', 'Force up'), ' ', p.override !== 'auto' ? mk('auto', 'Auto') : null);
+  const drain = s.selection === 'ecmp' ? el('button', {
+    type: 'button',
+    onclick: () => action('api/actions/drain', { service: s.name, path: p.name, status: p.drained ? 'undrain' : 'drain' },
+      p.drained ? `Undrain ${s.name}/${p.name} (new connections may use it again)?` : `Drain ${s.name}/${p.name} (no new connections; existing ones stay)?`),
+  }, p.drained ? 'Undrain' : 'Drain') : null;
+  return el('td', {}, mk('down', 'Force down'), ' ', mk('up', 'Force up'), ' ', p.override !== 'auto' ? mk('auto', 'Auto') : null, ' ', drain);
 }
 
 function renderServices(ov) {
@@ -70,26 +75,28 @@ function renderServices(ov) {
   const out = [];
   if (!ov.services.length) out.push(el('p', { class: 'note' }, 'No services are configured.'));
   for (const s of ov.services) {
-    const current = s.mode === 'path' || s.mode === 'best-effort' ? s.current : s.mode;
+    const current = s.selection === 'ecmp' && s.mode === 'path' ? (s.usable || []).join(', ')
+      : s.mode === 'path' || s.mode === 'best-effort' ? s.current : s.mode;
     const head = el('p', { class: 'summary' },
       'Current path: ', el('span', { class: 'current', 'data-service': s.name }, current || '–'), ' ',
       badge('mode', s.mode), ' ',
       s.since ? el('span', { title: fmtTime(s.since) }, 'since ' + fmtTime(s.since) + ' (' + ago(s.since) + ')') : null,
-      s.reason ? el('span', { class: 'reason' }, ' — ' + s.reason) : null);
+      s.reason ? el('span', { class: 'reason' }, ' — ' + s.reason) : null,
+      s['shared-fate'] ? el('strong', {}, ' ' + s['shared-fate']) : null);
     const rows = s.paths.map(p => el('tr', { 'data-path': p.name },
       el('th', { scope: 'row' }, p.name, p.current ? ' (in use)' : ''),
       el('td', {}, badge('state', p.state)),
       el('td', { class: 'hide-narrow' }, p.probed),
       el('td', { class: 'num' }, String(p['vector-priority'])),
-      el('td', {}, p.override === 'auto' ? 'auto' : 'forced ' + p.override),
+      el('td', {}, (p.override === 'auto' ? 'auto' : 'forced ' + p.override) + (p.drained ? ', drained' : '')),
       el('td', { class: 'num' }, num(p['last-rtt-ms'], 'ms', 2)),
       el('td', { class: 'num' }, num(p['loss-pct'], '%', 1)),
       el('td', { class: 'hide-narrow' }, p.reason || ''),
-      ov.actions ? pathActions(s.name, p) : null));
+      ov.actions ? pathActions(s, p) : null));
     const table = el('div', { class: 'scroll' }, el('table', {},
       el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Path'), el('th', { scope: 'col' }, 'State'),
         el('th', { scope: 'col', class: 'hide-narrow' }, 'Probed'), el('th', { scope: 'col', class: 'num' }, 'Priority'),
-        el('th', { scope: 'col' }, 'Override'), el('th', { scope: 'col', class: 'num' }, 'Last RTT'),
+        el('th', { scope: 'col' }, 'Override / drain'), el('th', { scope: 'col', class: 'num' }, 'Last RTT'),
         el('th', { scope: 'col', class: 'num' }, 'Loss (1 min)'), el('th', { scope: 'col', class: 'hide-narrow' }, 'Reason'),
         ov.actions ? el('th', { scope: 'col' }, 'Actions') : null)),
       el('tbody', {}, rows)));
@@ -171,7 +178,7 @@ function renderCharts() {
   const kids = want.map(([key, title]) => {
     let c = have.get(key);
     if (!c) {
-      const img = el('img', { alt: 'Latency and loss chart of ' + title, width: '800', height: '220' });
+      const img = el('img', { alt: 'Latency and loss chart of ' + title, width: '800', height: '220', draggable: 'false' });
       const plot = el('div', { class: 'plot' }, img);
       c = el('div', { class: 'chart', 'data-series': key }, el('h3', {}, title), plot);
       zoomable(plot);
@@ -199,11 +206,14 @@ function zoomable(plot) {
     return Math.min(1, Math.max(0, (x - r.left - left) / (right - left)));
   };
   plot.addEventListener('pointerdown', e => {
+    if (e.button !== 0) return;
+    e.preventDefault(); // no native drag of the image
     x0 = e.clientX;
     sel = el('div', { class: 'sel' });
     plot.append(sel);
-    plot.setPointerCapture(e.pointerId);
+    try { plot.setPointerCapture(e.pointerId); } catch (err) { /* the pointer is gone */ }
   });
+  plot.addEventListener('pointercancel', () => { if (sel) sel.remove(); x0 = null; });
   plot.addEventListener('pointermove', e => {
     if (x0 === null) return;
     const r = plot.getBoundingClientRect();
