@@ -49,7 +49,7 @@ func (d *Dashboard) overview(ctx context.Context) (apitype.DashboardOverview, er
 				dp := apitype.DashPath{
 					Name: p.Name, VectorPriority: p.VectorPriority, State: p.State, Probed: p.Probed,
 					Override: p.Override, Drained: p.Drained,
-					Current: (p.Name == ds.Current && ds.Mode != "withdrawn") || (s.Selection == "ecmp" && p.Usable),
+					Current:    (p.Name == ds.Current && ds.Mode != "withdrawn") || (s.Selection == "ecmp" && p.Usable),
 					LastChange: p.LastChange, Reason: p.Reason, Series: PathKey(s.Name, p.Name),
 				}
 				if p.LastRTT > 0 {

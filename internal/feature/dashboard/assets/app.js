@@ -178,7 +178,7 @@ function renderCharts() {
   const kids = want.map(([key, title]) => {
     let c = have.get(key);
     if (!c) {
-      const img = el('img', { alt: 'Latency and loss chart of ' + title, width: '800', height: '220', draggable: 'false' });
+      const img = el('img', { alt: 'Latency and loss chart of ' + title, width: '800', height: '220', draggable: 'false', loading: 'lazy' });
       const plot = el('div', { class: 'plot' }, img);
       c = el('div', { class: 'chart', 'data-series': key }, el('h3', {}, title), plot);
       zoomable(plot);
