@@ -361,6 +361,12 @@ func (c *checker) bgp(cfg *Config) {
 				c.add(np+".learn.service", "name the ecmp service whose next-hops this neighbor's routes feed")
 			} else if !hasService(cfg, n.Learn.Service) {
 				c.add(np+".learn.service", "no service is named %q; name one of services", n.Learn.Service)
+			} else {
+				for i := range cfg.Services {
+					if cfg.Services[i].Name == n.Learn.Service && !cfg.Services[i].ECMP() {
+						c.add(np+".learn.service", "service %q is not selection: ecmp; learned routes feed the next-hops of an ecmp service", n.Learn.Service)
+					}
+				}
 			}
 		}
 	}

@@ -10,7 +10,12 @@ import (
 
 type problem struct{ path, msg string }
 
-type checker struct{ probs []problem }
+type checker struct {
+	probs []problem
+	// learned are the services fed by bgp.neighbors[].learn: their
+	// next-hops come from BGP, so they may have no configured path.
+	learned map[string]bool
+}
 
 func (c *checker) add(path, format string, args ...any) {
 	c.probs = append(c.probs, problem{path, fmt.Sprintf(format, args...)})
@@ -63,6 +68,12 @@ func (cfg *Config) validate() []problem {
 	case "debug", "info", "warn", "error":
 	default:
 		c.add("log.level", "%q is not a log level; use debug, info, warn or error", cfg.Log.Level)
+	}
+	c.learned = map[string]bool{}
+	for _, n := range cfg.BGP.Neighbors {
+		if n.Learn != nil {
+			c.learned[n.Learn.Service] = true
+		}
 	}
 	names := map[string]int{}
 	for i := range cfg.Services {
@@ -148,7 +159,7 @@ func (c *checker) service(sp string, s *Service) {
 	if explicit && s.Selection == SelectionHunt {
 		c.add(sp+".pin-idle-timeout", "pin-idle-timeout is for selection: ecmp (hunt pins keep conntrack's own timeouts); remove it or set selection: ecmp")
 	}
-	if len(s.Paths) == 0 {
+	if len(s.Paths) == 0 && !(s.ECMP() && c.learned[s.Name]) {
 		c.add(sp+".paths", "a service needs at least one path; add paths: [{name: ..., vector-priority: ...}]")
 	}
 	prios := map[int]string{}

@@ -16,8 +16,11 @@ import (
 )
 
 // bgpFeature is BGP anycast: announcements follow their health; the learn
-// side shows the learned next-hops (GET /v1/bgp/routes).
-type bgpFeature struct{ *bgp.Feature }
+// side feeds learned next-hops into ecmp services (ecmpSink).
+type bgpFeature struct {
+	*bgp.Feature
+	sink *ecmpSink // nil without learn:
+}
 
 func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	// The bgp section (register-allow-exec with it) changes only at a restart.
@@ -32,21 +35,35 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 			return bgpRegistration(allowExec, name, vip, monitors, comms)
 		},
 	}
+	var sink *ecmpSink
 	if cfg.BGP.Enabled() {
 		v, err := dataplane.NewVIPs()
 		if err != nil {
 			return nil, err
 		}
 		opts.VIPs = v
+		for _, n := range cfg.BGP.Neighbors {
+			if n.Learn != nil && sink == nil {
+				sink = newECMPSink(d.Engine(), v.InterfaceTo, d.Logger().With("feature", "bgp"))
+				opts.Sink = sink
+			}
+		}
 	}
 	f, err := bgp.New(opts)
 	if err != nil {
 		return nil, err
 	}
-	return bgpFeature{f}, nil
+	return bgpFeature{f, sink}, nil
 }
 
 func (f bgpFeature) Routes(r feature.Router) { bgp.Routes(r, f) }
+
+func (f bgpFeature) Run(ctx context.Context) error {
+	if f.sink != nil {
+		go f.sink.run(ctx)
+	}
+	return f.Feature.Run(ctx)
+}
 
 func (f bgpFeature) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.Feature.Reload(ctx, bgpConfig(cfg))

@@ -42,6 +42,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Plane, error) {
 // Active reports whether any path is routed (has interface and gateway);
 // a config without them needs no kernel changes at all.
 func Active(cfg *config.Config) bool {
+	// An ecmp service fed by BGP (bgp.neighbors[].learn) gets routed
+	// next-hops at run time, even with no configured path.
+	for _, n := range cfg.BGP.Neighbors {
+		if n.Learn != nil {
+			return true
+		}
+	}
 	for _, pp := range Plan(cfg) {
 		if pp.Routed() {
 			return true

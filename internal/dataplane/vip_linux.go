@@ -84,3 +84,17 @@ func (v *VIPs) Del(ifname string, a netip.Addr) error {
 	}
 	return nil
 }
+
+// InterfaceTo is the interface the main table reaches a over (a learned
+// next-hop's interface on the load balancer).
+func (v *VIPs) InterfaceTo(a netip.Addr) (string, error) {
+	rs, err := v.h.RouteGet(a.AsSlice())
+	if err != nil || len(rs) == 0 {
+		return "", fmt.Errorf("no route to %v: %w", a, err)
+	}
+	l, err := v.h.LinkByIndex(rs[0].LinkIndex)
+	if err != nil {
+		return "", fmt.Errorf("interface of the route to %v: %w", a, err)
+	}
+	return l.Attrs().Name, nil
+}
