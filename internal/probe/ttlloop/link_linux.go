@@ -3,6 +3,7 @@ package ttlloop
 import (
 	"context"
 	"fmt"
+	"net"
 	"runtime"
 	"time"
 	"unsafe"
@@ -73,7 +74,7 @@ func linkAttrs() ([]linkplan.LinkAttrs, error) {
 			Kind:        l.Type(),
 			MasterIndex: a.MasterIndex,
 			SpeedMbps:   ethtoolSpeed(fd, a.Name),
-			OperUp:      a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown && a.Flags&1 != 0,
+			OperUp:      a.OperState == netlink.OperUp || a.OperState == netlink.OperUnknown && a.Flags&net.FlagUp != 0,
 		})
 	}
 	return out, nil
