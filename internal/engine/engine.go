@@ -75,7 +75,14 @@ type Engine struct {
 	cfg       *config.Config
 	services  []*service
 	queue     targetQueue
-	results   chan result
+	// Probe results wait in pending until the engine's goroutine takes
+	// them; wake (capacity 1) tells it there are some. A prober's done
+	// callback only appends and signals, so it never blocks (the Prober
+	// contract), however many probes finish while the engine is busy or
+	// gone.
+	resMu   sync.Mutex
+	pending []result
+	wake    chan struct{}
 	requests  chan func()
 	overrides map[pathKey]policy.Override
 	// external holds down-votes of other monitors (e.g. a link test over
@@ -152,7 +159,7 @@ func New(opts Options) (*Engine, error) {
 		opts:      opts,
 		log:       opts.Logger,
 		now:       opts.Now,
-		results:   make(chan result, 4096),
+		wake:      make(chan struct{}, 1),
 		requests:  make(chan func()),
 		overrides: map[pathKey]policy.Override{},
 		external:  map[pathKey]map[string]string{},
@@ -210,17 +217,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case r := <-e.results:
-			e.handle(r)
-			// Drain what is already there before the next scheduling pass.
-			for n := 0; n < 1024; n++ {
-				select {
-				case r := <-e.results:
-					e.handle(r)
-					continue
-				default:
-				}
-				break
+		case <-e.wake:
+			for _, r := range e.takeResults() {
+				e.handle(r)
 			}
 		case fn := <-e.requests:
 			fn()
@@ -267,14 +266,35 @@ func (e *Engine) send(t *target, now time.Time) {
 	t.mon.Sent(now)
 	gen := t.gen
 	if prober == nil {
-		e.results <- result{t, gen, probe.Result{Sent: now, Detail: "no prober for " + p.cfg.ProbeType}}
+		e.deliver(result{t, gen, probe.Result{Sent: now, Detail: "no prober for " + p.cfg.ProbeType}})
 		return
 	}
 	req := probe.Request{Target: t.addr, Port: p.cfg.ProbePort, Timeout: timeout}
 	if e.opts.Marks != nil {
 		req.Mark, req.Interface = e.opts.Marks(p.svc.cfg.Name, p.cfg.Name)
 	}
-	prober.Probe(req, func(r probe.Result) { e.results <- result{t, gen, r} })
+	prober.Probe(req, func(r probe.Result) { e.deliver(result{t, gen, r}) })
+}
+
+// deliver queues a probe result for the engine's goroutine; it never
+// blocks.
+func (e *Engine) deliver(r result) {
+	e.resMu.Lock()
+	e.pending = append(e.pending, r)
+	e.resMu.Unlock()
+	select {
+	case e.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// takeResults returns the queued results, oldest first.
+func (e *Engine) takeResults() []result {
+	e.resMu.Lock()
+	defer e.resMu.Unlock()
+	rs := e.pending
+	e.pending = nil
+	return rs
 }
 
 func (e *Engine) handle(r result) {

@@ -25,6 +25,20 @@ type event struct {
 // rebindDelay is how long a receiver waits before trying again to bind.
 const rebindDelay = 2 * time.Second
 
+// maxTCPConns bounds the connections one TCP listener serves at once: a
+// heartbeat listener expects one sender (or a few, reconnecting); more
+// connections are closed as soon as they are accepted, so that a flood
+// cannot make reachd start a goroutine per connection without limit.
+var maxTCPConns = 64
+
+// tcpIdle is how long a TCP heartbeat connection may stay silent before it
+// is closed: twice the listener's failure window (attempts × timeout), at
+// least 30 s. A sender that is quiet for that long has already made the
+// listener fail; it reconnects when it sends again.
+var tcpIdle = func(lc config.HeartbeatListener) time.Duration {
+	return max(2*time.Duration(max(lc.Attempts, 1))*lc.Timeout.D, 30*time.Second)
+}
+
 // receive owns one listener's socket until ctx ends: it binds (retrying
 // while binding fails, e.g. the address is not configured yet) and turns
 // every matching datagram or TCP write into an event.
@@ -133,6 +147,8 @@ func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	payload := []byte(lc.Payload)
+	idle := tcpIdle(lc)
+	slots := make(chan struct{}, maxTCPConns)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -145,15 +161,35 @@ func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 			}
 			return fmt.Errorf("accepting: %w", err)
 		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			c.Close() // over the limit: refuse rather than queue
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			defer c.Close()
 			stop := closeOnDone(ctx, c)
 			defer stop()
-			readStream(c, payload, func() bool { return send(event{l: l, beat: true}) })
+			readStream(deadlineConn{c, idle}, payload, func() bool { return send(event{l: l, beat: true}) })
 		}()
 	}
+}
+
+// deadlineConn sets a read deadline of idle from now before every read.
+type deadlineConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (d deadlineConn) Read(b []byte) (int, error) {
+	if err := d.Conn.SetReadDeadline(time.Now().Add(d.idle)); err != nil {
+		return 0, err
+	}
+	return d.Conn.Read(b)
 }
 
 // readStream counts heartbeats on a TCP connection: without a payload
