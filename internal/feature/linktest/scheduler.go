@@ -257,11 +257,25 @@ func (s *Scheduler) verdict(ctx context.Context, t *test, rep ttlloop.Report) {
 	if !down && !was {
 		return
 	}
-	if err := s.eng.SetExternal(ctx, c.AffectsService, c.AffectsPathNm, source(c), down, reason); err != nil {
+	err := s.eng.SetExternal(ctx, c.AffectsService, c.AffectsPathNm, source(c), down, reason)
+	s.mu.Lock()
+	if s.tests[c.Name] != t {
+		// A reload removed or changed the test while the engine was being
+		// told: apply released what it saw then, which may have been before
+		// the engine took this "down". Release again, so that a removed
+		// test never leaves its path held down.
+		if down && s.ctx != nil && s.ctx.Err() == nil {
+			t.holding = true
+			s.release(t, "link test removed or changed")
+		}
+		s.mu.Unlock()
+		return
+	}
+	if err != nil {
+		s.mu.Unlock()
 		s.log.Error("link test: passing the verdict to the engine", "test", c.Name, "err", err)
 		return
 	}
-	s.mu.Lock()
 	t.holding, t.holdingOf = down, reason
 	s.mu.Unlock()
 	s.metrics.hold(c, down)
