@@ -125,6 +125,7 @@ func (e *Engine) apply(cfg *config.Config) error {
 			removed = append(removed, s)
 		}
 	}
+	e.forgetRemoved(e.services, services)
 	e.cfg = cfg
 	e.services = services
 	e.applyDampening(services, now)
@@ -144,6 +145,52 @@ func (e *Engine) apply(cfg *config.Config) error {
 		e.decide(s)
 	}
 	return nil
+}
+
+// forgetter is an Observer that drops what it keeps about paths and
+// targets a reload removed (metric series, history).
+type forgetter interface {
+	ForgetPath(service, path string)
+	ForgetTarget(service, path string, target netip.Addr)
+}
+
+// forgetRemoved tells the observers that can forget which paths and targets
+// of before are not in after.
+func (e *Engine) forgetRemoved(before, after []*service) {
+	type pk struct{ service, path string }
+	type tk struct {
+		pk
+		addr netip.Addr
+	}
+	paths, targets := map[pk]bool{}, map[tk]bool{}
+	for _, s := range after {
+		for _, p := range s.paths {
+			paths[pk{s.cfg.Name, p.cfg.Name}] = true
+			for _, t := range p.targets {
+				targets[tk{pk{s.cfg.Name, p.cfg.Name}, t.addr}] = true
+			}
+		}
+	}
+	for _, ob := range e.opts.Observers {
+		f, ok := ob.(forgetter)
+		if !ok {
+			continue
+		}
+		for _, s := range before {
+			for _, p := range s.paths {
+				k := pk{s.cfg.Name, p.cfg.Name}
+				if !paths[k] {
+					f.ForgetPath(k.service, k.path)
+					continue
+				}
+				for _, t := range p.targets {
+					if !targets[tk{k, t.addr}] {
+						f.ForgetTarget(k.service, k.path, t.addr)
+					}
+				}
+			}
+		}
+	}
 }
 
 // refreshPathQuiet sets a path's state without logging a transition (used

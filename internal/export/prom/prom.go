@@ -92,6 +92,29 @@ func (o *Observer) Decision(service string, d policy.Decision, priorities map[st
 		if p == d.Current {
 			v = 1
 		}
+		// A reload may have changed the priority: one series per path.
+		o.current.DeletePartialMatch(prometheus.Labels{"service": service, "path": p})
 		o.current.WithLabelValues(service, p, itoa(prio)).Set(v)
 	}
+}
+
+// ForgetPath deletes every series of a path that a reload removed, so that
+// /metrics does not keep reporting it.
+func (o *Observer) ForgetPath(service, path string) {
+	l := prometheus.Labels{"service": service, "path": path}
+	o.pathUp.DeletePartialMatch(l)
+	o.pathState.DeletePartialMatch(l)
+	o.transitions.DeletePartialMatch(l)
+	o.attempts.DeletePartialMatch(l)
+	o.losses.DeletePartialMatch(l)
+	o.rtt.DeletePartialMatch(l)
+	o.current.DeletePartialMatch(l)
+}
+
+// ForgetTarget deletes the series of a probe target that a reload removed
+// from a path that stays.
+func (o *Observer) ForgetTarget(service, path string, target netip.Addr) {
+	t := target.String()
+	o.attempts.DeleteLabelValues(service, path, t)
+	o.losses.DeleteLabelValues(service, path, t)
 }
