@@ -3,8 +3,8 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"

@@ -72,17 +72,17 @@ type Engine struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	cfg       *config.Config
-	services  []*service
-	queue     targetQueue
+	cfg      *config.Config
+	services []*service
+	queue    targetQueue
 	// Probe results wait in pending until the engine's goroutine takes
 	// them; wake (capacity 1) tells it there are some. A prober's done
 	// callback only appends and signals, so it never blocks (the Prober
 	// contract), however many probes finish while the engine is busy or
 	// gone.
-	resMu   sync.Mutex
-	pending []result
-	wake    chan struct{}
+	resMu     sync.Mutex
+	pending   []result
+	wake      chan struct{}
 	requests  chan func()
 	overrides map[pathKey]policy.Override
 	// external holds down-votes of other monitors (e.g. a link test over
