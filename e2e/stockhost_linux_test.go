@@ -107,36 +107,56 @@ func TestStockHostFailuresGone(t *testing.T) {
 	// points at wan0, so lte never came up, and the replies of a forwarded
 	// connection pinned to lte were dropped.
 	t.Run("3-main-default,rp_filter=1,lte-and-pinning", func(t *testing.T) {
-		r := setup(t, host{rpFilter: lab.RPFilterStrict, mainDefault: true}, labrun.Options{})
-		top := r.Top
-		bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
-		waitPaths(t, r, bothUp, 5*time.Second)
-		if got := r.Route(false); got != bb {
-			t.Fatalf("route %q, want %q", got, bb)
+		for _, v6 := range []bool{false, true} {
+			t.Run(map[bool]string{false: "v4", true: "v6"}[v6], func(t *testing.T) {
+				strictLTEAndPinning(t, v6)
+			})
 		}
-		srv := startEcho(t, top)
-		ctx := context.Background()
-		if _, err := r.Client.SetPath(ctx, "internet", "broadband", "down"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.WaitRoute(false, lte, 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		onLTE := dial(t, top, srv)
-		if got := srv.Last(); got != wanAddr(top.ISP2) {
-			t.Fatalf("connection came from %v, want lte's %v", got, wanAddr(top.ISP2))
-		}
-		if _, err := r.Client.SetPath(ctx, "internet", "broadband", "auto"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := r.WaitRoute(false, bb, 2*time.Second); err != nil {
-			t.Fatal(err)
-		}
-		// main points at wan0 again; the pinned connection's replies
-		// arrive on wan1.
-		for i := 0; i < 3; i++ {
-			echo(t, onLTE, fmt.Sprintf("pinned to lte under strict rp_filter %d", i))
-		}
-		waitPaths(t, r, bothUp, 5*time.Second)
 	})
+}
+
+// strictLTEAndPinning: on a strict host whose main points at broadband, lte
+// comes up, and a forwarded connection pinned to lte keeps working after
+// broadband is back (its replies arrive on wan1). For IPv6 the strict
+// filter is firewalld's fib rule.
+func strictLTEAndPinning(t *testing.T, v6 bool) {
+	r := setup(t, host{rpFilter: lab.RPFilterStrict, mainDefault: true}, labrun.Options{V6: v6})
+	top := r.Top
+	bb, lte := labrun.Via(top.ISP1, v6), labrun.Via(top.ISP2, v6)
+	waitPaths(t, r, bothUp, 5*time.Second)
+	if got := r.Route(v6); got != bb {
+		t.Fatalf("route %q, want %q", got, bb)
+	}
+	server, lteWAN := top.Server4, top.ISP2.RouterWAN4.Addr()
+	if v6 {
+		server, lteWAN = top.Server6, top.ISP2.RouterWAN6.Addr()
+	}
+	srv, err := labrun.StartEchoOn(top, server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	ctx := context.Background()
+	if _, err := r.Client.SetPath(ctx, "internet", "broadband", "down"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WaitRoute(v6, lte, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	onLTE := dial(t, top, srv)
+	if got := srv.Last(); got != lteWAN {
+		t.Fatalf("connection came from %v, want lte's %v", got, lteWAN)
+	}
+	if _, err := r.Client.SetPath(ctx, "internet", "broadband", "auto"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.WaitRoute(v6, bb, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// main points at wan0 again; the pinned connection's replies arrive on
+	// wan1.
+	for i := 0; i < 3; i++ {
+		echo(t, onLTE, fmt.Sprintf("pinned to lte under strict reverse-path filtering %d", i))
+	}
+	waitPaths(t, r, bothUp, 5*time.Second)
 }

@@ -234,7 +234,7 @@ func (p *pinner) delRestore(mark uint32) error {
 		return err
 	}
 	n := 0
-	for _, ch := range []*nftables.Chain{p.chain, p.output} {
+	for _, ch := range p.chains() {
 		rules, err := c.GetRules(p.table, ch)
 		if err != nil {
 			return err

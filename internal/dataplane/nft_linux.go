@@ -19,10 +19,13 @@ const TableName = "reachd"
 // carries each path's mark from what it sends to what comes back:
 //
 //	table inet reachd {
-//	  chain prerouting {
+//	  chain replies {
 //	    type filter hook prerouting priority mangle; policy accept;
+//	    ct direction reply ct mark M iifname IF meta mark set M  # one per path: its replies
+//	  }
+//	  chain prerouting {
+//	    type filter hook prerouting priority filter + 20; policy accept;
 //	    ct direction original ct mark M meta mark set M        # one per path: later packets follow their path
-//	    ct direction reply ct mark M iifname IF meta mark set M  # one per path: so do its replies
 //	    ct state new iifname != { wans } ip daddr P            # one per service prefix: a new connection
 //	        ct mark set Mcur meta mark set Mcur                #   takes the service's current path
 //	  }
@@ -38,12 +41,24 @@ const TableName = "reachd"
 // them uses the path's table (see PathPlane.rules), so the replies to the
 // path's probes and to its pinned connections pass rp_filter whatever main
 // holds. A reply arriving on another interface keeps no mark: the ordinary
-// rules route it and check its source, as without reachd. Both chains run
-// after conntrack (priority -200), so ct mark is known, and before routing.
+// rules route it and check its source, as without reachd.
+//
+// Every chain runs after conntrack (priority -200), so ct mark is known,
+// and before routing. The two prerouting chains run at different times
+// because of a host's own reverse-path rule in nftables (firewalld's IPv6
+// "fib saddr . mark . iif oif missing drop" at priority filter + 10, or one
+// at raw or mangle): it looks the source up with the packet's mark. A reply
+// must carry its mark by then (replies: mangle), so that the lookup finds
+// the path's table; a client's packet must not (prerouting: filter + 20),
+// or the lookup of the client's address would find the path's table, whose
+// only route leads out of the WAN, and drop it. IPv4's rp_filter runs in the
+// routing decision, after both, and uses the mark only on the path
+// interfaces (src_valid_mark), never on the LAN side.
 type pinner struct {
-	table  *nftables.Table
-	chain  *nftables.Chain
-	output *nftables.Chain
+	table   *nftables.Table
+	chain   *nftables.Chain // prerouting: originals
+	replies *nftables.Chain
+	output  *nftables.Chain
 }
 
 func newPinner() *pinner {
@@ -53,6 +68,10 @@ func newPinner() *pinner {
 		table: t,
 		chain: &nftables.Chain{
 			Name: "prerouting", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityRef(*nftables.ChainPriorityFilter + 20), Policy: &accept,
+		},
+		replies: &nftables.Chain{
+			Name: "replies", Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookPrerouting, Priority: nftables.ChainPriorityMangle, Policy: &accept,
 		},
 		output: &nftables.Chain{
@@ -61,6 +80,9 @@ func newPinner() *pinner {
 		},
 	}
 }
+
+// chains are the chains of per-path rules.
+func (p *pinner) chains() []*nftables.Chain { return []*nftables.Chain{p.chain, p.replies, p.output} }
 
 func (p *pinner) conn() (*nftables.Conn, error) {
 	c, err := nftables.New()
@@ -89,10 +111,11 @@ func (p *pinner) ensure(paths []PathPlane) error {
 	// Adding an existing table or chain changes nothing; GetRules does not
 	// tell a missing table from an empty one.
 	c.AddTable(p.table)
-	c.AddChain(p.chain)
-	c.AddChain(p.output)
+	for _, ch := range p.chains() {
+		c.AddChain(ch)
+	}
 	have := map[string]bool{}
-	for _, ch := range []*nftables.Chain{p.chain, p.output} {
+	for _, ch := range p.chains() {
 		if rules, err := c.GetRules(p.table, ch); err == nil {
 			for _, r := range rules {
 				have[string(r.UserData)] = true
@@ -109,7 +132,7 @@ func (p *pinner) ensure(paths []PathPlane) error {
 	}
 	for _, pp := range paths {
 		add(p.chain, restoreTag(pp.Mark), restoreExprs(0 /* IP_CT_DIR_ORIGINAL */, pp.Mark, ""))
-		add(p.chain, replyTag(pp.Mark, pp.Interface), restoreExprs(1 /* IP_CT_DIR_REPLY */, pp.Mark, pp.Interface))
+		add(p.replies, replyTag(pp.Mark, pp.Interface), restoreExprs(1 /* IP_CT_DIR_REPLY */, pp.Mark, pp.Interface))
 		add(p.output, probeTag(pp.Mark), saveExprs(pp.Mark))
 	}
 	if err := c.Flush(); err != nil {

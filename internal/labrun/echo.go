@@ -23,8 +23,12 @@ type EchoServer struct {
 }
 
 // StartEcho listens on the topology's Server4, port 7.
-func StartEcho(top *lab.Topology) (*EchoServer, error) {
-	ln, err := top.Internet.Listen("tcp", netip.AddrPortFrom(top.Server4, 7).String())
+func StartEcho(top *lab.Topology) (*EchoServer, error) { return StartEchoOn(top, top.Server4) }
+
+// StartEchoOn listens on addr (top.Server4 or top.Server6), port 7, in the
+// internet namespace.
+func StartEchoOn(top *lab.Topology, addr netip.Addr) (*EchoServer, error) {
+	ln, err := top.Internet.Listen("tcp", netip.AddrPortFrom(addr, 7).String())
 	if err != nil {
 		return nil, err
 	}
