@@ -136,10 +136,15 @@ func BenchmarkECMPNextHopChange(b *testing.B) {
 	waitUsable(b, r, "s1,s2,s3", 10*time.Second)
 	wall, cpuDown := time.Since(t0), cpuTime(b, r.PID())-c0
 	after := ctMarks(b, top)
+	// s4's mark is the one whose connections are all gone.
+	left := map[uint32]int{}
+	for _, m := range after {
+		left[m]++
+	}
 	var s4mark uint32
-	for m, n := range per {
-		if n > 0 && (s4mark == 0 || m > s4mark) {
-			s4mark = m // s4 is the last configured path: the highest mark
+	for m := range per {
+		if left[m] == 0 {
+			s4mark = m
 		}
 	}
 	flushed, moved := 0, 0

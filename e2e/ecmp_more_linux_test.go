@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,4 +163,43 @@ func TestECMPRunTimeNextHop(t *testing.T) {
 	if got := len(nftRules(t, top.LB)); got != nftBefore {
 		t.Errorf("%d nftables rules after s4 was removed, %d before it was added", got, nftBefore)
 	}
+}
+
+// TestECMPReloadInsertsNextHop: a reload that inserts a next-hop in the
+// middle of the list moves no connection (marks come from names, not
+// positions) and gives the new one new connections.
+func TestECMPReloadInsertsNextHop(t *testing.T) {
+	top, r := lbSetupN(t, hosts[0], false, 3, 3)
+	// Start with s1 and s3 only.
+	full := ecmpConfig(top, false)
+	all := top.Servers
+	top.Servers = []*lab.Server{all[0], all[2]}
+	partial := ecmpConfig(top, false)
+	top.Servers = all
+	write := func(cfg string) {
+		t.Helper()
+		if err := os.WriteFile(r.Config, []byte(strings.ReplaceAll(cfg, "{{DIR}}", r.Dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Client.Reload(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(partial)
+	waitUsable(t, r, "s1,s3", 10*time.Second)
+	conns, per := dialN(t, top, top.VIP4, 40)
+	t.Logf("40 connections over s1 and s3: %v", per)
+	if per["s2"] != 0 {
+		t.Fatalf("connections reached s2, which is not configured: %v", per)
+	}
+	write(full)
+	waitUsable(t, r, "s1,s2,s3", 10*time.Second)
+	stayed(t, "s2 inserted by reload", conns)
+	_, fresh := dialN(t, top, top.VIP4, 30)
+	if fresh["s2"] == 0 {
+		t.Errorf("no new connection reached s2 after the reload: %v", fresh)
+	}
+	write(partial) // and out again: s2's own break, the others stay
+	waitUsable(t, r, "s1,s3", 10*time.Second)
+	stayed(t, "s2 removed by reload", conns)
 }

@@ -3,7 +3,6 @@ package dataplane
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"net/netip"
 	"slices"
 	"sort"
@@ -13,23 +12,13 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// Dynamic next-hops (added at run time, e.g. from BGP) get marks and tables
-// from a range of their own, derived from a hash of service/name so that a
-// restarted reachd, told about the same next-hop again, finds the same
-// mark, rule, table and pinned connections it left in the kernel. A
-// collision (two names, one slot) takes the next free slot; only then can
-// the order in which next-hops are added matter.
-const (
-	dynamicBase     = 0x8000 // marks 0x52448001.., tables 21060+0x8001..
-	dynamicSlots    = 0x7fff
-	dynamicPriority = rulePriority + 0x2000 // 18192, still before main (32766)
-)
-
-func dynamicSlot(service, name string) int {
-	h := fnv.New32a()
-	h.Write([]byte(service + "/" + name))
-	return int(h.Sum32()%dynamicSlots) + 1
-}
+// The next-hops of ecmp services, configured (planECMP) or added at run
+// time (e.g. from BGP), get marks and tables from a range of their own,
+// derived from a hash of service/name, so that a reload that changes the
+// set renumbers none of the others, and a restarted reachd, told about the
+// same run-time next-hop again, finds the same mark, rule, table and pinned
+// connections it left in the kernel. A collision (two names, one slot)
+// takes the next free slot; only then can the order of the paths matter.
 
 // planDynamic gives a dynamic next-hop its mark and table.
 func (p *Plane) planDynamic(service string, path *config.Path) PathPlane {
@@ -37,10 +26,7 @@ func (p *Plane) planDynamic(service string, path *config.Path) PathPlane {
 	for _, pp := range p.plan {
 		used[pp.Mark] = true
 	}
-	slot := dynamicSlot(service, path.Name)
-	for i := 0; i < dynamicSlots && used[uint32(markBase+dynamicBase+slot)]; i++ {
-		slot = slot%dynamicSlots + 1
-	}
+	slot := nameSlot(used, service, path.Name)
 	return PathPlane{
 		Service: service, Path: path.Name,
 		Mark: uint32(markBase + dynamicBase + slot), Table: tableBase + dynamicBase + slot,

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"hash/fnv"
 	"net/netip"
 
 	"github.com/reachd/reachd/internal/config"
@@ -83,5 +84,60 @@ func Plan(cfg *config.Config) map[key]PathPlane {
 			out[key{s.Name, p.Name}] = pp
 		}
 	}
+	planECMP(cfg, out)
 	return out
+}
+
+// Marks, tables and rule priorities of ecmp next-hops (see planECMP).
+const (
+	dynamicBase     = 0x8000 // marks 0x52448001.., tables 21060+0x8001..
+	dynamicSlots    = 0x7fff
+	dynamicPriority = rulePriority + 0x2000 // 18192, still before main (32766)
+)
+
+// planECMP gives the next-hops of ecmp services marks and tables derived
+// from their names (as run-time next-hops get theirs) instead of their
+// position: a reload that adds, removes or reorders next-hops must not
+// renumber the others, whose pinned connections carry their marks.
+// Explicit fwmark / table-id still win.
+func planECMP(cfg *config.Config, out map[key]PathPlane) {
+	used := map[uint32]bool{}
+	for _, pp := range out {
+		if !pp.ECMP {
+			used[pp.Mark] = true
+		}
+	}
+	for _, s := range cfg.Services {
+		if !s.ECMP() {
+			continue
+		}
+		for _, p := range s.Paths {
+			k := key{s.Name, p.Name}
+			pp := out[k]
+			if p.Fwmark != 0 {
+				used[pp.Mark] = true
+				continue
+			}
+			slot := nameSlot(used, s.Name, p.Name)
+			used[uint32(markBase+dynamicBase+slot)] = true
+			pp.Mark = uint32(markBase + dynamicBase + slot)
+			if p.TableID == 0 {
+				pp.Table = tableBase + dynamicBase + slot
+			}
+			pp.Priority, pp.ReplyPriority = dynamicPriority, dynamicPriority-1
+			out[k] = pp
+		}
+	}
+}
+
+// nameSlot is the slot (1..dynamicSlots) of service/name: a hash of the
+// names, or the next free slot after it when taken.
+func nameSlot(used map[uint32]bool, service, name string) int {
+	h := fnv.New32a()
+	h.Write([]byte(service + "/" + name))
+	slot := int(h.Sum32()%dynamicSlots) + 1
+	for i := 0; i < dynamicSlots && used[uint32(markBase+dynamicBase+slot)]; i++ {
+		slot = slot%dynamicSlots + 1
+	}
+	return slot
 }
