@@ -31,6 +31,7 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		Engine:   d.Engine(),
 		ICMP:     d.pinger,
 		Config:   bgpConfig(cfg),
+		Events:   d.Events(),
 		Register: func(name, vip string, monitors, comms []string) (bgp.Announce, error) {
 			return bgpRegistration(allowExec, name, vip, monitors, comms)
 		},

@@ -26,6 +26,7 @@ import (
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/health"
 	"github.com/reachd/reachd/internal/probe"
 	"github.com/reachd/reachd/internal/probe/check"
@@ -65,6 +66,9 @@ type Options struct {
 	// Register validates a gocast-style registration (GET /register, and
 	// the stored ones at start) into an announcement.
 	Register func(name, vip string, monitors, communities []string) (Announce, error)
+	// Events receives announce, withdraw and drain changes and session
+	// changes (the dashboard's event feed); nil publishes nothing.
+	Events events.Publisher
 }
 
 // Feature is the BGP feature.
@@ -536,6 +540,7 @@ func (f *Feature) apply(e *entry, reason string) {
 	}
 	f.log.Info("announcement changed", "name", e.a.Name, "prefix", e.a.Prefix,
 		"from", describe(e.cur), "to", describe(want), "reason", reason)
+	f.publish(e.a.Name+" "+e.a.Prefix.String(), describe(e.cur), describe(want), reason)
 	e.cur, e.drainBy, e.changed, e.reason = want, by, f.opts.Now(), reason
 	f.m.changes.WithLabelValues(e.a.Name).Inc()
 	f.m.setEntry(e)
@@ -607,6 +612,7 @@ func (f *Feature) peerChanged(ev peerEvent) {
 		args = append(args, "reason", ev.Reason)
 	}
 	f.log.Info("bgp session changed", args...)
+	f.publish("neighbor "+ev.Addr.String(), from, stateName(ev.State), ev.Reason)
 	up := 0.0
 	if ev.State == gbgp.BGP_FSM_ESTABLISHED {
 		up = 1
@@ -661,6 +667,7 @@ func (f *Feature) shutdown() {
 			continue
 		}
 		f.log.Info("announcement changed", "name", e.a.Name, "prefix", e.a.Prefix, "from", describe(e.cur), "to", "withdrawn", "reason", "shutting down")
+		f.publish(e.a.Name+" "+e.a.Prefix.String(), describe(e.cur), "withdrawn", "shutting down")
 		e.cur = nil
 		f.m.setEntry(e)
 	}
@@ -758,6 +765,7 @@ func (f *Feature) removeEntry(e *entry, reason string) {
 			f.log.Error("withdrawing", "name", e.a.Name, "err", err)
 		}
 		f.log.Info("announcement changed", "name", e.a.Name, "prefix", e.a.Prefix, "from", describe(e.cur), "to", "withdrawn", "reason", reason)
+		f.publish(e.a.Name+" "+e.a.Prefix.String(), describe(e.cur), "withdrawn", reason)
 		e.cur = nil
 	}
 	f.removeVIP(e)

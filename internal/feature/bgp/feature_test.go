@@ -9,10 +9,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/probe/check"
 )
 
@@ -126,7 +129,8 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	}
 	dirA := cfgA.StateDir
 	sk := &sink{}
-	a, _ := New(Options{Logger: logger(t).With("side", "A"), Config: cfgA})
+	feed := events.New(100, nil)
+	a, _ := New(Options{Logger: logger(t).With("side", "A"), Config: cfgA, Events: feed})
 	b, _ := New(Options{Logger: logger(t).With("side", "B"), Sink: sk, Config: cfgB})
 	// gobgp's StartBgp writes package variables (route selection options):
 	// two speakers in one process must start one after the other.
@@ -173,5 +177,13 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	an, _ := a.Announcements(ctx)
 	if len(an) != 1 || an[0].Announced || an[0].Health != "down" {
 		t.Fatalf("announcements %+v", an)
+	}
+	// The event feed (the dashboard) saw announce, drain, undrain and withdraw.
+	var changes []string
+	for _, e := range feed.Recent(100, events.Filter{Kinds: apitype.EventBGP, Text: "192.0.2.53/32"}) {
+		changes = append([]string{strings.Fields(e.From)[0] + "→" + strings.Fields(e.To)[0]}, changes...)
+	}
+	if got := strings.Join(changes, " "); got != "withdrawn→announced announced→drained drained→announced announced→withdrawn" {
+		t.Errorf("bgp events: %s", got)
 	}
 }
