@@ -184,6 +184,8 @@ func TestDashboardInBrowser(t *testing.T) {
 func zoomDrag(t *testing.T, ctx context.Context, frac float64) {
 	t.Helper()
 	type span struct{ Left, Right, Y float64 }
+	// The previous zoom reloads the images: measure a loaded one.
+	waitJS(t, ctx, `(i => i.complete && i.naturalWidth > 0)(document.querySelector("#charts .plot img"))`, 10*time.Second)
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](`(() => { const img = document.querySelector("#charts .plot img"); img.scrollIntoView({block: "center"});
 		const r = img.getBoundingClientRect(); const k = r.width / img.naturalWidth;
 		return {Left: r.left + 56 * k, Right: r.right - 12 * k, Y: r.top + r.height / 2}; })()`))

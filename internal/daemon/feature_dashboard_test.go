@@ -29,6 +29,9 @@ func TestDashboardFeature(t *testing.T) {
 	cfgText := strings.NewReplacer("METRICS", fmt.Sprint(freePort(t)), "CLOSED", fmt.Sprint(freePort(t))).Replace(loopbackConfig)
 	cfgText = strings.Replace(cfgText, "api:\n", "api:\n  token-file: "+tokenFile+"\n", 1)
 	cfgText += fmt.Sprintf("dashboard:\n  listen: \":%d\"\n", port)
+	// A heartbeat listener that hears nothing: it fails and its group
+	// enters bypass (no bypass actions, so nothing in the kernel changes).
+	cfgText += "heartbeats:\n  listeners:\n    - name: ips1\n      listen: 127.0.0.1:0\n      timeout: 100ms\n  groups:\n    - name: inspection\n      failed-threshold: 1\n"
 	c, _, _ := startDaemon(t, cfgText)
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 
@@ -56,6 +59,10 @@ func TestDashboardFeature(t *testing.T) {
 	}
 	waitOverview(func() bool {
 		return len(ov.Services) == 1 && ov.Services[0].Current == "broadband" && ov.Services[0].Since != nil && ov.Actions
+	})
+	waitOverview(func() bool {
+		hb := ov.Heartbeats
+		return len(hb.Listeners) == 1 && hb.Listeners[0].State == "failed" && len(hb.Groups) == 1 && hb.Groups[0].Effective == "bypass"
 	})
 
 	post := func(auth string) int {
@@ -103,6 +110,10 @@ func TestDashboardFeature(t *testing.T) {
 	}
 	if e := kinds["reload"]; e.To != "applied" {
 		t.Errorf("reload event: %+v", e)
+	}
+	get("/api/events?kind=bypass,listener", &evs)
+	if len(evs) < 2 {
+		t.Errorf("heartbeat events: %+v", evs)
 	}
 
 	// The history of the probes is there.
