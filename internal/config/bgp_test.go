@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -129,4 +130,26 @@ func TestParseCheck(t *testing.T) {
 			t.Errorf("ParseCheck(%q) accepted", in)
 		}
 	}
+}
+
+// FuzzParseCheck: monitors and communities arrive over HTTP (GET
+// /register): the parsers never panic and what they accept prints back
+// to something they accept again.
+func FuzzParseCheck(f *testing.F) {
+	for _, s := range []string{"tcp:80", "port:tcp:80", "tcp:[2001:db8::1]:443", "http:http://127.0.0.1/h", "icmp:192.0.2.1", "exec:true", "65100:100", "65100:1:2", "graceful-shutdown", ":", "tcp:", "port:tcp:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if c, err := ParseCheck(s); err == nil {
+			if _, err := ParseCheck(c.String()); err != nil {
+				t.Errorf("ParseCheck(%q) = %q, which does not parse: %v", s, c.String(), err)
+			}
+		}
+		if v, err := ParseCommunity(s); err == nil {
+			if w, err := ParseCommunity(fmt.Sprintf("%d:%d", v>>16, v&0xffff)); err != nil || w != v {
+				t.Errorf("community %q → %d does not round-trip", s, v)
+			}
+		}
+		ParseLargeCommunity(s)
+	})
 }

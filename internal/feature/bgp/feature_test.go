@@ -2,7 +2,11 @@ package bgp
 
 import (
 	"context"
+	"errors"
+	"strings"
+
 	"fmt"
+	"github.com/reachd/reachd/internal/apitype"
 	"io"
 	"log/slog"
 	"net"
@@ -185,5 +189,142 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	}
 	if got := strings.Join(changes, " "); got != "withdrawn→announced announced→drained drained→announced announced→withdrawn" {
 		t.Errorf("bgp events: %s", got)
+	}
+}
+
+// announceOf finds one announcement.
+func announceOf(t *testing.T, f *Feature, name string) (apitype.Announcement, bool) {
+	t.Helper()
+	as, err := f.Announcements(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range as {
+		if a.Name == name {
+			return a, true
+		}
+	}
+	return apitype.Announcement{}, false
+}
+
+// TestDrainKindsAndRegistrations: the drain file, on-unhealthy: drain and
+// on-unhealthy: med shape the route; a registration (GET /register) and an
+// operator drain come back after a restart from the state file.
+func TestDrainKindsAndRegistrations(t *testing.T) {
+	up, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	go func() {
+		for {
+			c, err := up.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	down := netip.MustParseAddrPort(l2.Addr().String())
+	l2.Close()
+	upAt := netip.MustParseAddrPort(up.Addr().String())
+	hc := func(ap netip.AddrPort) Health {
+		return Health{Checks: []check.Spec{{Kind: check.TCP, Addr: ap}}, Interval: 50 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 1}
+	}
+	drainMED, badMED := uint32(500), uint32(1000)
+	dir := t.TempDir()
+	drainFile := filepath.Join(dir, "drain")
+	cfg := Config{
+		StateDir: dir,
+		Settings: Settings{RouterID: netip.MustParseAddr("192.0.2.1"), LocalAS: 65100, DrainFile: drainFile},
+		Announce: []Announce{
+			{Name: "ok", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.10/32"), OnUnhealthy: "withdraw", Health: hc(upAt), DrainMED: &drainMED, DrainPrepend: 2},
+			{Name: "sick-drain", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.11/32"), OnUnhealthy: "drain", Health: hc(down)},
+			{Name: "sick-med", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.12/32"), OnUnhealthy: "med", UnhealthyMED: &badMED, Health: hc(down)},
+			{Name: "sick-withdraw", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.13/32"), OnUnhealthy: "withdraw", Health: hc(down)},
+		},
+	}
+	register := func(name, vip string, monitors, comms []string) (Announce, error) {
+		p, err := netip.ParsePrefix(vip)
+		if err != nil {
+			return Announce{}, fmt.Errorf("%w: vip: %v", ErrBadRequest, err)
+		}
+		var checks []check.Spec
+		for _, m := range monitors {
+			ap, err := netip.ParseAddrPort(strings.TrimPrefix(m, "tcp:"))
+			if err != nil {
+				return Announce{}, fmt.Errorf("%w: monitor %q", ErrBadRequest, m)
+			}
+			checks = append(checks, check.Spec{Kind: check.TCP, Addr: ap})
+		}
+		h := hc(upAt)
+		h.Checks = checks
+		return Announce{Name: name, Prefix: p, OnUnhealthy: "withdraw", Health: h}, nil
+	}
+	run := func() (*Feature, func()) {
+		f, _ := New(Options{Logger: logger(t), Config: cfg, Register: register})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { f.Run(ctx); close(done) }()
+		return f, func() { cancel(); <-done }
+	}
+	f, stop := run()
+	state := func(name string) string {
+		a, _ := announceOf(t, f, name)
+		s := fmt.Sprintf("announced=%v drained=%v by=%s", a.Announced, a.Drained, a.DrainedBy)
+		if a.MED != nil {
+			s += fmt.Sprintf(" med=%d", *a.MED)
+		}
+		return s
+	}
+	waitFor(t, "the first decisions", 10*time.Second, func() bool {
+		return state("ok") == "announced=true drained=false by=" &&
+			state("sick-drain") == "announced=true drained=true by=on-unhealthy" &&
+			state("sick-med") == "announced=true drained=false by= med=1000" &&
+			state("sick-withdraw") == "announced=false drained=false by="
+	})
+	os.WriteFile(drainFile, nil, 0o644)
+	waitFor(t, "the drain file", 5*time.Second, func() bool { return state("ok") == "announced=true drained=true by=drain-file med=500" })
+	if a, _ := announceOf(t, f, "ok"); a.ASPathPrepend != 2 {
+		t.Errorf("drain-prepend: %+v", a)
+	}
+	os.Remove(drainFile)
+	waitFor(t, "the drain file gone", 5*time.Second, func() bool { return state("ok") == "announced=true drained=false by=" })
+
+	if _, err := f.Register(context.Background(), "app", "192.0.2.54/32", []string{"tcp:" + upAt.String()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Register(context.Background(), "ok", "192.0.2.55/32", []string{"tcp:" + upAt.String()}, nil); err == nil {
+		t.Error("a registration took the name of a configured announcement")
+	}
+	if _, err := f.Register(context.Background(), "bad", "nope", []string{"tcp:" + upAt.String()}, nil); !errors.Is(err, ErrBadRequest) {
+		t.Errorf("bad vip: %v", err)
+	}
+	waitFor(t, "the registration announced", 5*time.Second, func() bool { return state("app") == "announced=true drained=false by=" })
+	if _, err := f.SetDrain(context.Background(), "app", true); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	// A clean stop withdraws everything and says so in the state file.
+	st, _ := loadState(filepath.Join(dir, "bgp.json"), time.Now())
+	if len(st.Announced) != 0 || len(st.Registrations) != 1 || len(st.OperatorDrained) != 1 {
+		t.Fatalf("state after a clean stop: %+v", st)
+	}
+
+	f, stop = run()
+	defer stop()
+	waitFor(t, "the registration back, drained", 10*time.Second, func() bool { return state("app") == "announced=true drained=true by=operator" })
+	if a, _ := announceOf(t, f, "app"); a.Source != "register" {
+		t.Errorf("source %q", a.Source)
+	}
+	if err := f.Unregister(context.Background(), "app"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := announceOf(t, f, "app"); ok {
+		t.Error("unregistered app still listed")
+	}
+	if err := f.Unregister(context.Background(), "app"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("unregistering twice: %v", err)
 	}
 }
