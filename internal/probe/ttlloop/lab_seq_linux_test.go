@@ -74,4 +74,22 @@ func TestLabSequential(t *testing.T) {
 	if q := r.Sequential; q == nil || q.Decision != "below" || q.Probes != 200 {
 		t.Errorf("ttl 254: %v", r)
 	}
+
+	// With fill, each round is the fill-sized, paced burst. A veth turns a
+	// probe round in about a microsecond, so the "link" here is 1 Tb/s to
+	// make a burst of tens of probes.
+	o = Options{Interface: "wan0", Loop: loop4, Count: 1000, Sequential: true, MaxLoss: 0.01, Fill: 0.2, LinkSpeed: 1e12, IgnoreProduction: true, Timeout: time.Second}
+	r, err = ll.run(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := r.Sequential
+	if r.Plan == nil || q == nil {
+		t.Fatalf("fill and sequential: %v", r)
+	}
+	n := min(max(r.Plan.Probes, 1), 1000)
+	t.Logf("fill and sequential: rounds of %d probes (gap %v): %v", n, r.PlannedGap, q)
+	if q.Decision != "below" || q.Probes < 194 || q.Probes != r.Sent || q.Rounds != (q.Probes+n-1)/n || q.Probes-194 >= n {
+		t.Errorf("fill and sequential: %+v with rounds of %d, want below max-loss in rounds of the burst, stopping after the round that decided", q, n)
+	}
 }
