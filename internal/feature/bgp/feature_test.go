@@ -3,10 +3,7 @@ package bgp
 import (
 	"context"
 	"errors"
-	"strings"
-
 	"fmt"
-	"github.com/reachd/reachd/internal/apitype"
 	"io"
 	"log/slog"
 	"net"
