@@ -181,11 +181,12 @@ func lbSetup(t *testing.T, h host, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
 	return lbSetupN(t, h, v6, 3, 3)
 }
 
+
 // lbSetupN builds the load balancer with servers servers, of which the
 // first configured are in reachd's config.
 func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTopology, *labrun.Reachd) {
 	t.Helper()
-	top, err := lab.LoadBalancer(lab.LBOptions{Name: "ecmp", Servers: servers, RPFilter: h.rpFilter})
+	top, err := lab.LoadBalancer(lab.LBOptions{Name: "ecmp", Servers: servers, RPFilter: h.rpFilter, SharedLAN: h.sharedLAN})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,6 +234,15 @@ func waitUsable(t testing.TB, r *labrun.Reachd, want string, limit time.Duration
 
 func TestECMPConnectionsNeverMove(t *testing.T) {
 	onHosts(t, func(t *testing.T, h host) { testECMPNeverMove(t, h, false) })
+}
+
+// TestECMPSharedLAN: the three servers are next-hops on one LAN behind
+// one interface of the load balancer.
+func TestECMPSharedLAN(t *testing.T) {
+	h := hosts[0]
+	h.sharedLAN = true
+	t.Run("ipv4", func(t *testing.T) { testECMPNeverMove(t, h, false) })
+	t.Run("ipv6", func(t *testing.T) { testECMPNeverMove(t, h, true) })
 }
 
 func TestECMPConnectionsNeverMoveIPv6(t *testing.T) {

@@ -52,6 +52,7 @@ type host struct {
 	name        string
 	rpFilter    int  // lab.RPFilterLoose or lab.RPFilterStrict (IPv4 sysctl, IPv6 firewalld-style rule)
 	mainDefault bool // a default route via broadband in main, as a DHCP client leaves it
+	sharedLAN   bool // ECMP tests: the servers share one LAN (lab.LBOptions.SharedLAN)
 }
 
 // hosts are the stock hosts the e2e tests run on: systemd's loose

@@ -3,6 +3,8 @@ package lab
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/vishvananda/netlink"
 )
 
 // LBOptions tune LoadBalancer.
@@ -14,6 +16,11 @@ type LBOptions struct {
 	// RPFilter is the load balancer's reverse-path filtering (see
 	// NS.SetRPFilter): RPFilterLoose (also when 0) or RPFilterStrict.
 	RPFilter int
+	// SharedLAN puts every server on one LAN (a bridge in a "switch"
+	// namespace) behind one interface of the load balancer, "srv0"
+	// 192.0.2.97/27, 2001:db8:5:100::1/64; server N is 192.0.2.(97+N),
+	// 2001:db8:5:100::(N+1). Otherwise each server has its own link.
+	SharedLAN bool
 }
 
 // Server is one anycast server behind the load balancer: its own namespace
@@ -100,6 +107,9 @@ func LoadBalancer(opts LBOptions) (top *LBTopology, err error) {
 	b.addrs(t.Client, t.ClientIf, t.Client4, t.Client6)
 	b.addrs(t.LB, "lan0", t.LBLAN4, t.LBLAN6)
 	b.routes(t.Client, "default", t.LBLAN4.Addr(), "default", t.LBLAN6.Addr())
+	if opts.SharedLAN {
+		return sharedLAN(l, t, opts, &b)
+	}
 	for i := 1; i <= opts.Servers; i++ {
 		base := 64 + 4*(i-1)
 		s := &Server{
@@ -116,6 +126,53 @@ func LoadBalancer(opts LBOptions) (top *LBTopology, err error) {
 		b.addrs(s.NS, "lb0", prefixAt(s.LB4, s.Addr4), prefixAt(s.LB6, s.Addr6))
 		b.addrs(s.NS, "lo", netip.PrefixFrom(t.VIP4, 32), netip.PrefixFrom(t.VIP6, 128))
 		b.routes(s.NS, "default", s.LB4.Addr(), "default", s.LB6.Addr())
+	}
+	if b.err != nil {
+		return nil, b.err
+	}
+	return t, nil
+}
+
+// sharedLAN finishes LoadBalancer with every server on one bridged LAN.
+func sharedLAN(l *Lab, t *LBTopology, opts LBOptions, b *builder) (*LBTopology, error) {
+	var sw *NS
+	b.ns(&sw, l, "switch")
+	b.step("bridge", func() error {
+		if err := sw.handle.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: "br0"}}); err != nil {
+			return err
+		}
+		return sw.SetLinkUp("br0", true)
+	})
+	port := func(ifname string) {
+		b.step("port "+ifname, func() error {
+			br, err := sw.link("br0")
+			if err != nil {
+				return err
+			}
+			p, err := sw.link(ifname)
+			if err != nil {
+				return err
+			}
+			return sw.handle.LinkSetMaster(p, br)
+		})
+	}
+	lb4, lb6 := mp("192.0.2.97/27"), mp("2001:db8:5:100::1/64")
+	b.step("link srv0", func() error { return l.Link(t.LB, "srv0", sw, "lb") })
+	port("lb")
+	b.addrs(t.LB, "srv0", lb4, lb6)
+	for i := 1; i <= opts.Servers; i++ {
+		s := &Server{
+			Name: fmt.Sprintf("s%d", i), LBIf: "srv0", LB4: lb4, LB6: lb6,
+			Addr4: ma(fmt.Sprintf("192.0.2.%d", 97+i)),
+			Addr6: ma(fmt.Sprintf("2001:db8:5:100::%d", i+1)),
+		}
+		t.Servers = append(t.Servers, s)
+		b.ns(&s.NS, l, s.Name)
+		b.step("link "+s.Name, func() error { return l.Link(sw, s.Name, s.NS, "lb0") })
+		port(s.Name)
+		b.addrs(s.NS, "lb0", prefixAt(lb4, s.Addr4), prefixAt(lb6, s.Addr6))
+		b.addrs(s.NS, "lo", netip.PrefixFrom(t.VIP4, 32), netip.PrefixFrom(t.VIP6, 128))
+		b.routes(s.NS, "default", lb4.Addr(), "default", lb6.Addr())
 	}
 	if b.err != nil {
 		return nil, b.err
