@@ -181,7 +181,6 @@ func lbSetup(t *testing.T, h host, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
 	return lbSetupN(t, h, v6, 3, 3)
 }
 
-
 // lbSetupN builds the load balancer with servers servers, of which the
 // first configured are in reachd's config.
 func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTopology, *labrun.Reachd) {
