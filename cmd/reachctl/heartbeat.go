@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/hbauth"
 	"github.com/spf13/cobra"
 )
 
@@ -32,6 +34,7 @@ func sendCmd(g *globals) *cobra.Command {
 		payload  string
 		useTCP   bool
 		quiet    bool
+		keyFile  string
 	)
 	cmd := &cobra.Command{
 		Use:   "send HOST:PORT",
@@ -43,7 +46,17 @@ func sendCmd(g *globals) *cobra.Command {
 			}
 			sctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			n, err := sendHeartbeats(sctx, args[0], useTCP, []byte(payload), interval, count)
+			var key []byte
+			if keyFile != "" {
+				b, err := os.ReadFile(keyFile)
+				if err != nil {
+					return usagef("--key: %v", err)
+				}
+				if key = bytes.TrimSpace(b); len(key) < hbauth.MinKeyLen {
+					return usagef("--key: the key in %s is %d bytes; the listener needs at least %d", keyFile, len(key), hbauth.MinKeyLen)
+				}
+			}
+			n, err := sendHeartbeats(sctx, args[0], useTCP, []byte(payload), key, interval, count)
 			if g.json {
 				if err != nil {
 					return err
@@ -61,17 +74,27 @@ func sendCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&payload, "payload", "HEARTBEAT", "bytes of each heartbeat (a newline is added over TCP)")
 	cmd.Flags().BoolVar(&useTCP, "tcp", false, "connect over TCP and write each heartbeat (reconnects when the connection drops)")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print nothing")
+	cmd.Flags().StringVar(&keyFile, "key", "", "sign each heartbeat with the shared key in this FILE (for a listener with key-file; a file, so the key is not in the process list)")
 	return cmd
 }
 
 // sendHeartbeats sends until ctx ends or count heartbeats went out. A send
 // that fails (nobody listens yet) is not fatal: heartbeats are for a
 // receiver that may come and go, so it keeps trying at the interval.
-func sendHeartbeats(ctx context.Context, addr string, useTCP bool, payload []byte, interval time.Duration, count int) (int, error) {
+func sendHeartbeats(ctx context.Context, addr string, useTCP bool, payload, key []byte, interval time.Duration, count int) (int, error) {
 	network := "udp"
 	if useTCP {
 		network = "tcp"
-		payload = append(append([]byte{}, payload...), '\n')
+	}
+	message := func() []byte {
+		m := payload
+		if key != nil {
+			m = hbauth.Sign(key, payload, time.Now()) // fresh time: a receiver refuses replays
+		}
+		if useTCP {
+			m = append(append([]byte{}, m...), '\n')
+		}
+		return m
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return 0, usagef("%q is not HOST:PORT", addr)
@@ -95,7 +118,7 @@ func sendHeartbeats(ctx context.Context, addr string, useTCP bool, payload []byt
 		}
 		if conn != nil {
 			conn.SetWriteDeadline(time.Now().Add(interval))
-			if _, err := conn.Write(payload); err != nil {
+			if _, err := conn.Write(message()); err != nil {
 				conn.Close()
 				conn = nil
 			} else {

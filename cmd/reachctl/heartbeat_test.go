@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/hbauth"
 )
 
 func TestSendHeartbeatsUDP(t *testing.T) {
@@ -17,7 +19,7 @@ func TestSendHeartbeatsUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	n, err := sendHeartbeats(context.Background(), pc.LocalAddr().String(), false, []byte("HEARTBEAT"), 5*time.Millisecond, 3)
+	n, err := sendHeartbeats(context.Background(), pc.LocalAddr().String(), false, []byte("HEARTBEAT"), nil, 5*time.Millisecond, 3)
 	if err != nil || n != 3 {
 		t.Fatalf("sent %d, %v", n, err)
 	}
@@ -57,7 +59,7 @@ func TestSendHeartbeatsTCP(t *testing.T) {
 		}
 		got <- b.String()
 	}()
-	if n, err := sendHeartbeats(context.Background(), ln.Addr().String(), true, []byte("HB"), 5*time.Millisecond, 2); err != nil || n != 2 {
+	if n, err := sendHeartbeats(context.Background(), ln.Addr().String(), true, []byte("HB"), nil, 5*time.Millisecond, 2); err != nil || n != 2 {
 		t.Fatalf("sent %d, %v", n, err)
 	}
 	if s := <-got; s != "HB\nHB\n" {
@@ -80,6 +82,33 @@ func TestPrintHeartbeats(t *testing.T) {
 	for _, want := range []string{"ips1", "failed", "42", "1.5s ago", "500ms×2", "inspection", "bypass", "1 of 1", "removed 192.0.2.50/24 on byp0", "down eth3"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+// TestSendSigned: with a key every heartbeat is signed with a fresh time,
+// so the listener's replay check accepts each one.
+func TestSendSigned(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	key := []byte("0123456789abcdef")
+	if n, err := sendHeartbeats(context.Background(), pc.LocalAddr().String(), false, []byte("HEARTBEAT"), key, 5*time.Millisecond, 3); err != nil || n != 3 {
+		t.Fatalf("sent %d, %v", n, err)
+	}
+	v := &hbauth.Verifier{Key: key, Payload: []byte("HEARTBEAT"), Window: time.Minute}
+	buf := make([]byte, 512)
+	for i := range 3 {
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := netip.MustParseAddrPort(from.String()).Addr()
+		if ok, reason := v.Check(src, buf[:n], time.Now()); !ok {
+			t.Errorf("heartbeat %d %q refused: %s", i, buf[:n], reason)
 		}
 	}
 }

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"time"
 )
@@ -43,6 +46,20 @@ type HeartbeatListener struct {
 	// Bypass is the listener's local action list: applied while this
 	// listener is failed.
 	Bypass BypassActions `yaml:"bypass"`
+	// AllowFrom, when set, lists the prefixes heartbeats may come from;
+	// anything else is ignored (and counted).
+	AllowFrom []string `yaml:"allow-from"`
+	// KeyFile, when set, holds a shared key (at least 16 bytes, not
+	// readable by others): only heartbeats signed with it count (see
+	// internal/hbauth; reachctl heartbeat send --key-file signs).
+	KeyFile string `yaml:"key-file"`
+	// MaxSkew is how far a signed heartbeat's time may be from this
+	// host's clock; default 30s.
+	MaxSkew Duration `yaml:"max-skew"`
+
+	// Filled by Validate.
+	AllowPrefixes []netip.Prefix `yaml:"-"`
+	SharedKey     []byte         `yaml:"-"`
 }
 
 // HeartbeatGroup is a threshold over listeners: bypass when at least
@@ -75,7 +92,8 @@ type BypassAddress struct {
 // Key identifies what a listener binds: listeners with equal keys keep
 // their socket and counters across a reload.
 func (l HeartbeatListener) Key() string {
-	return l.Protocol + "|" + l.Listen + "|" + l.Interface + "|" + strconv.Quote(l.Payload)
+	return l.Protocol + "|" + l.Listen + "|" + l.Interface + "|" + strconv.Quote(l.Payload) +
+		"|" + fmt.Sprint(l.AllowPrefixes) + "|" + fmt.Sprintf("%x", sha256.Sum256(l.SharedKey)) + "|" + l.MaxSkew.D.String()
 }
 
 // heartbeats checks and fills the heartbeats section.
@@ -120,6 +138,7 @@ func (c *checker) heartbeats(h *Heartbeats) {
 		if l.Interface != "" && !validIfname(l.Interface) {
 			c.add(lp+".interface", "%q is not a Linux interface name (at most 15 characters)", l.Interface)
 		}
+		c.heartbeatAuth(lp, l)
 		c.duration(lp+".timeout", &l.Timeout, DefaultHeartbeatTimeout)
 		if l.Timeout.bad == "" && l.Timeout.D < MinHeartbeatTimeout {
 			c.add(lp+".timeout", "%v is too short; a heartbeat window must be at least %v (write e.g. 3000ms)", l.Timeout.D, MinHeartbeatTimeout)
@@ -201,4 +220,48 @@ func validIfname(n string) bool {
 		}
 	}
 	return true
+}
+
+// DefaultHeartbeatMaxSkew is the default window of a signed heartbeat.
+const DefaultHeartbeatMaxSkew = 30 * time.Second
+
+// heartbeatAuth checks allow-from, key-file and max-skew, and reads the key.
+func (c *checker) heartbeatAuth(lp string, l *HeartbeatListener) {
+	l.AllowPrefixes = nil
+	for k, a := range l.AllowFrom {
+		p, err := parsePrefix(a)
+		if err != nil {
+			c.add(fmt.Sprintf("%s.allow-from[%d]", lp, k), "%q is not an IP prefix; write e.g. 192.0.2.0/24 or a single address", a)
+			continue
+		}
+		l.AllowPrefixes = append(l.AllowPrefixes, p)
+	}
+	c.duration(lp+".max-skew", &l.MaxSkew, DefaultHeartbeatMaxSkew)
+	if l.MaxSkew.bad == "" && l.MaxSkew.D < time.Second {
+		c.add(lp+".max-skew", "%v is too short for clocks of two hosts; use at least 1s (default 30s)", l.MaxSkew.D)
+	}
+	l.SharedKey = nil
+	if l.KeyFile == "" {
+		return
+	}
+	fi, err := os.Stat(l.KeyFile)
+	if err != nil {
+		c.add(lp+".key-file", "cannot read the key: %v", err)
+		return
+	}
+	if fi.Mode().Perm()&0o004 != 0 {
+		c.add(lp+".key-file", "%s is readable by every user (mode %v); chmod o-r it, the key is a secret", l.KeyFile, fi.Mode().Perm())
+		return
+	}
+	b, err := os.ReadFile(l.KeyFile)
+	if err != nil {
+		c.add(lp+".key-file", "cannot read the key: %v", err)
+		return
+	}
+	key := bytes.TrimSpace(b)
+	if len(key) < 16 {
+		c.add(lp+".key-file", "the key in %s is %d bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)", l.KeyFile, len(key))
+		return
+	}
+	l.SharedKey = key
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +68,37 @@ func TestHeartbeatInvalid(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHeartbeatKeyFile: a key file readable by others or too short is
+// refused with the key path; a good one is read (trailing newline dropped).
+func TestHeartbeatKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, key string, mode os.FileMode) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(key), mode)
+		os.Chmod(f, mode)
+		return f
+	}
+	cfg := func(file string) string {
+		return "heartbeats:\n  listeners:\n    - {name: a, listen: \":5000\", key-file: " + file + "}\n"
+	}
+	for file, want := range map[string]string{
+		write("open.key", "0123456789abcdef0123", 0o644): "is readable by every user (mode -rw-r--r--); chmod o-r it",
+		write("short.key", "short\n", 0o600):             "is 5 bytes; use at least 16",
+		filepath.Join(dir, "missing.key"):                "cannot read the key",
+	} {
+		_, err := Parse("hb.yaml", []byte(cfg(file)))
+		if err == nil || !strings.Contains(err.Error(), "hb.yaml:3: heartbeats.listeners[0].key-file: ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", filepath.Base(file), err, want)
+		}
+	}
+	c, err := Parse("hb.yaml", []byte(cfg(write("good.key", "0123456789abcdef0123\n", 0o600))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := c.Heartbeats.Listeners[0]; string(l.SharedKey) != "0123456789abcdef0123" || l.MaxSkew.D != DefaultHeartbeatMaxSkew {
+		t.Errorf("listener %+v", l)
 	}
 }

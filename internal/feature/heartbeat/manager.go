@@ -216,7 +216,7 @@ func (m *Manager) configure(hc config.Heartbeats) {
 		go func() {
 			defer m.wg.Done()
 			defer close(l.done)
-			receive(lctx, lc, l, m.events)
+			receive(lctx, lc, l, m.events, newGate(lc, func(reason string) { m.metrics.rejected.WithLabelValues(lc.Name, reason).Inc() }))
 		}()
 		m.log.Info("heartbeat listener started", "listener", lc.Name, "protocol", lc.Protocol, "listen", lc.Listen,
 			"timeout", lc.Timeout.D, "attempts", lc.Attempts)

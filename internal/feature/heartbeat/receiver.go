@@ -42,7 +42,7 @@ var tcpIdle = func(lc config.HeartbeatListener) time.Duration {
 // receive owns one listener's socket until ctx ends: it binds (retrying
 // while binding fails, e.g. the address is not configured yet) and turns
 // every matching datagram or TCP write into an event.
-func receive(ctx context.Context, lc config.HeartbeatListener, l *listener, events chan<- event) {
+func receive(ctx context.Context, lc config.HeartbeatListener, l *listener, events chan<- event, g *gate) {
 	send := func(e event) bool {
 		select {
 		case events <- e:
@@ -54,9 +54,9 @@ func receive(ctx context.Context, lc config.HeartbeatListener, l *listener, even
 	for {
 		var err error
 		if lc.Protocol == "tcp" {
-			err = receiveTCP(ctx, lc, l, send)
+			err = receiveTCP(ctx, lc, l, send, g)
 		} else {
-			err = receiveUDP(ctx, lc, l, send)
+			err = receiveUDP(ctx, lc, l, send, g)
 		}
 		if ctx.Err() != nil {
 			return
@@ -106,7 +106,7 @@ func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func()
 	return func() { close(done); wg.Wait() }
 }
 
-func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool) error {
+func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool, g *gate) error {
 	pc, err := listenConfig(lc.Interface).ListenPacket(ctx, "udp", lc.Listen)
 	if err != nil {
 		return err
@@ -117,23 +117,23 @@ func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 	if !send(event{l: l, bound: pc.LocalAddr().String()}) {
 		return nil
 	}
-	payload := []byte(lc.Payload)
 	buf := make([]byte, 65536)
 	for {
-		n, _, err := pc.ReadFrom(buf)
+		n, from, err := pc.ReadFrom(buf)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return fmt.Errorf("reading: %w", err)
 		}
-		if matches(payload, buf[:n]) && !send(event{l: l, beat: true}) {
+		src := addrOf(from)
+		if g.allowed(src) && g.beat(src, buf[:n]) && !send(event{l: l, beat: true}) {
 			return nil
 		}
 	}
 }
 
-func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool) error {
+func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool, g *gate) error {
 	ln, err := listenConfig(lc.Interface).Listen(ctx, "tcp", lc.Listen)
 	if err != nil {
 		return err
@@ -161,6 +161,11 @@ func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 			}
 			return fmt.Errorf("accepting: %w", err)
 		}
+		src := addrOf(c.RemoteAddr())
+		if !g.allowed(src) {
+			c.Close()
+			continue
+		}
 		select {
 		case slots <- struct{}{}:
 		default:
@@ -174,7 +179,7 @@ func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 			defer c.Close()
 			stop := closeOnDone(ctx, c)
 			defer stop()
-			readStream(deadlineConn{c, idle}, payload, func() bool { return send(event{l: l, beat: true}) })
+			readStream(deadlineConn{c, idle}, payload, g.v != nil, func(line []byte) bool { return g.beat(src, line) }, func() bool { return send(event{l: l, beat: true}) })
 		}()
 	}
 }
@@ -193,16 +198,22 @@ func (d deadlineConn) Read(b []byte) (int, error) {
 }
 
 // readStream counts heartbeats on a TCP connection: without a payload
-// every read counts; with one, every line equal to the payload (or a
-// write that is exactly the payload, for senders that send no newline).
-func readStream(c net.Conn, payload []byte, beat func() bool) {
+// every read counts; with one, every line isBeat accepts (the payload, or a
+// signed heartbeat), and for plain payloads also a write that is exactly the
+// payload, for senders that send no newline. Signed heartbeats must end
+// with a newline. Junk without newlines is cut to a tail of maxLine bytes.
+func readStream(c net.Conn, payload []byte, signed bool, isBeat func([]byte) bool, beat func() bool) {
+	maxLine := 4*len(payload) + 64
+	if signed {
+		maxLine = 4*len(payload) + 256
+	}
 	buf := make([]byte, 4096)
 	var line []byte
 	for {
 		n, err := c.Read(buf)
 		if n > 0 {
 			data := buf[:n]
-			if len(payload) == 0 {
+			if len(payload) == 0 && !signed {
 				if !beat() {
 					return
 				}
@@ -213,19 +224,19 @@ func readStream(c net.Conn, payload []byte, beat func() bool) {
 					if i < 0 {
 						break
 					}
-					if matches(payload, line[:i]) && !beat() {
+					if isBeat(line[:i]) && !beat() {
 						return
 					}
 					line = line[i+1:]
 				}
-				if matches(payload, line) {
+				if !signed && isBeat(line) {
 					if !beat() {
 						return
 					}
 					line = line[:0]
 				}
-				if len(line) > 4*len(payload)+64 {
-					line = line[len(line)-len(payload):] // junk without newlines: keep a tail only
+				if len(line) > maxLine {
+					line = line[len(line)-maxLine/2:] // junk without newlines: keep a tail only
 				}
 			}
 		}

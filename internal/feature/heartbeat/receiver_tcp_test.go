@@ -18,7 +18,7 @@ func startTCP(t *testing.T) (string, chan event) {
 	events := make(chan event, 1024)
 	lc := config.HeartbeatListener{Name: "t", Protocol: "tcp", Listen: "127.0.0.1:0"}
 	done := make(chan struct{})
-	go func() { defer close(done); receive(ctx, lc, &listener{}, events) }()
+	go func() { defer close(done); receive(ctx, lc, &listener{}, events, newGate(lc, func(string) {})) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case e := <-events:
