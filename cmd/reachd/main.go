@@ -65,6 +65,7 @@ func run(file string) error {
 		}
 		return err
 	}
+	defer d.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

@@ -66,6 +66,35 @@ type Daemon struct {
 	feed     *events.Feed
 	recorder *dashboard.Recorder
 	history  *history.Store
+
+	// undo holds what New opened (sockets, netlink handles, features), in
+	// the order it was opened; Close runs it backwards, once.
+	undo      []func()
+	closeOnce sync.Once
+	// serving counts the API and metrics servers' goroutines, so that Run
+	// returns only once none serves any more.
+	serving sync.WaitGroup
+}
+
+// startStep is called before every step of New and Run with the step's
+// name; a test makes it fail to check that each partial start is undone.
+var startStep = func(step string) error { return nil }
+
+// onClose registers the undoing of something New opened.
+func (d *Daemon) onClose(f func()) { d.undo = append(d.undo, f) }
+
+// Close releases what New opened, in reverse order: features, the data
+// plane's netlink handle, the probers. It is idempotent, and it is what
+// New itself calls when a step fails. Run undoes what Run set up (the data
+// plane's rules and routes, the listeners) before it returns.
+func (d *Daemon) Close() error {
+	d.closeOnce.Do(func() {
+		for i := len(d.undo) - 1; i >= 0; i-- {
+			d.undo[i]()
+		}
+		d.undo = nil
+	})
+	return nil
 }
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
@@ -100,7 +129,7 @@ func features() []featureFactory {
 
 // New loads the config and builds the daemon. Config errors come back as
 // config.Errors, ready to print.
-func New(opts Options) (*Daemon, error) {
+func New(opts Options) (_ *Daemon, err error) {
 	cfg, err := config.Load(opts.ConfigFile)
 	if err != nil {
 		return nil, err
@@ -112,17 +141,34 @@ func New(opts Options) (*Daemon, error) {
 	d.feed = events.New(cfg.Dashboard.Events, nil)
 	d.recorder = newDashboardRecorder(d, cfg)
 	d.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
 	d.pinger = icmp.New(icmp.Options{})
 	d.reg.MustRegister(pingerCollector{d.pinger})
 	d.probers = map[string]probe.Prober{"icmp": d.pinger, "tcp": tcp.New()}
+	d.onClose(func() {
+		for _, p := range d.probers {
+			p.Close()
+		}
+	})
 	actuators := []engine.Actuator{appid.Actuator{}}
 	var marks func(string, string) (int, string)
 	if dataplane.Active(cfg) {
+		if err := startStep("dataplane"); err != nil {
+			return nil, err
+		}
 		if d.plane, err = dataplane.New(cfg, d.log); err != nil {
 			return nil, err
 		}
+		d.onClose(d.plane.Release)
 		actuators = append(actuators, d.plane)
 		marks = d.plane.Marks
+	}
+	if err := startStep("engine"); err != nil {
+		return nil, err
 	}
 	d.eng, err = engine.New(engine.Options{
 		Config:    cfg,
@@ -139,19 +185,31 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d.api = api.New(backend{d.eng, d})
 	d.api.ECMPRoutes(backend{d.eng, d})
-	for _, f := range features() {
+	for i, f := range features() {
+		if err := startStep(fmt.Sprintf("feature %d", i)); err != nil {
+			return nil, err
+		}
 		ft, err := f(d, cfg)
 		if err != nil {
 			return nil, err
+		}
+		if c, ok := ft.(interface{ Close() error }); ok {
+			d.onClose(func() { c.Close() })
 		}
 		ft.Routes(d.api)
 		d.features = append(d.features, ft)
 	}
 	if cfg.Dashboard.Enabled() {
 		// Last: it reads the other features.
+		if err := startStep("dashboard"); err != nil {
+			return nil, err
+		}
 		ft, err := newDashboardFeature(d, cfg)
 		if err != nil {
 			return nil, err
+		}
+		if c, ok := ft.(interface{ Close() error }); ok {
+			d.onClose(func() { c.Close() })
 		}
 		d.features = append(d.features, ft)
 	}
@@ -203,6 +261,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.plane != nil {
 		// Rules and path tables first: probes must leave through their
 		// paths. Service routes wait for the engine's first decision.
+		if err := startStep("dataplane setup"); err != nil {
+			return err
+		}
 		if err := d.plane.Setup(); err != nil {
 			return fmt.Errorf("data plane: %w", err)
 		}
@@ -217,11 +278,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		for _, srv := range servers {
 			srv.Close() // the listeners of an early error return
 		}
+		d.serving.Wait() // Run never returns while a server still serves
 	}()
 	serve := func(ln net.Listener, h http.Handler, connCtx func(context.Context, net.Conn) context.Context) {
 		srv := api.NewHTTPServer(h, connCtx, api.DefaultLimits)
 		servers = append(servers, srv)
-		go srv.Serve(ln)
+		d.serving.Add(1)
+		go func() {
+			defer d.serving.Done()
+			srv.Serve(ln)
+		}()
+	}
+	if err := startStep("api socket"); err != nil {
+		return err
 	}
 	ln, err := d.listenAPI()
 	if err != nil {
@@ -230,6 +299,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer os.Remove(d.cfg.API.Socket)
 	serve(ln, api.Audit(d.api, d.log), api.UnixConnContext)
 	if d.cfg.API.Listen != "" {
+		if err := startStep("api listen"); err != nil {
+			return err
+		}
 		tl, h, err := d.listenTCPAPI()
 		if err != nil {
 			return err
@@ -237,6 +309,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		serve(tl, h, nil)
 	}
 	if d.cfg.Metrics.Listen != "" {
+		if err := startStep("metrics listen"); err != nil {
+			return err
+		}
 		ml, err := net.Listen("tcp", d.cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)

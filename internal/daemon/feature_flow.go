@@ -245,6 +245,13 @@ func (f *flowFeature) closeAll() {
 	f.mgr.Close()
 }
 
+// Close stops the reflector and exporters that New opened when Run never
+// ran (a later step of New failed); after Run it does nothing.
+func (f *flowFeature) Close() error {
+	f.closeAll()
+	return nil
+}
+
 func (f *flowFeature) Run(ctx context.Context) error {
 	f.mu.Lock()
 	f.runCtx = ctx

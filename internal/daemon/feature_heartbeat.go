@@ -32,6 +32,7 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		h.Close()
 		return nil, err
 	}
+	d.onClose(h.Close)
 	return heartbeatFeature{m}, nil
 }
 

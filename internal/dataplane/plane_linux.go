@@ -330,6 +330,17 @@ func (p *Plane) removePath(pp PathPlane) {
 	}
 }
 
+// Release closes the data plane's netlink handle: the last thing done
+// with a Plane, after Close or when Setup never ran. It is idempotent.
+func (p *Plane) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.k.h != nil {
+		p.k.h.Close()
+		p.k.h = nil
+	}
+}
+
 // Close removes everything reachd installed (rules, path tables, service
 // routes, the nftables table), unless keep-on-exit is set.
 func (p *Plane) Close() error {
