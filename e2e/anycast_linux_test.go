@@ -187,3 +187,19 @@ func TestAnycastSeedDemo(t *testing.T) {
 		t.Errorf("new connections reached the withdrawn S1: %v", per)
 	}
 }
+
+// TestDemoAnycast runs `reachd demo anycast` (the narration checks every
+// step and fails on a broken or moved connection).
+func TestDemoAnycast(t *testing.T) {
+	var out strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := labrun.DemoAnycast(ctx, &out, reachdBin); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{"connection A still answers from S1 (pinned)", "a new connection C lands on S2", "stays on S2", "connection A (on S1) fails", "none of S2's connections moved", "removed every namespace"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the narration lacks %q:\n%s", want, out.String())
+		}
+	}
+}
