@@ -264,7 +264,20 @@ func testECMPNeverMove(t *testing.T, h host, v6 bool) {
 			t.Fatalf("no connection reached %s: %v", s.Name, per)
 		}
 	}
+	// Status counts pinned connections at most once a second.
+	pinnedOK := func(st apitype.Service) bool {
+		for _, p := range st.Paths {
+			if p.Pinned == nil || *p.Pinned != per[p.Name] {
+				return false
+			}
+		}
+		return true
+	}
 	st := waitUsable(t, r, "s1,s2,s3", time.Second)
+	for deadline := time.Now().Add(3 * time.Second); !pinnedOK(st) && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Millisecond)
+		st = waitUsable(t, r, "s1,s2,s3", time.Second)
+	}
 	for _, p := range st.Paths {
 		if p.Pinned == nil || *p.Pinned != per[p.Name] {
 			t.Errorf("status: %s has %v pinned connections, want %d", p.Name, p.Pinned, per[p.Name])

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 	"sort"
+	"sync"
+	"time"
 
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/policy"
@@ -166,11 +168,29 @@ func pathWeight(svc *config.Service, name string) int {
 	return 1
 }
 
+// pinnedTTL is how long a count of pinned connections is reused: status
+// may be polled often (dashboards), a conntrack dump of a busy load
+// balancer is not free.
+const pinnedTTL = time.Second
+
 // Pinned counts the conntrack entries of every routed path by its mark:
 // the connections pinned to it. Connections this host opened itself (its
 // probes, which carry the path's mark too) are not counted. One conntrack
-// dump; it runs outside the engine's goroutine.
+// dump, at most once per pinnedTTL; it runs outside the engine's goroutine.
 func (p *Plane) Pinned() (map[string]map[string]int, error) {
+	p.pinnedMu.Lock()
+	defer p.pinnedMu.Unlock()
+	if p.pinned != nil && time.Since(p.pinnedAt) < pinnedTTL {
+		return p.pinned, nil
+	}
+	out, err := p.countPinned()
+	if err == nil {
+		p.pinned, p.pinnedAt = out, time.Now()
+	}
+	return out, err
+}
+
+func (p *Plane) countPinned() (map[string]map[string]int, error) {
 	p.mu.Lock()
 	byMark := map[uint32]key{}
 	for k, pp := range p.plan {
@@ -241,4 +261,11 @@ func matchesMulti(r *netlink.Route, hops []nexthop) bool {
 	slices.SortFunc(got, less)
 	slices.SortFunc(want, less)
 	return slices.Equal(got, want)
+}
+
+// pinnedCache is the last count of Pinned.
+type pinnedCache struct {
+	pinnedMu sync.Mutex
+	pinned   map[string]map[string]int
+	pinnedAt time.Time
 }

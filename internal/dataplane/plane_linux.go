@@ -23,6 +23,8 @@ type Plane struct {
 	nft *pinner
 	sys *sysctls
 
+	pinnedCache
+
 	mu   sync.Mutex
 	cfg  *config.Config
 	plan map[key]PathPlane
