@@ -113,7 +113,7 @@ var jsonArgs = map[string][]string{
 
 // notJSON are commands whose output is, by nature, not data: they are
 // documented as the exceptions to --json.
-var notJSON = map[string]bool{"reachctl completion": true, "reachctl help": true}
+var notJSON = map[string]bool{"reachctl completion": true, "reachctl help": true, "reachctl man-pages": true}
 
 func TestEveryCommandHonoursJSON(t *testing.T) {
 	sock := cannedDaemon(t)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/manpage"
 	"github.com/spf13/cobra"
 )
 
@@ -74,7 +75,7 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.socket, "socket", client.SocketFromEnv(), "reachd's API socket (default $REACHD_SOCKET or "+client.DefaultSocket+")")
 	cmd.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON instead of a table")
-	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), nexthopCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), announceCmd(g), bgpCmd(g), configCmd(g), versionCmd(g))
+	cmd.AddCommand(statusCmd(g), pathInfoCmd(g), pathCmd(g), nexthopCmd(g), reloadCmd(g), pingStatusCmd(g), linktestCmd(g), heartbeatCmd(g), bypassCmd(g), flowCmd(g), announceCmd(g), bgpCmd(g), configCmd(g), versionCmd(g), manpage.Command("1"))
 	markUsage(cmd)
 	return cmd
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
+	"github.com/reachd/reachd/internal/manpage"
 	"github.com/reachd/reachd/internal/version"
 	"github.com/spf13/cobra"
 )
@@ -40,7 +41,7 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit: 0 when valid, 1 with every error otherwise")
-	cmd.AddCommand(demoCmd())
+	cmd.AddCommand(demoCmd(), manpage.Command("8"))
 	return cmd
 }
 

@@ -1,5 +1,3 @@
-// Package apitype holds the JSON shapes of reachd's API. It imports only
-// the standard library, so the client and reachctl stay small.
 package apitype
 
 import "time"

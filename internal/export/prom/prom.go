@@ -21,6 +21,7 @@ type Observer struct {
 	losses      *prometheus.CounterVec
 	rtt         *prometheus.HistogramVec
 	current     *prometheus.GaugeVec
+	withdrawn   *prometheus.GaugeVec
 }
 
 // New registers the metrics on reg.
@@ -48,8 +49,11 @@ func New(reg prometheus.Registerer) *Observer {
 		current: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reachd_service_current_path", Help: "1 for the path a service uses, 0 for its other paths; all 0 when withdrawn.",
 		}, []string{"service", "path", "vector_priority"}),
+		withdrawn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "reachd_service_withdrawn", Help: "1 while the service is withdrawn (every path down, no best-effort): its routes are unreachable.",
+		}, []string{"service"}),
 	}
-	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current)
+	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current, o.withdrawn)
 	return o
 }
 
@@ -96,6 +100,11 @@ func (o *Observer) Decision(service string, d policy.Decision, priorities map[st
 		o.current.DeletePartialMatch(prometheus.Labels{"service": service, "path": p})
 		o.current.WithLabelValues(service, p, itoa(prio)).Set(v)
 	}
+	w := 0.0
+	if d.Withdrawn() {
+		w = 1
+	}
+	o.withdrawn.WithLabelValues(service).Set(w)
 }
 
 // ForgetPath deletes every series of a path that a reload removed, so that
