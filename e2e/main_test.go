@@ -16,6 +16,12 @@ import (
 
 var reachdBin string
 
+// reachdUser is $REACHD_E2E_USER: when set, every test that starts reachd
+// through setup runs it as that user with only CAP_NET_ADMIN and
+// CAP_NET_RAW (what the systemd unit grants) instead of as root. .ci/run
+// runs the suite both ways.
+var reachdUser = os.Getenv("REACHD_E2E_USER")
+
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(holdEnv); addr != "" {
 		holdMain(addr) // this binary re-executed as a server (ecmp_bench_test.go)
@@ -41,6 +47,9 @@ func TestMain(m *testing.M) {
 	if err := build.Run(); err != nil {
 		fmt.Println("e2e: building reachd:", err)
 		os.Exit(1)
+	}
+	if reachdUser != "" {
+		fmt.Printf("e2e: reachd runs as %s with only CAP_NET_ADMIN and CAP_NET_RAW\n", reachdUser)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -85,6 +94,9 @@ func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { top.Close() })
+	if o.User == "" {
+		o.User = reachdUser
+	}
 	r, err := labrun.Start(top, reachdBin, t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)

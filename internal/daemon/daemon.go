@@ -256,6 +256,7 @@ func NewLogger(w *os.File, lc config.Log) *slog.Logger {
 
 // Run serves until ctx ends, then stops everything it started.
 func (d *Daemon) Run(ctx context.Context) error {
+	d.checkPrivileges()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if d.plane != nil {

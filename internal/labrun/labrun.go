@@ -34,6 +34,10 @@ var Fast = Timing{ProbeInterval: 200 * time.Millisecond, RetryInterval: 300 * ti
 
 // Options describe the reachd config written for the standard topology.
 type Options struct {
+	// User, when set, runs reachd as that user holding only CAP_NET_ADMIN
+	// and CAP_NET_RAW (setpriv; what the systemd unit grants), instead of
+	// as root. dir is handed to the user.
+	User string
 	Timing      Timing
 	V6          bool // route ::/0 over the IPv6 gateways instead of 0.0.0.0/0
 	BestEffort  bool
@@ -58,6 +62,9 @@ type Reachd struct {
 	// NS is where the daemon runs: the standard topology's router, or the
 	// namespace given to StartNS.
 	NS *lab.NS
+	// User is Options.User: reachd runs as this user with only
+	// CAP_NET_ADMIN and CAP_NET_RAW ("" means root).
+	User string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -143,7 +150,12 @@ func Start(top *lab.Topology, binary, dir string, o Options) (*Reachd, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Reachd{Top: top, NS: top.Router, Dir: dir, Config: file, Binary: binary, Client: client.New(filepath.Join(dir, "reachd.sock"))}
+	r := &Reachd{Top: top, NS: top.Router, Dir: dir, Config: file, Binary: binary, User: o.User, Client: client.New(filepath.Join(dir, "reachd.sock"))}
+	if o.User != "" {
+		if err := handOver(dir, binary, o.User); err != nil {
+			return nil, err
+		}
+	}
 	return r, r.Restart()
 }
 
@@ -162,7 +174,11 @@ func StartNS(ns *lab.NS, binary, dir, config string) (*Reachd, error) {
 // Restart starts the daemon again (after Kill or Stop).
 func (r *Reachd) Restart() error {
 	r.mu.Lock()
-	cmd := r.NS.Command(r.Binary, "--config", r.Config)
+	args := []string{r.Binary, "--config", r.Config}
+	if r.User != "" {
+		args = append(unprivileged(r.User), args...)
+	}
+	cmd := r.NS.Command(args[0], args[1:]...)
 	r.logBuf = &bytes.Buffer{}
 	cmd.Stdout = &lockedWriter{w: r.logBuf, mu: &r.mu}
 	cmd.Stderr = cmd.Stdout
