@@ -37,7 +37,7 @@ type Options struct {
 	// User, when set, runs reachd as that user holding only CAP_NET_ADMIN
 	// and CAP_NET_RAW (setpriv; what the systemd unit grants), instead of
 	// as root. dir is handed to the user.
-	User string
+	User        string
 	Timing      Timing
 	V6          bool // route ::/0 over the IPv6 gateways instead of 0.0.0.0/0
 	BestEffort  bool

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package daemon
+
+// checkPrivileges has nothing to check outside Linux.
+func (d *Daemon) checkPrivileges() {}
