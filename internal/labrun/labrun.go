@@ -195,6 +195,9 @@ func (r *Reachd) Restart() error {
 	defer cancel()
 	for {
 		if _, err := r.Client.PathInfo(ctx); err == nil {
+			if r.User != "" {
+				return checkUnprivileged(cmd.Process.Pid)
+			}
 			return nil
 		}
 		select {

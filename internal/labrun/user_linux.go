@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // DaemonCaps are the capabilities the systemd unit grants reachd
@@ -58,6 +59,29 @@ func handOver(dir, binary, name string) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// checkUnprivileged makes sure the daemon (pid: ip netns exec and setpriv
+// exec, so it is the same process) really runs without root: a non-zero
+// uid and exactly CAP_NET_ADMIN and CAP_NET_RAW effective.
+func checkUnprivileged(pid int) error {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err
+	}
+	var uid, capEff string
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid = strings.Fields(v)[1] // effective
+		}
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			capEff = strings.TrimSpace(v)
+		}
+	}
+	if uid == "0" || capEff != "0000000000003000" {
+		return fmt.Errorf("reachd should run unprivileged, but has uid %s and CapEff %s", uid, capEff)
 	}
 	return nil
 }
