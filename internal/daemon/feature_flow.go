@@ -71,6 +71,9 @@ func newFlowFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		return nil, err
 	}
 	f.mgr = mgr
+	if reg := d.Registry(); reg != nil {
+		reg.MustRegister(exporterCollector{f})
+	}
 	if err := f.apply(cfg); err != nil {
 		f.closeAll()
 		return nil, err

@@ -44,7 +44,7 @@ type Options struct {
 // Stats are the producer's counters.
 type Stats struct {
 	Produced uint64 // messages acknowledged by the brokers
-	Dropped  uint64 // messages dropped because the spool was full
+	Dropped  uint64 // messages dropped: the spool was full, or the message could not be written (disk full)
 	Failures uint64 // failed produce attempts (retried)
 	Damaged  uint64 // spooled messages found damaged (moved aside, not sent)
 	Spooled  int    // messages waiting in the spool
@@ -165,6 +165,9 @@ func (p *Producer) Send(m Message) error {
 		p.log.Warn("Kafka spool full, dropped oldest reports", "dropped", dropped, "max", p.opts.MaxSpooled)
 	}
 	if err != nil {
+		// Not on disk (disk full, read-only, ...): the report is lost.
+		// Counted with the drops; the caller logs it, probing goes on.
+		p.dropped.Add(1)
 		return fmt.Errorf("kafka: %w", err)
 	}
 	select {
