@@ -74,6 +74,16 @@ func TestRequests(t *testing.T) {
 		{func() error { _, err := c.PingStatus(ctx, "internet-lte", "auto"); return err },
 			`POST /ping-status {"name":"internet-lte","service":"","path":"","status":"auto"}`},
 		{func() error { return c.Reload(ctx) }, "POST /v1/reload"},
+		{func() error { _, err := c.Drain(ctx, "anycast", "s1", true); return err },
+			`POST /v1/paths/anycast/s1/drain {"drained":true}`},
+		{func() error { _, err := c.Drain(ctx, "anycast", "s1", false); return err },
+			`POST /v1/paths/anycast/s1/drain {"drained":false}`},
+		{func() error {
+			_, err := c.AddNextHop(ctx, "anycast", apitype.NextHop{Name: "s4", Interface: "s4", Gateway: "192.0.2.78", Weight: 2})
+			return err
+		}, `POST /v1/services/anycast/nexthops {"name":"s4","interface":"s4","gateway":"192.0.2.78","weight":2}`},
+		{func() error { _, err := c.RemoveNextHop(ctx, "anycast", "s4"); return err },
+			"DELETE /v1/services/anycast/nexthops/s4"},
 		{func() error { _, err := c.Version(ctx); return err }, "GET /v1/version"},
 		{func() error { _, err := c.FlowPing(ctx, "a/b", 1500*time.Millisecond); return err },
 			`PUT /flows/a%2Fb/ping {"timeout":1500}`},
