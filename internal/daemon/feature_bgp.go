@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
@@ -19,7 +20,19 @@ import (
 // side feeds learned next-hops into ecmp services (ecmpSink).
 type bgpFeature struct {
 	*bgp.Feature
-	sink *ecmpSink // nil without learn:
+	sink  *ecmpSink       // nil without learn:
+	vips  *dataplane.VIPs // nil without bgp:
+	close *sync.Once
+}
+
+// Close releases the VIP netlink handle (after Run: the VIPs are gone by then).
+func (f bgpFeature) Close() error {
+	f.close.Do(func() {
+		if f.vips != nil {
+			f.vips.Close()
+		}
+	})
+	return nil
 }
 
 func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
@@ -37,12 +50,13 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		},
 	}
 	var sink *ecmpSink
+	var vips *dataplane.VIPs
 	if cfg.BGP.Enabled() {
 		v, err := dataplane.NewVIPs()
 		if err != nil {
 			return nil, err
 		}
-		opts.VIPs = v
+		opts.VIPs, vips = v, v
 		for _, n := range cfg.BGP.Neighbors {
 			if n.Learn != nil && sink == nil {
 				sink = newECMPSink(d.Engine(), v.InterfaceTo, d.Logger().With("feature", "bgp"))
@@ -52,9 +66,12 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	}
 	f, err := bgp.New(opts)
 	if err != nil {
+		if vips != nil {
+			vips.Close()
+		}
 		return nil, err
 	}
-	return bgpFeature{f, sink}, nil
+	return bgpFeature{Feature: f, sink: sink, vips: vips, close: &sync.Once{}}, nil
 }
 
 func (f bgpFeature) Routes(r feature.Router) { bgp.Routes(r, f) }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/probe/check"
@@ -131,8 +132,9 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	dirA := cfgA.StateDir
 	sk := &sink{}
 	feed := events.New(100, nil)
-	a, _ := New(Options{Logger: logger(t).With("side", "A"), Config: cfgA, Events: feed})
-	b, _ := New(Options{Logger: logger(t).With("side", "B"), Sink: sk, Config: cfgB})
+	regA, regB := prometheus.NewRegistry(), prometheus.NewRegistry()
+	a, _ := New(Options{Logger: logger(t).With("side", "A"), Config: cfgA, Events: feed, Registry: regA})
+	b, _ := New(Options{Logger: logger(t).With("side", "B"), Sink: sk, Config: cfgB, Registry: regB})
 	// gobgp's StartBgp writes package variables (route selection options):
 	// two speakers in one process must start one after the other.
 	start(t, b)
@@ -148,6 +150,15 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	if l.Prefix != "192.0.2.53/32" || len(l.Communities) != 1 || l.Communities[0] != "65100:100" ||
 		len(l.LargeCommunities) != 1 || l.LargeCommunities[0] != "65100:1:2" || l.MED == nil || *l.MED != 10 {
 		t.Fatalf("learned route %+v", l)
+	}
+	if got := metricValue(t, regA, "reachd_bgp_session_up", "neighbor", "127.0.0.1"); got != 1 {
+		t.Errorf("reachd_bgp_session_up = %v", got)
+	}
+	if got := metricValue(t, regA, "reachd_bgp_announced", "name", "web"); got != 1 {
+		t.Errorf("reachd_bgp_announced = %v", got)
+	}
+	if got := metricValue(t, regB, "reachd_bgp_learned_nexthops", "state", "active"); got != 1 {
+		t.Errorf("reachd_bgp_learned_nexthops{state=active} = %v", got)
 	}
 	ns, _ := a.Neighbors(ctx)
 	if len(ns) != 1 || !ns[0].Established {
@@ -324,4 +335,29 @@ func TestDrainKindsAndRegistrations(t *testing.T) {
 	if err := f.Unregister(context.Background(), "app"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unregistering twice: %v", err)
 	}
+}
+
+// metricValue is the value of the first series of name with label = value.
+func metricValue(t *testing.T, g prometheus.Gatherer, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -99
 }
