@@ -149,6 +149,9 @@ func (d *Dashboard) Serve(ctx context.Context, ln net.Listener) error {
 		d.hub.run(ctx)
 	}()
 	d.log.Info("dashboard listening", "addr", ln.Addr().String(), "actions", d.actionHandler() != nil)
+	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {
+		d.log.Warn("the dashboard listens beyond loopback: anyone who reaches it can read it (actions still need a token)", "addr", ln.Addr().String())
+	}
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	srv.Shutdown(sctx)

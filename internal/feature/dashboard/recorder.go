@@ -52,19 +52,19 @@ type Recorder struct {
 	feed    *events.Feed
 	now     func() time.Time
 
-	// Owned by the goroutine that runs drain (Run).
+	// services is owned by the goroutine that handles observations; the
+	// overview reads the copy published in snap after each decision.
 	services map[string]*svcInfo
-	// infoMu-free copies for the overview are published through snap.
-	snap atomic.Pointer[map[string]svcInfo]
+	snap     atomic.Pointer[map[string]svcInfo]
 }
 
 // svcInfo is what the dashboard remembers of a service's decisions.
 type svcInfo struct {
 	current    string
 	mode       string
-	since      time.Time
-	reason     string // the last path transition's reason
-	lastReason string // reason of the transition that led to the decision
+	since      time.Time // when the current decision was taken
+	reason     string    // why: the transition that led to it
+	lastReason string    // the latest path transition, for the next decision
 }
 
 // NewRecorder returns a recorder writing into store and feed.
