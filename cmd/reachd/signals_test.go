@@ -17,9 +17,6 @@ import (
 // READY=1, WATCHDOG=1, RELOADING=1/READY=1 around SIGHUP (ExecReload),
 // STOPPING=1 on SIGTERM, and a clean exit.
 func TestSignalsNotifySystemd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "reachd")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
