@@ -134,8 +134,9 @@ func (p *Plane) setup() error {
 // path would be down because of main, not because of the path; withdrawn
 // it would never come back. src_valid_mark makes the lookup use the
 // packet's mark, which the nftables table sets from the path's conntrack
-// entries, so the lookup finds the path's own table (see PathPlane.rules). rp_filter itself is left as the
-// operator set it: it keeps guarding everything that is not reachd's.
+// entries, so the lookup finds the path's own table (see PathPlane.rules).
+// rp_filter itself is left as the operator set it: it keeps guarding
+// everything that is not reachd's.
 //
 // IPv6 has no rp_filter; hosts that filter (firewalld's
 // "fib saddr . mark . iif oif missing drop") include the mark in the lookup
