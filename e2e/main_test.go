@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/nftables"
 	"github.com/reachd/reachd/internal/lab"
 	"github.com/reachd/reachd/internal/labrun"
 )
@@ -62,6 +63,10 @@ type host struct {
 	rpFilter    int  // lab.RPFilterLoose or lab.RPFilterStrict (IPv4 sysctl, IPv6 firewalld-style rule)
 	mainDefault bool // a default route via broadband in main, as a DHCP client leaves it
 	sharedLAN   bool // ECMP tests: the servers share one LAN (lab.LBOptions.SharedLAN)
+	// noFilter: a host whose operator turned reverse-path filtering off
+	// (rp_filter 0 on every interface, no IPv6 rule). Not the lab's
+	// default; it shows that reachd's changes do no harm there.
+	noFilter bool
 }
 
 // hosts are the stock hosts the e2e tests run on: systemd's loose
@@ -97,6 +102,11 @@ func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
 	if o.User == "" {
 		o.User = reachdUser
 	}
+	if h.noFilter {
+		if err := filterOff(top.Router); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r, err := labrun.Start(top, reachdBin, t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -108,4 +118,30 @@ func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
 		}
 	})
 	return r
+}
+
+// filterOff turns reverse-path filtering off in ns, as an operator may have
+// (see host.noFilter).
+func filterOff(ns *lab.NS) error {
+	var ifs []string
+	if err := ns.Do(func() error {
+		ents, err := os.ReadDir("/proc/sys/net/ipv4/conf")
+		for _, e := range ents {
+			ifs = append(ifs, e.Name())
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, ifn := range ifs {
+		if err := ns.Sysctl("net/ipv4/conf/"+ifn+"/rp_filter", "0"); err != nil {
+			return err
+		}
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(ns.Fd()))
+	if err != nil {
+		return err
+	}
+	c.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: lab.RPFilterTable})
+	return c.Flush()
 }

@@ -72,13 +72,16 @@ func recoverAfterTotalOutage(t *testing.T, r *labrun.Reachd, v6 bool) {
 }
 
 func TestRecoveryAfterTotalOutage(t *testing.T) {
-	onHosts(t, func(t *testing.T, h host) {
-		for _, v6 := range []bool{false, true} {
-			t.Run(map[bool]string{false: "v4", true: "v6"}[v6], func(t *testing.T) {
-				recoverAfterTotalOutage(t, setup(t, h, labrun.Options{V6: v6}), v6)
-			})
-		}
-	})
+	// The stock hosts, and one with filtering off (rp_filter 0).
+	for _, h := range append(hosts[:len(hosts):len(hosts)], host{name: "rp_filter=0,main-default", noFilter: true, mainDefault: true}) {
+		t.Run(h.name, func(t *testing.T) {
+			for _, v6 := range []bool{false, true} {
+				t.Run(map[bool]string{false: "v4", true: "v6"}[v6], func(t *testing.T) {
+					recoverAfterTotalOutage(t, setup(t, h, labrun.Options{V6: v6}), v6)
+				})
+			}
+		})
+	}
 }
 
 // TestStockHostFailuresGone replays the three failures of a stock host
