@@ -135,7 +135,7 @@ func TestAnycastSeedDemo(t *testing.T) {
 	a := startAnycast(t)
 	s1, s2 := a.path(0), a.path(1)
 	both := strings.Join([]string{s1, s2}, ",")
-	waitUsable(t, a.lb, both, 30*time.Second)
+	waitUsable(t, a.lb, both, 60*time.Second)
 
 	// 1. Connections spread over S1 and S2.
 	first, per := dialN(t, a.top, a.top.VIP4, 16)

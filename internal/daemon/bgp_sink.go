@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/feature/bgp"
@@ -49,11 +50,15 @@ func nextHopName(a netip.Addr) string {
 }
 
 func (s *ecmpSink) run(ctx context.Context) {
+	retry := time.NewTimer(time.Hour)
+	retry.Stop()
+	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.kick:
+		case <-retry.C:
 		}
 		s.mu.Lock()
 		want := make(map[string][]bgp.LearnedHop, len(s.want))
@@ -61,13 +66,21 @@ func (s *ecmpSink) run(ctx context.Context) {
 			want[k] = v
 		}
 		s.mu.Unlock()
+		ok := true
 		for svc, hops := range want {
-			s.apply(ctx, svc, hops)
+			ok = s.apply(ctx, svc, hops) && ok
+		}
+		if !ok && ctx.Err() == nil {
+			// A next-hop the engine refused (not ready yet, no route to
+			// the next-hop yet): try the latest set again shortly.
+			retry.Reset(500 * time.Millisecond)
 		}
 	}
 }
 
-func (s *ecmpSink) apply(ctx context.Context, svc string, hops []bgp.LearnedHop) {
+// apply brings the engine to hops; false when some step failed.
+func (s *ecmpSink) apply(ctx context.Context, svc string, hops []bgp.LearnedHop) bool {
+	ok := true
 	have := s.have[svc]
 	if have == nil {
 		have = map[string]bool{}
@@ -82,10 +95,12 @@ func (s *ecmpSink) apply(ctx context.Context, svc string, hops []bgp.LearnedHop)
 			ifname, err := s.iface(h.Addr)
 			if err != nil {
 				s.log.Error("learned next-hop not added", "service", svc, "next-hop", h.Addr, "err", err)
+				ok = false
 				continue
 			}
 			if err := s.eng.AddNextHop(ctx, svc, engine.NextHop{Name: name, Interface: ifname, Gateway: h.Addr}); err != nil {
 				s.log.Error("adding a learned next-hop", "service", svc, "next-hop", h.Addr, "err", err)
+				ok = false
 				continue
 			}
 			have[name] = false
@@ -94,6 +109,7 @@ func (s *ecmpSink) apply(ctx context.Context, svc string, hops []bgp.LearnedHop)
 		if draining != h.Draining {
 			if err := s.eng.SetDrain(ctx, svc, name, h.Draining); err != nil {
 				s.log.Error("draining a learned next-hop", "service", svc, "next-hop", h.Addr, "err", err)
+				ok = false
 				continue
 			}
 			have[name] = h.Draining
@@ -105,8 +121,10 @@ func (s *ecmpSink) apply(ctx context.Context, svc string, hops []bgp.LearnedHop)
 		}
 		if err := s.eng.RemoveNextHop(ctx, svc, name); err != nil {
 			s.log.Error("removing a learned next-hop", "service", svc, "path", name, "err", err)
+			ok = false
 			continue
 		}
 		delete(have, name)
 	}
+	return ok
 }

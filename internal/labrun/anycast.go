@@ -226,7 +226,7 @@ func DemoAnycast(ctx context.Context, out io.Writer, binary string) (err error) 
 		}
 		return fmt.Errorf("the load balancer's usable next-hops are %q after %v, want %q\nlb log:\n%s", got, limit, want, lb.Log())
 	}
-	if err := usable(nh(0)+","+nh(1), 30*time.Second); err != nil {
+	if err := usable(nh(0)+","+nh(1), 60*time.Second); err != nil {
 		return err
 	}
 	rt, _ := lb.Client.BGPRoutes(ctx)
