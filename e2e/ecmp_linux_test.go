@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -301,6 +303,14 @@ func testECMPNeverMove(t *testing.T, h host, v6 bool) {
 		t.Errorf("s1 after drain: %+v", st.Paths[0])
 	}
 	stayed(t, "after drain", conns)
+	// The app-id module names the usable paths, each with the VIP.
+	mod, err := os.ReadFile(filepath.Join(r.Dir, "modules", "icmp-probe-anycast.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := string(mod); strings.Contains(m, "icmp-anycast-s1") || !strings.Contains(m, `"icmp-anycast-s2": [`) || !strings.Contains(m, `"icmp-anycast-s3": [`) || !strings.Contains(m, vip.String()) {
+		t.Errorf("app-id module with s1 drained:\n%s", m)
+	}
 	fresh, freshPer := dialN(t, top, vip, 30)
 	if freshPer["s1"] != 0 {
 		t.Errorf("new connections reached drained s1: %v", freshPer)
