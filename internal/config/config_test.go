@@ -51,6 +51,10 @@ func TestInvalidFiles(t *testing.T) {
 		}},
 		{"invalid-bad-prefix.yaml", []string{":3: services[0].address[0]: \"203.0.113.0/33\" is not an IP prefix"}},
 		{"invalid-bad-duration.yaml", []string{":4: services[0].hold-down: \"soon\" is not a duration"}},
+		{"invalid-metrics.yaml", []string{
+			":3: metrics.per-target: \"sometimes\" is not a per-target mode; use auto, always or never",
+			":4: metrics.per-target-limit: -5 is negative",
+		}},
 		{"invalid-world-writable-socket.yaml", []string{":3: api.socket-mode: 0666 lets every local user write"}},
 		{"invalid-gateway-family.yaml", []string{
 			":8: services[0].paths[0].gateway: 198.51.100.2 cannot route the service's ::/0",
@@ -166,5 +170,26 @@ services:
 	}
 	if c.Services[0].Paths[1].Dampening != nil {
 		t.Error("a path without dampening: got one")
+	}
+}
+
+func TestPerTargetSeries(t *testing.T) {
+	limit := func(n int) *int { return &n }
+	tests := []struct {
+		m       Metrics
+		targets int
+		want    bool
+	}{
+		{Metrics{PerTarget: "auto"}, 1000, true},
+		{Metrics{PerTarget: "auto"}, 1001, false},
+		{Metrics{PerTarget: "auto", PerTargetLimit: limit(50000)}, 50000, true},
+		{Metrics{PerTarget: "auto", PerTargetLimit: limit(0)}, 1, false},
+		{Metrics{PerTarget: "always"}, 50000, true},
+		{Metrics{PerTarget: "never"}, 1, false},
+	}
+	for _, tt := range tests {
+		if got := tt.m.PerTargetSeries(tt.targets); got != tt.want {
+			t.Errorf("%+v.PerTargetSeries(%d) = %v, want %v", tt.m, tt.targets, got, tt.want)
+		}
 	}
 }

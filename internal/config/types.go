@@ -88,6 +88,44 @@ type APITLS struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Listen string `yaml:"listen"`
+	// PerTarget says when the per-target series (reachd_probe_attempts_total
+	// and reachd_probe_losses_total with a target label) are exported:
+	// auto (default: while the config has at most PerTargetLimit targets),
+	// always or never. The per-path aggregates are always exported.
+	PerTarget string `yaml:"per-target"`
+	// PerTargetLimit is auto's threshold; default 1000.
+	PerTargetLimit *int `yaml:"per-target-limit"`
+}
+
+// DefaultPerTargetLimit is metrics.per-target-limit's default.
+const DefaultPerTargetLimit = 1000
+
+// PerTargetSeries says whether a daemon probing targets targets exports
+// per-target series.
+func (m Metrics) PerTargetSeries(targets int) bool {
+	switch m.PerTarget {
+	case "always":
+		return true
+	case "never":
+		return false
+	}
+	limit := DefaultPerTargetLimit
+	if m.PerTargetLimit != nil {
+		limit = *m.PerTargetLimit
+	}
+	return targets <= limit
+}
+
+// TargetCount is the number of probe targets over every path of every
+// service (a target on two paths counts twice: it has a series on each).
+func (c *Config) TargetCount() int {
+	n := 0
+	for _, s := range c.Services {
+		for _, p := range s.Paths {
+			n += len(p.Targets)
+		}
+	}
+	return n
 }
 
 // Log configures logging.

@@ -55,6 +55,16 @@ func (cfg *Config) validate() []problem {
 			c.add("metrics.listen", "%q is not host:port; write e.g. 127.0.0.1:9469", cfg.Metrics.Listen)
 		}
 	}
+	switch cfg.Metrics.PerTarget {
+	case "":
+		cfg.Metrics.PerTarget = "auto"
+	case "auto", "always", "never":
+	default:
+		c.add("metrics.per-target", "%q is not a per-target mode; use auto, always or never", cfg.Metrics.PerTarget)
+	}
+	if l := cfg.Metrics.PerTargetLimit; l != nil && *l < 0 {
+		c.add("metrics.per-target-limit", "%d is negative; write a number of targets, e.g. 1000 (0 with auto exports no per-target series)", *l)
+	}
 	switch cfg.Log.Format {
 	case "":
 		cfg.Log.Format = "text"

@@ -52,6 +52,7 @@ type Daemon struct {
 	opts     Options
 	log      *slog.Logger
 	reg      *prometheus.Registry
+	prom     *prom.Observer
 	pinger   *icmp.Pinger
 	probers  map[string]probe.Prober
 	eng      *engine.Engine
@@ -217,11 +218,23 @@ func New(opts Options) (_ *Daemon, err error) {
 }
 
 func (d *Daemon) observers() []engine.Observer {
-	obs := []engine.Observer{prom.New(d.reg)}
+	d.prom = prom.New(d.reg)
+	d.setPerTarget(d.cfg)
+	obs := []engine.Observer{d.prom}
 	if d.recorder != nil {
 		obs = append(obs, d.recorder)
 	}
 	return obs
+}
+
+// setPerTarget applies metrics.per-target to the number of targets in cfg.
+func (d *Daemon) setPerTarget(cfg *config.Config) {
+	n := cfg.TargetCount()
+	on := cfg.Metrics.PerTargetSeries(n)
+	if on != d.prom.PerTarget() || !on {
+		d.log.Info("metrics: per-target series", "on", on, "targets", n, "per-target", cfg.Metrics.PerTarget)
+	}
+	d.prom.SetPerTarget(on)
 }
 
 // Events is the event feed, for features that publish to it.
@@ -379,9 +392,10 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	if cfg.Dashboard.Enabled() != d.cfg.Dashboard.Enabled() {
 		d.log.Warn("reload: turning the dashboard on or off takes effect at the next restart")
 	}
-	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics != d.cfg.Metrics || cfg.StateDir != d.cfg.StateDir {
-		d.log.Warn("reload: api, metrics and state-dir changes take effect at the next restart")
+	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics.Listen != d.cfg.Metrics.Listen || cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("reload: api, metrics.listen and state-dir changes take effect at the next restart")
 	}
+	d.setPerTarget(cfg)
 	if d.plane != nil {
 		if err := d.plane.Reload(cfg); err != nil {
 			d.log.Error("reload: data plane", "err", err)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +190,68 @@ func TestDaemonOnLoopback(t *testing.T) {
 	os.WriteFile(file, good, 0o644)
 	if err := c.Reload(context.Background()); err != nil {
 		t.Errorf("good reload: %v", err)
+	}
+}
+
+// TestPerTargetMetricsOverLimit: a daemon with more targets than
+// metrics.per-target-limit exports no per-target series, and its per-path
+// aggregates count every target's attempts.
+func TestPerTargetMetricsOverLimit(t *testing.T) {
+	metrics := freePort(t)
+	cfgText := strings.NewReplacer("METRICS", fmt.Sprint(metrics)+"\n  per-target-limit: 2",
+		"CLOSED", fmt.Sprint(freePort(t)),
+		"probe-address: [127.0.0.1]\n        probe-interval", "probe-address: [127.0.0.1, 127.0.0.2]\n        probe-interval",
+	).Replace(loopbackConfig)
+	if !strings.Contains(cfgText, "[127.0.0.1, 127.0.0.2]") || !strings.Contains(cfgText, "per-target-limit: 2") {
+		t.Fatalf("config not rewritten:\n%s", cfgText)
+	}
+	c, _, _ := startDaemon(t, cfgText) // 4 targets, limit 2
+	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
+	// Let every target be probed a few times.
+	time.Sleep(500 * time.Millisecond)
+	status, err := c.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	value := func(series string) float64 {
+		t.Helper()
+		for l := range strings.Lines(string(body)) {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), series+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", l, err)
+				}
+				return f
+			}
+		}
+		t.Fatalf("metrics lack %s:\n%s", series, body)
+		return 0
+	}
+	if strings.Contains(string(body), "reachd_probe_attempts_total{") || strings.Contains(string(body), "reachd_probe_losses_total{") || strings.Contains(string(body), "target=") {
+		t.Errorf("per-target series over the limit:\n%s", body)
+	}
+	for i, p := range []string{"broadband", "lte"} {
+		st := status.Services[0].Paths[i]
+		att := value(`reachd_path_probe_attempts_total{path="` + p + `",service="internet"}`)
+		loss := value(`reachd_path_probe_losses_total{path="` + p + `",service="internet"}`)
+		// Read after the status: the counters can only be higher.
+		if st.Attempts == 0 || att < float64(st.Attempts) || loss < float64(st.Losses) {
+			t.Errorf("%s: metrics attempts %v losses %v, status before %+v", p, att, loss, st)
+		}
+		if p == "lte" && (loss == 0 || loss != att) {
+			t.Errorf("lte (closed port): %v losses of %v attempts", loss, att)
+		}
+		if p == "broadband" && loss != 0 {
+			t.Errorf("broadband (loopback): %v losses", loss)
+		}
+	}
+	if value(`reachd_probe_rtt_seconds_count{path="broadband",service="internet"}`) == 0 {
+		t.Error("no RTT observed on broadband")
 	}
 }

@@ -5,6 +5,8 @@ package prom
 
 import (
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/monitor"
@@ -12,7 +14,9 @@ import (
 	"github.com/reachd/reachd/internal/probe"
 )
 
-// Observer holds the path metrics.
+// Observer holds the path metrics. The per-target series
+// (reachd_probe_attempts_total, reachd_probe_losses_total) exist only while
+// SetPerTarget(true); the per-path aggregates always do.
 type Observer struct {
 	pathUp      *prometheus.GaugeVec
 	pathState   *prometheus.GaugeVec
@@ -22,6 +26,34 @@ type Observer struct {
 	rtt         *prometheus.HistogramVec
 	current     *prometheus.GaugeVec
 	withdrawn   *prometheus.GaugeVec
+
+	pathAttempts *prometheus.CounterVec
+	pathLosses   *prometheus.CounterVec
+
+	perTarget atomic.Bool
+
+	// The engine calls Attempt once per probe: the series handles are
+	// kept so that a probe costs map lookups, not label hashing and an
+	// address formatted to a string.
+	mu      sync.Mutex
+	paths   map[pathKey]*pathSeries
+	targets map[targetKey]*targetSeries
+}
+
+type pathKey struct{ service, path string }
+
+type targetKey struct {
+	pathKey
+	addr netip.Addr
+}
+
+type pathSeries struct {
+	attempts, losses prometheus.Counter
+	rtt              prometheus.Observer
+}
+
+type targetSeries struct {
+	attempts, losses prometheus.Counter
 }
 
 // New registers the metrics on reg.
@@ -52,20 +84,74 @@ func New(reg prometheus.Registerer) *Observer {
 		withdrawn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reachd_service_withdrawn", Help: "1 while the service is withdrawn (every path down, no best-effort): its routes are unreachable.",
 		}, []string{"service"}),
+		pathAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_path_probe_attempts_total", Help: "Probe attempts, all targets of the path.",
+		}, []string{"service", "path"}),
+		pathLosses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_path_probe_losses_total", Help: "Probe attempts without an answer in time, all targets of the path.",
+		}, []string{"service", "path"}),
+		paths:   map[pathKey]*pathSeries{},
+		targets: map[targetKey]*targetSeries{},
 	}
-	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current, o.withdrawn)
+	o.perTarget.Store(true)
+	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current, o.withdrawn,
+		o.pathAttempts, o.pathLosses)
 	return o
 }
 
-// Attempt counts one probe attempt.
-func (o *Observer) Attempt(service, path string, target netip.Addr, r probe.Result) {
-	t := target.String()
-	o.attempts.WithLabelValues(service, path, t).Inc()
-	if !r.OK {
-		o.losses.WithLabelValues(service, path, t).Inc()
+// SetPerTarget turns the per-target series on or off (off deletes them).
+// The daemon decides from metrics.per-target and the number of targets.
+func (o *Observer) SetPerTarget(on bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.perTarget.Swap(on) == on || on {
 		return
 	}
-	o.rtt.WithLabelValues(service, path).Observe(r.RTT.Seconds())
+	clear(o.targets)
+	o.attempts.Reset()
+	o.losses.Reset()
+}
+
+// PerTarget says whether the per-target series are exported.
+func (o *Observer) PerTarget() bool { return o.perTarget.Load() }
+
+// Attempt counts one probe attempt.
+func (o *Observer) Attempt(service, path string, target netip.Addr, r probe.Result) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pk := pathKey{service, path}
+	ps := o.paths[pk]
+	if ps == nil {
+		ps = &pathSeries{
+			attempts: o.pathAttempts.WithLabelValues(service, path),
+			losses:   o.pathLosses.WithLabelValues(service, path),
+			rtt:      o.rtt.WithLabelValues(service, path),
+		}
+		o.paths[pk] = ps
+	}
+	ps.attempts.Inc()
+	var ts *targetSeries
+	if o.perTarget.Load() {
+		tk := targetKey{pk, target}
+		ts = o.targets[tk]
+		if ts == nil {
+			t := target.String()
+			ts = &targetSeries{
+				attempts: o.attempts.WithLabelValues(service, path, t),
+				losses:   o.losses.WithLabelValues(service, path, t),
+			}
+			o.targets[tk] = ts
+		}
+		ts.attempts.Inc()
+	}
+	if !r.OK {
+		ps.losses.Inc()
+		if ts != nil {
+			ts.losses.Inc()
+		}
+		return
+	}
+	ps.rtt.Observe(r.RTT.Seconds())
 }
 
 // PathState sets the path gauges.
@@ -110,7 +196,18 @@ func (o *Observer) Decision(service string, d policy.Decision, priorities map[st
 // ForgetPath deletes every series of a path that a reload removed, so that
 // /metrics does not keep reporting it.
 func (o *Observer) ForgetPath(service, path string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	pk := pathKey{service, path}
+	delete(o.paths, pk)
+	for k := range o.targets {
+		if k.pathKey == pk {
+			delete(o.targets, k)
+		}
+	}
 	l := prometheus.Labels{"service": service, "path": path}
+	o.pathAttempts.DeletePartialMatch(l)
+	o.pathLosses.DeletePartialMatch(l)
 	o.pathUp.DeletePartialMatch(l)
 	o.pathState.DeletePartialMatch(l)
 	o.transitions.DeletePartialMatch(l)
@@ -123,6 +220,9 @@ func (o *Observer) ForgetPath(service, path string) {
 // ForgetTarget deletes the series of a probe target that a reload removed
 // from a path that stays.
 func (o *Observer) ForgetTarget(service, path string, target netip.Addr) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.targets, targetKey{pathKey{service, path}, target})
 	t := target.String()
 	o.attempts.DeleteLabelValues(service, path, t)
 	o.losses.DeleteLabelValues(service, path, t)
