@@ -89,6 +89,7 @@ func TestObserverSeries(t *testing.T) {
 		"reachd_probe_rtt_seconds{path=lte,service=internet} 1",
 		"reachd_service_current_path{path=broadband,service=internet,vector_priority=10} 0",
 		"reachd_service_current_path{path=lte,service=internet,vector_priority=20} 1",
+		"reachd_service_withdrawn{service=internet} 0",
 	}
 	if diff := cmp.Diff(want, series(t, reg)); diff != "" {
 		t.Errorf("series (-want +got):\n%s", diff)
