@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 # Real daemon, broadband flapped at 5 Hz for 12 s (60 s by default).
 go test -race -count=1 -run '^TestFlapStormDaemon$' ./e2e -args -storm=12s
+# SIGKILL at random moments during route changes and override writes: 10
+# iterations (100 by default).
+go test -race -count=1 -run '^TestSIGKILLAtRandomMoments$' ./e2e -args -crash-iterations=10
