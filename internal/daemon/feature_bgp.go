@@ -2,13 +2,10 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
 
-	"github.com/reachd/reachd/internal/api"
-	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/dataplane"
 	"github.com/reachd/reachd/internal/feature"
@@ -85,28 +82,6 @@ func (f bgpFeature) Run(ctx context.Context) error {
 
 func (f bgpFeature) Reload(ctx context.Context, cfg *config.Config) error {
 	return f.Feature.Reload(ctx, bgpConfig(cfg))
-}
-
-// The feature's bad requests are the API's 400s.
-func badRequest(err error) error {
-	if errors.Is(err, bgp.ErrBadRequest) {
-		return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
-	}
-	return err
-}
-
-func (f bgpFeature) SetDrain(ctx context.Context, name string, drain bool) (apitype.Announcement, error) {
-	a, err := f.Feature.SetDrain(ctx, name, drain)
-	return a, badRequest(err)
-}
-
-func (f bgpFeature) Register(ctx context.Context, name, vip string, monitors, comms []string) (apitype.Announcement, error) {
-	a, err := f.Feature.Register(ctx, name, vip, monitors, comms)
-	return a, badRequest(err)
-}
-
-func (f bgpFeature) Unregister(ctx context.Context, name string) error {
-	return badRequest(f.Feature.Unregister(ctx, name))
 }
 
 // bgpConfig is the feature's view of the config.

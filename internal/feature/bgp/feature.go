@@ -36,7 +36,7 @@ import (
 var ErrNotFound = apitype.ErrNotFound
 
 // ErrBadRequest is a request the caller must fix (the API answers 400).
-var ErrBadRequest = errors.New("bad request")
+var ErrBadRequest = apitype.ErrBadRequest
 
 var errStopped = errors.New("bgp feature is stopping")
 
