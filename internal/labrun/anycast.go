@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -217,8 +218,14 @@ func DemoAnycast(ctx context.Context, out io.Writer, binary string) (err error) 
 			}
 			st, err := lb.Client.Status(ctx)
 			if err == nil && len(st.Services) > 0 && st.Services[0].Decided {
-				got = strings.Join(st.Services[0].UsablePaths, ",")
-				if got == want {
+				// The set matters, not the order: learned next-hops are
+				// listed in the order their announcements arrived.
+				ps := append([]string(nil), st.Services[0].UsablePaths...)
+				sort.Strings(ps)
+				got = strings.Join(ps, ",")
+				ws := strings.Split(want, ",")
+				sort.Strings(ws)
+				if got == strings.Join(ws, ",") {
 					return nil
 				}
 			}
