@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/reachd/reachd/internal/config"
@@ -26,6 +27,7 @@ func main() {
 func rootCmd() *cobra.Command {
 	var file string
 	var check bool
+	var cpuprofile string
 	cmd := &cobra.Command{
 		Use:           "reachd --config FILE",
 		Short:         "reachd probes every path out of this host and fails services over when a path stops delivering",
@@ -36,11 +38,25 @@ func rootCmd() *cobra.Command {
 			if check {
 				return checkConfig(file)
 			}
+			if cpuprofile != "" {
+				f, err := os.Create(cpuprofile)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return run(file)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit: 0 when valid, 1 with every error otherwise")
+	// For benchmarks (BENCHMARKS.md): where the whole daemon's CPU goes.
+	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file (written at exit)")
+	_ = cmd.Flags().MarkHidden("cpuprofile")
 	cmd.AddCommand(demoCmd(), manpage.Command("8"))
 	return cmd
 }

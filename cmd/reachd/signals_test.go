@@ -41,7 +41,8 @@ func TestSignalsNotifySystemd(t *testing.T) {
 			msgs <- string(buf[:n])
 		}
 	}()
-	cmd := exec.Command(bin, "--config", cfg)
+	prof := filepath.Join(dir, "cpu.pprof")
+	cmd := exec.Command(bin, "--config", cfg, "--cpuprofile", prof)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+nsock, "WATCHDOG_USEC=200000")
 	var logs strings.Builder
 	cmd.Stderr = &logs
@@ -87,6 +88,9 @@ func TestSignalsNotifySystemd(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("reachd did not exit after SIGTERM")
+	}
+	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
+		t.Errorf("--cpuprofile wrote no profile: %v", err)
 	}
 	if !strings.Contains(logs.String(), "config reloaded") {
 		t.Errorf("SIGHUP did not reload:\n%s", logs.String())
