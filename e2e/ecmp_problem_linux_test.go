@@ -112,7 +112,7 @@ func TestECMPProblemThenReachd(t *testing.T) {
 			}
 		}
 		group := func(members string) error {
-			return ipCmd(t, top.LB, "nexthop", "replace", "id", "100", "group", members, "type", "resilient", "buckets", "8", "idle_timer", "1")
+			return ipCmd(t, top.LB, "nexthop", "replace", "id", "100", "group", members, "type", "resilient", "buckets", "8", "idle_timer", "1", "unbalanced_timer", "2")
 		}
 		if err := group("1/2"); err != nil {
 			t.Skipf("no resilient nexthop groups here: %v", err)
@@ -123,13 +123,23 @@ func TestECMPProblemThenReachd(t *testing.T) {
 		conns, per := dialN(t, top, top.VIP4, 60)
 		t.Logf("60 connections over s1 and s2: %v", per)
 		// Scale out: s3 joins. The group hands it buckets that have been
-		// idle for idle_timer, unused ones first; with fewer buckets than
-		// connections every bucket carries some, and long-lived
-		// connections are idle most of the time, so theirs go too.
+		// idle for idle_timer (long-lived connections are idle most of the
+		// time), or any after unbalanced_timer; with fewer buckets than
+		// connections every bucket carries some.
 		if err := group("1/2/3"); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(2500 * time.Millisecond)
+		// Wait, without traffic, until the group gave s3 its share (the
+		// kernel's bucket table as the witness).
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+			out, _ := top.LB.Command("ip", "nexthop", "bucket", "show", "id", "100").CombinedOutput()
+			if strings.Count(string(out), "nhid 3") >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("s3 never got its buckets:\n%s", out)
+			}
+		}
 		n, d := moved(conns, keep12, "s3-added")
 		t.Logf("s3 added: %d connections of s1/s2 moved: %v", n, d)
 		// Removal is what resilient groups do well: only s3's buckets move.
@@ -175,7 +185,7 @@ func TestECMPProblemThenReachd(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitUsable(t, r, "s1,s2,s3", 5*time.Second)
-		time.Sleep(2500 * time.Millisecond)
+		time.Sleep(2500 * time.Millisecond) // as long as the resilient group had
 		n, d := moved(conns, keep12, "s3-added")
 		if _, err := r.Client.SetPath(ctx, "anycast", "s3", "down"); err != nil {
 			t.Fatal(err)
