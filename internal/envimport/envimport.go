@@ -162,6 +162,21 @@ func unquote(v string) string {
 	return v
 }
 
+// ifname is the rule reachd's config applies to interface names (at most
+// 15 printable characters, no '/', ':' or space, not "." or ".."), so that
+// an imported file never yields YAML the config loader refuses.
+func ifname(s string) bool {
+	if s == "" || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for _, r := range s {
+		if r == '/' || r == ':' || r < 33 || r > 126 {
+			return false
+		}
+	}
+	return true
+}
+
 func splitList(v string) []string {
 	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == ';' })
 }
@@ -187,7 +202,7 @@ func (e *Env) set(n int, name string, idx int, v string, bad func(int, string, .
 	ifs := func() ([]string, bool) {
 		l := splitList(v)
 		for _, s := range l {
-			if len(s) > 15 || strings.ContainsAny(s, "/:") {
+			if !ifname(s) {
 				bad(n, "%s: %q is not an interface name", name, s)
 				return nil, false
 			}
