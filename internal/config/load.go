@@ -55,7 +55,20 @@ func Load(file string) (*Config, error) {
 }
 
 // Parse decodes and validates data as if read from file.
-func Parse(file string, data []byte) (*Config, error) {
+//
+// The YAML library panics on some malformed input (fuzzing found a tag on a
+// mapping that it decodes as a nil sequence); that is reported as an error
+// on the file, so a bad config or reload never takes the daemon down.
+func Parse(file string, data []byte) (c *Config, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			c, err = nil, Errors{{File: file, Msg: fmt.Sprintf("the YAML decoder could not read this file (%v); look for unusual tags (!name) or anchors, and write plain YAML", r)}}
+		}
+	}()
+	return parse(file, data)
+}
+
+func parse(file string, data []byte) (*Config, error) {
 	f, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, Errors{yamlError(file, err)}
