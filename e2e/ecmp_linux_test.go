@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -212,9 +213,16 @@ func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTo
 	return top, r
 }
 
-// waitUsable waits until the service's usable paths are want.
+// waitUsable waits until the service's usable paths are want, as a set:
+// next-hops learned over BGP are listed in the order they arrived.
 func waitUsable(t testing.TB, r *labrun.Reachd, want string, limit time.Duration) apitype.Service {
 	t.Helper()
+	sorted := func(l []string) string {
+		l = append([]string(nil), l...)
+		sort.Strings(l)
+		return strings.Join(l, ",")
+	}
+	want = sorted(strings.Split(want, ","))
 	deadline := time.Now().Add(limit)
 	var last apitype.Service
 	for time.Now().Before(deadline) {
@@ -223,7 +231,7 @@ func waitUsable(t testing.TB, r *labrun.Reachd, want string, limit time.Duration
 		cancel()
 		if err == nil && len(st.Services) > 0 {
 			last = st.Services[0]
-			if last.Decided && strings.Join(last.UsablePaths, ",") == want {
+			if last.Decided && sorted(last.UsablePaths) == want {
 				return last
 			}
 		}
