@@ -115,6 +115,13 @@ func TestLabShapedFill(t *testing.T) {
 	if r.AchievedBps < 0.12*shapedRate || r.AchievedBps > 0.25*shapedRate {
 		t.Errorf("20%%: achieved %s, want about 20%% of 100 Mb/s", linkplan.FormatSpeed(r.AchievedBps))
 	}
+	if testing.Short() {
+		// The overfilled run depends on a user-space delay line and a
+		// sender that keeps an 80 µs gap; a clean CI run once measured
+		// 30.6 % against 17.9 % ± 10 with the sender at 92 Mb/s. It runs
+		// without -short (go test ./internal/probe/ttlloop).
+		t.Skip("-short: the 150 % run is skipped (timing-sensitive; see comment)")
+	}
 
 	o = base
 	o.Fill = 1 // Plan refuses more than 100 %: ask for 150 % by speed.
