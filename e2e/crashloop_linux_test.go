@@ -15,7 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-var crashIterations = flag.Int("crash-iterations", 100, "SIGKILLs of TestSIGKILLAtRandomMoments (.ci/run passes fewer)")
+var crashIterations = flag.Int("crash-iterations", 100, "SIGKILLs of TestSIGKILLAtRandomMoments and TestSIGKILLDuringBypass (.ci/run passes fewer)")
 
 // TestSIGKILLAtRandomMoments kills reachd with SIGKILL at a random moment
 // (0-600 ms) after a cause for action: the upstream of broadband cut or

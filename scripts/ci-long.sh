@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
 # Real daemon, broadband flapped at 5 Hz for 12 s (60 s by default).
 go test -race -count=1 -run '^TestFlapStormDaemon$' ./e2e -args -storm=12s
-# SIGKILL at random moments during route changes and override writes: 10
-# iterations (100 by default).
-go test -race -count=1 -run '^TestSIGKILLAtRandomMoments$' ./e2e -args -crash-iterations=10
+# SIGKILL at random moments during route changes and override writes, and
+# during bypass actions (addresses removed and restored, a link set down):
+# 10 iterations each (100 by default).
+go test -race -count=1 -run '^TestSIGKILL(AtRandomMoments|DuringBypass)$' ./e2e -args -crash-iterations=10

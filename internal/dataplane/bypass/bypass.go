@@ -289,26 +289,77 @@ func (a *Actions) removeAddr(it Item) (bool, error) {
 		return false, nil // not there: nothing to remove (and nothing to restore later)
 	}
 	target := before[i]
-	if err := a.h.AddrDel(lk, &target); err != nil {
-		return false, fmt.Errorf("removing %v from %s: %w", it.Addr, it.Interface, err)
-	}
-	saved := []SavedAddr{save(it.Interface, target)}
-	// Removing an IPv4 primary also drops its secondaries unless
-	// promote_secondaries is set; remember those too, to restore them.
-	if after, err := a.h.AddrList(lk, family(it.Addr)); err == nil {
-		for _, x := range before {
-			if ipOf(x) == it.Addr {
-				continue
-			}
-			if !slices.ContainsFunc(after, func(y netlink.Addr) bool { return ipOf(y) == ipOf(x) }) {
-				saved = append(saved, save(it.Interface, x))
-			}
+	// Write ahead: the state file names the address (and the secondaries
+	// its removal may take with it) before the kernel loses it, so that a
+	// crash between the two leaves it recorded as removed, never gone and
+	// forgotten. Restoring an address that is still there is harmless
+	// (EEXIST counts as restored).
+	ahead := []SavedAddr{save(it.Interface, target)}
+	for _, x := range before {
+		if ipOf(x) != it.Addr && mayDropWith(target, x) {
+			ahead = append(ahead, save(it.Interface, x))
 		}
 	}
-	a.mu.Lock()
-	a.removed[it] = append(a.removed[it], saved...)
-	a.mu.Unlock()
+	a.record(it, ahead)
+	if err := a.save(); err != nil {
+		a.unrecord(it, ahead)
+		return false, fmt.Errorf("not removing %v from %s: %w", it.Addr, it.Interface, err)
+	}
+	if err := a.h.AddrDel(lk, &target); err != nil {
+		a.unrecord(it, ahead)
+		return true, fmt.Errorf("removing %v from %s: %w", it.Addr, it.Interface, err)
+	}
+	// Removing an IPv4 primary also drops its secondaries unless
+	// promote_secondaries is set; keep those recorded that went, to
+	// restore them, and forget the ones the kernel kept.
+	if after, err := a.h.AddrList(lk, family(it.Addr)); err == nil {
+		var kept []SavedAddr
+		for _, x := range before {
+			if ipOf(x) != it.Addr && mayDropWith(target, x) &&
+				slices.ContainsFunc(after, func(y netlink.Addr) bool { return ipOf(y) == ipOf(x) }) {
+				kept = append(kept, save(it.Interface, x))
+			}
+		}
+		a.unrecord(it, kept)
+	}
 	return true, nil
+}
+
+// mayDropWith reports whether removing target may make the kernel drop x
+// too: x is an IPv4 secondary of target's subnet and target its primary.
+func mayDropWith(target, x netlink.Addr) bool {
+	if target.IPNet == nil || x.IPNet == nil || target.IP.To4() == nil || x.IP.To4() == nil {
+		return false
+	}
+	if target.Flags&unix.IFA_F_SECONDARY != 0 || x.Flags&unix.IFA_F_SECONDARY == 0 {
+		return false
+	}
+	return target.IPNet.Contains(x.IP) && x.IPNet.Contains(target.IP)
+}
+
+// record adds saved to what item it removed, once per address.
+func (a *Actions) record(it Item, saved []SavedAddr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, s := range saved {
+		if !slices.ContainsFunc(a.removed[it], func(x SavedAddr) bool { return x.Address == s.Address }) {
+			a.removed[it] = append(a.removed[it], s)
+		}
+	}
+}
+
+// unrecord forgets saved addresses of item (the kernel still holds them).
+func (a *Actions) unrecord(it Item, saved []SavedAddr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	left := slices.DeleteFunc(a.removed[it], func(x SavedAddr) bool {
+		return slices.ContainsFunc(saved, func(s SavedAddr) bool { return s.Address == x.Address })
+	})
+	if len(left) == 0 {
+		delete(a.removed, it)
+	} else {
+		a.removed[it] = left
+	}
 }
 
 func (a *Actions) restoreAddr(it Item) (bool, error) {
@@ -364,12 +415,24 @@ func (a *Actions) setLink(name string, m Mode) (bool, error) {
 	up := lk.Attrs().RawFlags&unix.IFF_UP != 0
 	switch {
 	case m == Bypass && up:
-		if err := a.h.LinkSetDown(lk); err != nil {
-			return false, fmt.Errorf("setting %s down: %w", name, err)
-		}
+		// Write ahead, as for addresses: recorded as set down before it
+		// is, so that a crash in between cannot leave a link down that a
+		// restarted reachd would take for an operator's and never bring up.
 		a.mu.Lock()
 		a.downed[name] = true
 		a.mu.Unlock()
+		if err := a.save(); err != nil {
+			a.mu.Lock()
+			delete(a.downed, name)
+			a.mu.Unlock()
+			return false, fmt.Errorf("not setting %s down: %w", name, err)
+		}
+		if err := a.h.LinkSetDown(lk); err != nil {
+			a.mu.Lock()
+			delete(a.downed, name)
+			a.mu.Unlock()
+			return true, fmt.Errorf("setting %s down: %w", name, err)
+		}
 		return true, nil
 	case m == Normal:
 		if !up {
