@@ -50,6 +50,9 @@ type Options struct {
 	Metrics string
 	// Dashboard is dashboard.listen inside the router namespace ("": off).
 	Dashboard string
+	// Extra is YAML appended to the config: more top-level sections
+	// (flows, link-tests, ...) beside the standard service.
+	Extra string
 }
 
 // Reachd is one reachd process in the router namespace.
@@ -109,7 +112,7 @@ services:
         dampening: {{$.Dampening}}
 {{- end}}
 {{- end}}
-`
+{{.Extra}}`
 
 type pathTmpl struct {
 	Name, If string
@@ -129,7 +132,7 @@ func WriteConfig(top *lab.Topology, dir string, o Options) (string, error) {
 	}
 	data := map[string]any{
 		"Dir": dir, "Prefix": fmt.Sprintf("%q", prefix), "BestEffort": o.BestEffort, "KeepOnExit": o.KeepOnExit,
-		"FlushOnDown": o.FlushOnDown, "Dampening": o.Dampening, "Metrics": o.Metrics, "Dashboard": o.Dashboard, "HoldDown": o.Timing.HoldDown.String(),
+		"FlushOnDown": o.FlushOnDown, "Dampening": o.Dampening, "Metrics": o.Metrics, "Dashboard": o.Dashboard, "Extra": o.Extra, "HoldDown": o.Timing.HoldDown.String(),
 		"ProbeInterval": o.Timing.ProbeInterval.String(), "RetryInterval": o.Timing.RetryInterval.String(), "Retries": o.Timing.Retries,
 		"Paths": []pathTmpl{
 			{Name: "broadband", If: top.ISP1.RouterIf, Prio: 10, Gw: g1, Target: t1},

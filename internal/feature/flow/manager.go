@@ -124,6 +124,24 @@ type flow struct {
 	mu      sync.Mutex // guards the fields below
 	sender  *stamp.Sender
 	tracker *tracker
+	// rejected is sender's refusals already counted in the metrics.
+	rejected stamp.Rejected
+}
+
+// countRejected adds the replies f's sender refused since the last call
+// to the metrics.
+func (m *Manager) countRejected(f *flow) {
+	f.mu.Lock()
+	if f.sender == nil {
+		f.mu.Unlock()
+		return
+	}
+	now, last := f.sender.Rejected(), f.rejected
+	f.rejected = now
+	f.mu.Unlock()
+	m.metrics.reject(f.opts.ID, stamp.Rejected{
+		Malformed: now.Malformed - last.Malformed, Unknown: now.Unknown - last.Unknown, Forged: now.Forged - last.Forged,
+	})
 }
 
 // New validates the flows and registers the metrics; it opens no socket.
@@ -303,6 +321,7 @@ func (m *Manager) runFlow(ctx context.Context, f *flow) {
 			return
 		}
 		m.record(f, r)
+		m.countRejected(f)
 		select {
 		case <-ctx.Done():
 			return
@@ -324,7 +343,7 @@ func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup)
 	if err != nil {
 		return nil, fmt.Errorf("opening flow %s session: %w", f.opts.ID, err)
 	}
-	f.sender = s
+	f.sender, f.rejected = s, stamp.Rejected{}
 	readers.Add(1)
 	go func() {
 		defer readers.Done()

@@ -1,13 +1,22 @@
 package flow
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reachd/reachd/internal/probe/stamp"
+)
 
 // metrics are the flow collectors; nil-safe when no Registerer was given.
 type metrics struct {
 	latency *prometheus.HistogramVec
 	loss    *prometheus.CounterVec
 	up      *prometheus.GaugeVec
+	// rejected counts replies a flow's sender refused (stamp.Rejected).
+	rejected *prometheus.CounterVec
 }
+
+// rejectReasons are the reason labels of reachd_flow_replies_rejected_total.
+var rejectReasons = []string{"malformed", "unknown", "forged"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
@@ -28,8 +37,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "reachd_flow_up",
 			Help: "1 when the flow is operational, 0 when failed or not yet known.",
 		}, []string{"flowid"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_flow_replies_rejected_total",
+			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed).",
+		}, []string{"flowid", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.loss, m.up} {
+	for _, c := range []prometheus.Collector{m.latency, m.loss, m.up, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -45,6 +58,21 @@ func (m *metrics) init(id string) {
 		m.loss.WithLabelValues(id, d)
 	}
 	m.up.WithLabelValues(id).Set(0)
+	for _, r := range rejectReasons {
+		m.rejected.WithLabelValues(id, r)
+	}
+}
+
+// reject adds what a flow's sender refused since the last call.
+func (m *metrics) reject(id string, d stamp.Rejected) {
+	if m == nil {
+		return
+	}
+	for i, n := range []uint64{d.Malformed, d.Unknown, d.Forged} {
+		if n > 0 {
+			m.rejected.WithLabelValues(id, rejectReasons[i]).Add(float64(n))
+		}
+	}
 }
 
 // remove drops the series of a flow that is no longer configured.
@@ -57,6 +85,9 @@ func (m *metrics) remove(id string) {
 		m.latency.DeleteLabelValues(id, d)
 	}
 	m.up.DeleteLabelValues(id)
+	for _, r := range rejectReasons {
+		m.rejected.DeleteLabelValues(id, r)
+	}
 }
 
 func (m *metrics) result(r Result) {

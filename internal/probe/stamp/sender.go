@@ -63,6 +63,28 @@ type Loss struct {
 	Reverse  uint64 // replies the reflector sent that did not come back in time
 }
 
+// Rejected counts replies a Sender dropped without using them. Only the
+// reflector's own reflection of a test packet counts: it echoes the packet's
+// sequence number and timestamp (T1, nanosecond-resolution, RFC 8762
+// §4.3), which an off-path sender cannot guess, so a forged reply with the
+// right addresses, ports and sequence number is still refused.
+type Rejected struct {
+	Malformed uint64 // did not decode as a reflector packet
+	Unknown   uint64 // for a sequence number not among the last SentWindow sent (forged, or very late)
+	Forged    uint64 // a sequence number we sent, but not the timestamp we sent it with
+}
+
+// SentWindow is how many recent test packets a Sender remembers to check
+// replies against (a fixed-size ring: memory does not grow with replies).
+const SentWindow = 1024
+
+// sentPacket is what a Sender remembers of one test packet.
+type sentPacket struct {
+	seq uint32
+	ts  Timestamp
+	ok  bool
+}
+
 // Sender is one STAMP test session: a connected UDP socket to one
 // reflector, so that only replies from the peer's 5-tuple are read;
 // replies are matched to test packets by sequence number. Ping may be
@@ -76,6 +98,8 @@ type Sender struct {
 	seq     uint32
 	pending map[uint32]chan reply
 	acct    lossAccount
+	sent    [SentWindow]sentPacket
+	reject  Rejected
 
 	closeOnce sync.Once
 	closeErr  error
@@ -129,6 +153,13 @@ func (s *Sender) Loss() Loss {
 	return s.acct.loss
 }
 
+// Rejected returns the counts of replies dropped so far.
+func (s *Sender) Rejected() Rejected {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reject
+}
+
 // Run reads replies until ctx ends or Close is called; it returns nil then.
 func (s *Sender) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { s.Close() })
@@ -150,10 +181,22 @@ func (s *Sender) Run(ctx context.Context) error {
 			t4 = s.now()
 		}
 		p, err := DecodeReflector(buf[:n])
+		s.mu.Lock()
 		if err != nil {
+			s.reject.Malformed++
+			s.mu.Unlock()
 			continue
 		}
-		s.mu.Lock()
+		switch sp := s.sent[p.SenderSeq%SentWindow]; {
+		case !sp.ok || sp.seq != p.SenderSeq:
+			s.reject.Unknown++
+			s.mu.Unlock()
+			continue
+		case sp.ts != p.SenderTimestamp:
+			s.reject.Forged++
+			s.mu.Unlock()
+			continue
+		}
 		ch := s.pending[p.SenderSeq]
 		delete(s.pending, p.SenderSeq)
 		s.mu.Unlock()
@@ -191,6 +234,9 @@ func (s *Sender) Ping(ctx context.Context, timeout time.Duration) Result {
 	if est.PTP {
 		ts = PTPTimestamp(t1)
 	}
+	s.mu.Lock()
+	s.sent[seq%SentWindow] = sentPacket{seq: seq, ts: ts, ok: true}
+	s.mu.Unlock()
 	pkt := SenderPacket{Seq: seq, Timestamp: ts, ErrorEstimate: est, Padding: s.opts.Padding}
 	res := Result{Seq: seq, T1: t1}
 	if _, err := s.conn.Write(pkt.Append(nil)); err != nil {
