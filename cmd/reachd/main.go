@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -27,7 +28,7 @@ func main() {
 func rootCmd() *cobra.Command {
 	var file string
 	var check bool
-	var cpuprofile string
+	var cpuprofile, memprofile string
 	cmd := &cobra.Command{
 		Use:           "reachd --config FILE",
 		Short:         "reachd probes every path out of this host and fails services over when a path stops delivering",
@@ -49,7 +50,11 @@ func rootCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return run(file)
+			return run(file, func() {
+				if memprofile != "" {
+					writeHeapProfile(memprofile)
+				}
+			})
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
@@ -57,6 +62,8 @@ func rootCmd() *cobra.Command {
 	// For benchmarks (BENCHMARKS.md): where the whole daemon's CPU goes.
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file (written at exit)")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
+	cmd.Flags().StringVar(&memprofile, "memprofile", "", "write a Go heap profile to this file when the daemon stops (before it releases anything)")
+	_ = cmd.Flags().MarkHidden("memprofile")
 	cmd.AddCommand(demoCmd(), manpage.Command("8"))
 	return cmd
 }
@@ -71,7 +78,23 @@ func checkConfig(file string) error {
 	return nil
 }
 
-func run(file string) error {
+// writeHeapProfile writes the heap profile as of a fresh GC (benchmarks).
+func writeHeapProfile(file string) {
+	f, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reachd: memprofile:", err)
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		fmt.Fprintln(os.Stderr, "reachd: memprofile:", err)
+	}
+}
+
+// run runs the daemon until SIGTERM or SIGINT; stopping runs after the
+// daemon stopped and before it is closed.
+func run(file string, stopping func()) error {
 	d, err := daemon.New(daemon.Options{ConfigFile: file})
 	if err != nil {
 		var ce config.Errors
@@ -83,6 +106,7 @@ func run(file string) error {
 		return err
 	}
 	defer d.Close()
+	defer stopping()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hup := make(chan os.Signal, 1)

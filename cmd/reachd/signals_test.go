@@ -42,7 +42,8 @@ func TestSignalsNotifySystemd(t *testing.T) {
 		}
 	}()
 	prof := filepath.Join(dir, "cpu.pprof")
-	cmd := exec.Command(bin, "--config", cfg, "--cpuprofile", prof)
+	heap := filepath.Join(dir, "heap.pprof")
+	cmd := exec.Command(bin, "--config", cfg, "--cpuprofile", prof, "--memprofile", heap)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+nsock, "WATCHDOG_USEC=200000")
 	var logs strings.Builder
 	cmd.Stderr = &logs
@@ -91,6 +92,9 @@ func TestSignalsNotifySystemd(t *testing.T) {
 	}
 	if st, err := os.Stat(prof); err != nil || st.Size() == 0 {
 		t.Errorf("--cpuprofile wrote no profile: %v", err)
+	}
+	if st, err := os.Stat(heap); err != nil || st.Size() == 0 {
+		t.Errorf("--memprofile wrote no profile: %v", err)
 	}
 	if !strings.Contains(logs.String(), "config reloaded") {
 		t.Errorf("SIGHUP did not reload:\n%s", logs.String())

@@ -68,6 +68,9 @@ type Reachd struct {
 	// User is Options.User: reachd runs as this user with only
 	// CAP_NET_ADMIN and CAP_NET_RAW ("" means root).
 	User string
+	// Args are more command-line arguments, after --config FILE (e.g. the
+	// benchmarks' --cpuprofile).
+	Args []string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -163,21 +166,21 @@ func Start(top *lab.Topology, binary, dir string, o Options) (*Reachd, error) {
 }
 
 // StartNS writes config (YAML; "{{DIR}}" is replaced by dir, for the
-// socket and state paths) to dir and starts binary in ns. The API socket
-// must be DIR/reachd.sock.
-func StartNS(ns *lab.NS, binary, dir, config string) (*Reachd, error) {
+// socket and state paths) to dir and starts binary in ns, with args after
+// --config FILE. The API socket must be DIR/reachd.sock.
+func StartNS(ns *lab.NS, binary, dir, config string, args ...string) (*Reachd, error) {
 	file := filepath.Join(dir, "reachd.yaml")
 	if err := os.WriteFile(file, []byte(strings.ReplaceAll(config, "{{DIR}}", dir)), 0o644); err != nil {
 		return nil, err
 	}
-	r := &Reachd{NS: ns, Dir: dir, Config: file, Binary: binary, Client: client.New(filepath.Join(dir, "reachd.sock"))}
+	r := &Reachd{NS: ns, Dir: dir, Config: file, Binary: binary, Args: args, Client: client.New(filepath.Join(dir, "reachd.sock"))}
 	return r, r.Restart()
 }
 
 // Restart starts the daemon again (after Kill or Stop).
 func (r *Reachd) Restart() error {
 	r.mu.Lock()
-	args := []string{r.Binary, "--config", r.Config}
+	args := append([]string{r.Binary, "--config", r.Config}, r.Args...)
 	if r.User != "" {
 		args = append(unprivileged(r.User), args...)
 	}

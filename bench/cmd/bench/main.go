@@ -23,6 +23,9 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/reachd/reachd/bench/internal/daemonrun"
+	"github.com/reachd/reachd/bench/internal/topo"
 )
 
 type options struct {
@@ -110,13 +113,10 @@ func run(o options) int {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
-	var t topo
+	var t topo.Topo
 	closeLab := func() {
-		if t.lab != nil {
-			if err := t.lab.Close(); err != nil {
-				fmt.Fprintln(os.Stderr, "bench: removing namespaces:", err)
-			}
-			t.lab = nil
+		if err := t.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: removing namespaces:", err)
 		}
 	}
 	defer closeLab()
@@ -132,7 +132,7 @@ func run(o options) int {
 	}()
 
 	n := max(o.n, o.detectN)
-	if err := buildTopo(&t, n, o.napiThread); err != nil {
+	if err := topo.Build(&t, n, o.napiThread, logf); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: building the namespaces:", err)
 		return 1
 	}
@@ -184,7 +184,7 @@ func build(dir string) (binaries, error) {
 	b := binaries{reachd: filepath.Join(dir, "reachd-probe"), probing: filepath.Join(dir, "probing-probe")}
 	for out, pkg := range map[string]string{b.reachd: "./bench/cmd/reachd-probe", b.probing: "./bench/cmd/probing-probe"} {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
-		cmd.Dir = moduleRoot()
+		cmd.Dir = daemonrun.ModuleRoot()
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return b, fmt.Errorf("building %s: %w\n%s", pkg, err, msg)
 		}
@@ -192,15 +192,8 @@ func build(dir string) (binaries, error) {
 	return b, nil
 }
 
-func moduleRoot() string {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" && p != os.DevNull {
-			return filepath.Dir(p)
-		}
-	}
-	wd, _ := os.Getwd()
-	return wd
-}
-
 var errNoTool = errors.New("unknown tool")
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...)
+}

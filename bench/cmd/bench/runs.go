@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/bench/internal/result"
+	"github.com/reachd/reachd/bench/internal/topo"
 )
 
 // loadResult is one tool's run at the load test.
@@ -27,13 +28,13 @@ func fmtMS(d time.Duration) string {
 	return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', -1, 64)
 }
 
-func loadRun(t *topo, bins binaries, tmp string, o options, tool string) (loadResult, error) {
-	targets := t.addrs[:o.n]
+func loadRun(t *topo.Topo, bins binaries, tmp string, o options, tool string) (loadResult, error) {
+	targets := t.Addrs[:o.n]
 	file, err := writeTargets(tmp, targets)
 	if err != nil {
 		return loadResult{}, err
 	}
-	sampled := spread(targets, o.sample)
+	sampled := topo.Spread(targets, o.sample)
 	count := int(o.duration / o.interval)
 	limit := o.duration + 30*time.Second
 	logf("%s: %d targets every %v for %v", tool, len(targets), o.interval, o.duration)
@@ -46,7 +47,7 @@ func loadRun(t *topo, bins binaries, tmp string, o options, tool string) (loadRe
 	pings := make([]*pinger, len(sampled))
 	for i, a := range sampled {
 		pg := &pinger{}
-		cmd := t.prober.Command("ping", "-6", "-n", "-D", "-i", strconv.FormatFloat(o.interval.Seconds(), 'f', -1, 64),
+		cmd := t.Prober.Command("ping", "-6", "-n", "-D", "-i", strconv.FormatFloat(o.interval.Seconds(), 'f', -1, 64),
 			"-c", strconv.Itoa(count), "-W", "1", "-s", "56", a.String())
 		cmd.Stdout = &pg.out
 		if err := cmd.Start(); err != nil {
@@ -69,7 +70,7 @@ func loadRun(t *topo, bins binaries, tmp string, o options, tool string) (loadRe
 		args := append([]string{"-targets", file, "-sample", joinAddrs(sampled), "-interval", o.interval.String(),
 			"-retries", "3", "-retry-interval", (3 * o.interval).String(), "-duration", o.duration.String(), "-size", "64"}, prof("reachd")...)
 		r.cmd = "reachd-probe " + strings.Join(args, " ")
-		out, errOut, r.ps, err = runTool(t.prober, limit, nil, bins.reachd, args...)
+		out, errOut, r.ps, err = runTool(t.Prober, limit, nil, bins.reachd, args...)
 		if err == nil {
 			r.run, err = decodeRun(out)
 		}
@@ -77,7 +78,7 @@ func loadRun(t *topo, bins binaries, tmp string, o options, tool string) (loadRe
 		args := append([]string{"-targets", file, "-sample", joinAddrs(sampled), "-interval", o.interval.String(),
 			"-duration", o.duration.String(), "-size", "56"}, prof("probing")...)
 		r.cmd = "probing-probe " + strings.Join(args, " ")
-		out, errOut, r.ps, err = runTool(t.prober, limit, nil, bins.probing, args...)
+		out, errOut, r.ps, err = runTool(t.Prober, limit, nil, bins.probing, args...)
 		if err == nil {
 			r.run, err = decodeRun(out)
 		}
@@ -87,7 +88,7 @@ func loadRun(t *topo, bins binaries, tmp string, o options, tool string) (loadRe
 			"-t", fmtMS(o.interval), "-b", "56", "-f", file}
 		r.cmd = "fping " + strings.Join(args, " ")
 		start := time.Now()
-		out, errOut, r.ps, err = runTool(t.prober, limit, nil, "fping", args...)
+		out, errOut, r.ps, err = runTool(t.Prober, limit, nil, "fping", args...)
 		// fping exits 1 when some target did not answer every request;
 		// that is a result here, not a failure of the run.
 		if err != nil && r.ps.CPU > 0 && bytes.Contains(errOut, []byte(" : ")) {
@@ -140,7 +141,7 @@ type detectResult struct {
 	retryWindow time.Duration
 }
 
-func detectRun(t *topo, bins binaries, tmp string, o options, spec string) (detectResult, error) {
+func detectRun(t *topo.Topo, bins binaries, tmp string, o options, spec string) (detectResult, error) {
 	parts := strings.Split(spec, "/")
 	if len(parts) != 3 {
 		return detectResult{}, fmt.Errorf("detection config %q: want probe-interval/number-of-retries/retry-interval", spec)
@@ -151,7 +152,7 @@ func detectRun(t *topo, bins binaries, tmp string, o options, spec string) (dete
 	if err1 != nil || err2 != nil || err3 != nil || rt < 1 {
 		return detectResult{}, fmt.Errorf("detection config %q: want e.g. 100ms/3/300ms", spec)
 	}
-	targets := t.addrs[:o.detectN]
+	targets := t.Addrs[:o.detectN]
 	file, err := writeTargets(tmp, targets)
 	if err != nil {
 		return detectResult{}, err
@@ -175,7 +176,7 @@ func detectRun(t *topo, bins binaries, tmp string, o options, spec string) (dete
 				defer close(cutDone)
 				time.Sleep(time.Second)
 				a := time.Now()
-				err := t.targets.DropAll(targetsIf)
+				err := t.Targets.DropAll(topo.TargetsIf)
 				b := time.Now()
 				mu.Lock()
 				cutA, cutB, cutErr = a, b, err
@@ -183,11 +184,11 @@ func detectRun(t *topo, bins binaries, tmp string, o options, spec string) (dete
 			}()
 		})
 	}
-	out, _, ps, err := runTool(t.prober, dur+30*time.Second, onLine, bins.reachd, "-detect", "-targets", file,
+	out, _, ps, err := runTool(t.Prober, dur+30*time.Second, onLine, bins.reachd, "-detect", "-targets", file,
 		"-interval", iv.String(), "-retries", strconv.Itoa(rt), "-retry-interval", ri.String(), "-duration", dur.String(), "-size", "64")
 	once.Do(func() { close(cutDone) }) // never all up: no cut
 	<-cutDone
-	if cerr := t.targets.Clear(); cerr != nil && err == nil {
+	if cerr := t.Targets.Clear(); cerr != nil && err == nil {
 		err = cerr
 	}
 	if err != nil {

@@ -1,4 +1,4 @@
-package main
+package topo
 
 import (
 	"fmt"
@@ -9,14 +9,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// threadedNAPI turns on GRO on ifname (which gives a veth its own NAPI
+// ThreadedNAPI turns on GRO on ifname (which gives a veth its own NAPI
 // instance) and makes that NAPI run in a kernel thread. Without it, a packet
 // sent into a veth is processed to the end (the target's echo reply, and
 // the reply's delivery back to the prober's socket) inside the sender's
 // sendto call and billed to the sender: a remote host's work that a real
 // prober never pays. With it, the target side runs in its own kernel
 // thread and each tool is billed for its own work only.
-func threadedNAPI(ns *lab.NS, ifname string) error {
+func ThreadedNAPI(ns *lab.NS, ifname string) error {
 	err := ns.Do(func() error {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
