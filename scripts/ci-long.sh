@@ -11,3 +11,6 @@ go test -race -count=1 -run '^TestFlapStormDaemon$' ./e2e -args -storm=12s
 # during bypass actions (addresses removed and restored, a link set down):
 # 10 iterations each (100 by default).
 go test -race -count=1 -run '^TestSIGKILL(AtRandomMoments|DuringBypass)$' ./e2e -args -crash-iterations=10
+# SIGKILL at random moments while a producer spools reports and delivers
+# them to a (fake) broker: 10 iterations (100 by default).
+go test -race -count=1 -run '^TestSIGKILLDuringSpooling$' ./internal/export/kafka -args -spool-crash-iterations=10
