@@ -27,7 +27,10 @@
 // those are type, code, checksum, identifier and sequence number, so the quote
 // alone names the run (a random identifier), the probe (sequence number from
 // a random base) and carries a 16-bit checksum over a per-probe random nonce
-// in the payload that an off-path sender cannot predict. A UDP probe would
+// in the payload that an off-path sender cannot predict. With an even TTL
+// the Time Exceeded comes from this host, which quotes the whole probe, so
+// the quote must also carry the nonce itself: a forged quote of the bare 8
+// bytes, with a guessed checksum, counts as foreign. A UDP probe would
 // spend the quoted 8 bytes on ports, length and a checksum that the kernel
 // computes; Echo Requests also need no open port on either router and are
 // what a router's data plane forwards like any other packet.

@@ -42,6 +42,15 @@ type matcher struct {
 	size    int // IP packet size of a probe
 	probes  []probeState
 
+	// fullQuote is set when the Time Exceeded must come from this host
+	// (an even TTL): Linux quotes as much of the probe as fits in 576
+	// bytes (1,280 for IPv6; RFC 1812 §4.3.2.3, RFC 4443 §2.4), so a
+	// genuine quote always carries the probe's nonce. One that stops after
+	// the 8 bytes RFC 792 requires is then a forgery quoting a guessed
+	// header: it is refused instead of leaving a 16-bit checksum as the
+	// only secret an off-path sender has to guess.
+	fullQuote bool
+
 	dscp                                       uint8 // DSCP the probes are sent with
 	returned, duplicates, foreign, unreachable int
 	teFrom, unreachFrom                        map[netip.Addr]int
@@ -170,6 +179,9 @@ func (m *matcher) probeIndex(q Quoted) (int, bool) {
 		want = ^fold(p.sum + pseudoSum6(q.Src, q.Dst, q.Length-q.HeaderLen))
 	}
 	if binary.BigEndian.Uint16(q.Head[2:]) != want {
+		return 0, false
+	}
+	if m.fullQuote && len(q.Rest) < nonceLen {
 		return 0, false
 	}
 	if n := min(len(q.Rest), nonceLen); n > 0 && !slices.Equal(q.Rest[:n], p.nonce[:n]) {

@@ -199,3 +199,36 @@ func TestRemarked(t *testing.T) {
 		}
 	}
 }
+
+// TestFullQuoteRequired: with an even TTL the Time Exceeded comes from
+// this host, which quotes the whole probe; a quote of only the 8 bytes
+// RFC 792 requires (what an off-path forger sends, guessing the checksum)
+// is refused even when identifier, sequence number and checksum are right,
+// while the full quote is accepted.
+func TestFullQuoteRequired(t *testing.T) {
+	for _, fam := range []struct {
+		name      string
+		src, loop netip.Addr
+		te        uint8
+		hl        int
+	}{
+		{"ipv4", src4, loop4, icmp4TimeExceeded, 20},
+		{"ipv6", src6, loop6, icmp6TimeExceeded, 40},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			v6 := fam.loop.Is6()
+			m := newMatcher(fam.loop, 0x1234, 100, 200, 2)
+			m.fullQuote = true
+			p0, p1 := wireProbe(m, 0, fam.src), wireProbe(m, 1, fam.src)
+			if v := m.handle(fam.src, icmpErr(v6, fam.te, 0, p0, fam.hl+8), t0.Add(ms(1))); v != vForeign {
+				t.Errorf("8-byte quote of a probe with its right checksum: %v, want foreign", v)
+			}
+			if v := m.handle(fam.src, icmpErr(v6, fam.te, 0, p1, len(p1)), t0.Add(ms(1))); v != vReturned {
+				t.Errorf("full quote: %v, want returned", v)
+			}
+			if m.returned != 1 || m.foreign != 1 {
+				t.Errorf("returned %d foreign %d, want 1 and 1", m.returned, m.foreign)
+			}
+		})
+	}
+}

@@ -233,6 +233,7 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, gap time.Dura
 	rng := rand.New(rand.NewChaCha8(seed))
 	m := newMatcher(o.Loop, uint16(rng.Uint32()), uint16(rng.Uint32()), o.Size, count)
 	m.dscp = uint8(o.DSCP)
+	m.fullQuote = o.TTL%2 == 0
 
 	var (
 		mu       sync.Mutex // guards m, dropped
