@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -100,17 +99,16 @@ func (d *Daemon) Close() error {
 
 // Feature is a part of reachd that runs beside the engine (heartbeat
 // listeners, flows, link tests): it serves its own API routes, runs until
-// the context ends, and takes every validated reload. Each is the daemon's
-// adapter (feature_NAME.go) around a package internal/feature/NAME: it
-// builds that package's Options from the config.
+// the context ends, and takes every validated reload in two phases (see
+// preparer). Each is the daemon's adapter (feature_NAME.go) around a
+// package internal/feature/NAME: it builds that package's Options from the
+// config.
 type Feature interface {
 	// Routes adds the feature's endpoints to the API.
 	Routes(r feature.Router)
 	// Run works until ctx ends.
 	Run(ctx context.Context) error
-	// Reload applies a new, validated config; it must keep what did not
-	// change running.
-	Reload(ctx context.Context, cfg *config.Config) error
+	preparer
 }
 
 // featureFactory builds one feature from the config.
@@ -372,49 +370,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.log.Info("reachd stopped")
 	return err
-}
-
-// Reload re-reads the config file. An invalid file is rejected with its
-// errors and the running config stays. Settings that need a restart
-// (socket, metrics address) are reported, not applied.
-func (d *Daemon) Reload(ctx context.Context) error {
-	d.reloadMu.Lock()
-	defer d.reloadMu.Unlock()
-	d.notify.Send(sdnotify.Reloading())
-	cfg, err := config.Load(d.opts.ConfigFile)
-	if err != nil {
-		d.log.Error("reload rejected; the running config stays", "err", err)
-		d.feed.Publish(apitype.Event{Kind: apitype.EventReload, To: "rejected", Reason: firstLine(err.Error())})
-		d.notify.Send("READY=1\nSTATUS=reload rejected, running the previous config; " + statusLine(d.cfg))
-		return err
-	}
-	defer func() { d.notify.Send("READY=1\nSTATUS=" + statusLine(d.cfg)) }()
-	if cfg.Dashboard.Enabled() != d.cfg.Dashboard.Enabled() {
-		d.log.Warn("reload: turning the dashboard on or off takes effect at the next restart")
-	}
-	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics.Listen != d.cfg.Metrics.Listen || cfg.StateDir != d.cfg.StateDir {
-		d.log.Warn("reload: api, metrics.listen and state-dir changes take effect at the next restart")
-	}
-	d.setPerTarget(cfg)
-	if d.plane != nil {
-		if err := d.plane.Reload(cfg); err != nil {
-			d.log.Error("reload: data plane", "err", err)
-		}
-	} else if dataplane.Active(cfg) {
-		d.log.Warn("reload: routed paths were added to a config that had none; restart reachd to manage routes")
-	}
-	if err := d.eng.Reload(ctx, cfg); err != nil {
-		return err
-	}
-	for _, f := range d.features {
-		if err := f.Reload(ctx, cfg); err != nil {
-			return err
-		}
-	}
-	d.cfg = cfg
-	d.log.Info("config reloaded", "config", d.opts.ConfigFile, "services", len(cfg.Services))
-	d.feed.Publish(apitype.Event{Kind: apitype.EventReload, To: "applied", Reason: fmt.Sprintf("%s: %d services", d.opts.ConfigFile, len(cfg.Services))})
-	return nil
 }
 
 func firstLine(s string) string {

@@ -80,8 +80,10 @@ func (f bgpFeature) Run(ctx context.Context) error {
 	return f.Feature.Run(ctx)
 }
 
-func (f bgpFeature) Reload(ctx context.Context, cfg *config.Config) error {
-	return f.Feature.Reload(ctx, bgpConfig(cfg))
+// Prepare builds the feature's view of cfg; commit hands it over.
+func (f bgpFeature) Prepare(ctx context.Context, cfg *config.Config) (func() error, error) {
+	bc := bgpConfig(cfg)
+	return func() error { return f.Feature.Reload(ctx, bc) }, nil
 }
 
 // bgpConfig is the feature's view of the config.

@@ -121,19 +121,20 @@ func (f *dashboardFeature) Routes(feature.Router) {}
 
 func (f *dashboardFeature) Run(ctx context.Context) error { return f.dash.Run(ctx) }
 
-// Reload takes a new API token; a new listen address needs a restart.
-func (f *dashboardFeature) Reload(_ context.Context, cfg *config.Config) error {
+// Prepare reads a new API token file; commit makes it the dashboard's. A
+// new listen address needs a restart.
+func (f *dashboardFeature) Prepare(_ context.Context, cfg *config.Config) (func() error, error) {
 	if cfg.Dashboard.Listen != f.d.cfg.Dashboard.Listen {
 		f.d.log.Warn("reload: dashboard.listen changes take effect at the next restart")
 	}
-	if cfg.API.TokenFile != f.d.cfg.API.TokenFile {
-		guard, err := dashboardGuard(f.d, cfg)
-		if err != nil {
-			return err
-		}
-		f.dash.SetGuard(guard)
+	if cfg.API.TokenFile == f.d.cfg.API.TokenFile {
+		return func() error { return nil }, nil
 	}
-	return nil
+	guard, err := dashboardGuard(f.d, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return func() error { f.dash.SetGuard(guard); return nil }, nil
 }
 
 // dashboardGuard is the TCP API's rule for the dashboard's actions: a

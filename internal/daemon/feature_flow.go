@@ -61,7 +61,7 @@ type part struct {
 func newFlowFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	f := &flowFeature{d: d, log: d.Logger().With("feature", "flows")}
 	mgr, err := flow.New(flow.ManagerOptions{
-		Flows:      f.flowOptions(cfg),
+		Flows:      f.flowOptions(cfg, true),
 		Registerer: d.Registry(),
 		OnResult:   f.onResult,
 		OnEvent:    f.onEvent,
@@ -82,15 +82,15 @@ func newFlowFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 }
 
 // flowOptions turns the config's flows into the manager's, with each
-// path's fwmark from the data plane.
-func (f *flowFeature) flowOptions(cfg *config.Config) []flow.Options {
+// path's fwmark from the data plane when marks is set.
+func (f *flowFeature) flowOptions(cfg *config.Config, marks bool) []flow.Options {
 	out := make([]flow.Options, 0, len(cfg.Flows))
 	for _, c := range cfg.Flows {
 		o := flow.Options{
 			ID: c.ID, Peer: c.PeerAddr, Interval: c.Interval.D, FailDelay: c.FailDelay.D,
 			Timeout: c.Timeout.D, Local: c.LocalAddr,
 		}
-		if c.PathService != "" {
+		if c.PathService != "" && marks {
 			mark, ifname := f.d.PathMark(c.PathService, c.PathName)
 			if mark == 0 {
 				f.log.Warn(flow.LogPrefix+" flow path is not routed by reachd; its pings follow the main routing table",
@@ -275,11 +275,20 @@ func (f *flowFeature) Run(ctx context.Context) error {
 	return err
 }
 
-func (f *flowFeature) Reload(ctx context.Context, cfg *config.Config) error {
-	if err := f.mgr.Reload(f.flowOptions(cfg)); err != nil {
-		return fmt.Errorf("flows: %w", err)
+// Prepare checks the flows; commit makes them the manager's and replaces
+// the reflector and exporters whose config changed (a port that another
+// program holds is found then, and reported).
+func (f *flowFeature) Prepare(_ context.Context, cfg *config.Config) (func() error, error) {
+	if err := flow.Check(f.flowOptions(cfg, false)); err != nil {
+		return nil, fmt.Errorf("flows: %w", err)
 	}
-	return f.apply(cfg)
+	return func() error {
+		// The marks now, after the data plane committed its new plan.
+		if err := f.mgr.Reload(f.flowOptions(cfg, true)); err != nil {
+			return fmt.Errorf("flows: %w", err)
+		}
+		return f.apply(cfg)
+	}, nil
 }
 
 func (f *flowFeature) Routes(r feature.Router) { flow.Routes(r, f) }

@@ -36,6 +36,12 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	return heartbeatFeature{m}, nil
 }
 
+// Prepare: listeners and groups were checked with the config; commit
+// reconfigures them on the manager's goroutine.
+func (f heartbeatFeature) Prepare(ctx context.Context, cfg *config.Config) (func() error, error) {
+	return func() error { return f.Manager.Reload(ctx, cfg) }, nil
+}
+
 func (f heartbeatFeature) Routes(r feature.Router) { heartbeat.Routes(r, f) }
 
 func (f heartbeatFeature) Heartbeats(ctx context.Context) (apitype.HeartbeatStatus, error) {

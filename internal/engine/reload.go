@@ -3,6 +3,7 @@ package engine
 import (
 	"container/heap"
 	"context"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"time"
@@ -52,6 +53,20 @@ func (e *Engine) Reload(ctx context.Context, cfg *config.Config) error {
 		return derr
 	}
 	return err
+}
+
+// Prepare is the first phase of a two-phase reload (the daemon's): it
+// checks that the engine can run cfg (a prober for every path's
+// probe-type) and changes nothing. The commit it returns is Reload.
+func (e *Engine) Prepare(ctx context.Context, cfg *config.Config) (commit func() error, err error) {
+	for _, s := range cfg.Services {
+		for _, p := range s.Paths {
+			if e.opts.Probers[p.ProbeType] == nil {
+				return nil, fmt.Errorf("service %s, path %s: no prober for probe-type %q", s.Name, p.Name, p.ProbeType)
+			}
+		}
+	}
+	return func() error { return e.Reload(ctx, cfg) }, nil
 }
 
 // apply builds the services of cfg, reusing the targets of the running

@@ -203,6 +203,13 @@ func normalize(flows []Options) ([]Options, error) {
 	return out, nil
 }
 
+// Check reports what Reload would refuse in flows (an empty or repeated id,
+// no peer), without changing anything: the first phase of a reload.
+func Check(flows []Options) error {
+	_, err := normalize(flows)
+	return err
+}
+
 // Reload makes flows the set of flows. A flow whose options did not change
 // keeps running with its session, status and counters; a changed or
 // removed flow is stopped (its session closed), and a changed or new one
