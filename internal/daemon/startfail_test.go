@@ -17,8 +17,9 @@ import (
 )
 
 // startFailConfig opens something at every step: probers, the engine's
-// state files, the flow feature's STAMP reflector, a heartbeat listener,
-// the API socket and the metrics listener.
+// state files, the data plane (a routed path through the lab's wan0: its
+// rule, table, nftables table and src_valid_mark), the flow feature's STAMP
+// reflector, a heartbeat listener, the API socket and the metrics listener.
 const startFailConfig = `
 api:
   socket: DIR/reachd.sock
@@ -42,6 +43,10 @@ services:
         vector-priority: 10
         probe-address: [127.0.0.1]
         probe-interval: 100ms
+  - name: routed
+    address: [203.0.113.0/24]
+    paths:
+      - {name: wan, vector-priority: 10, interface: wan0, gateway: 192.0.2.2, probe-address: [192.0.2.2], probe-interval: 100ms}
 `
 
 func openFDs(t *testing.T) []string {
@@ -74,11 +79,13 @@ func settle(cond func() bool) bool {
 var errInjected = errors.New("injected start-up failure")
 
 // A daemon that fails at any step of start-up (New or Run) leaves no
-// socket, file descriptor or goroutine behind once New has returned the
-// error, or Run has returned it and Close ran.
+// socket, file descriptor, goroutine or kernel object (route, rule,
+// nftables table, sysctl, address) behind once New has returned the error,
+// or Run has returned it and Close ran. It runs in a lab namespace, so
+// that the kernel's state is the daemon's alone.
 func TestStartFailureAtEveryStepLeavesNothing(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: raw ICMP sockets")
+	if !inLabNamespace(t) {
+		return
 	}
 	t.Cleanup(func() { startStep = func(string) error { return nil } })
 	// No garbage collection during the test: a leaked socket's finalizer
@@ -97,6 +104,7 @@ func TestStartFailureAtEveryStepLeavesNothing(t *testing.T) {
 		return file, filepath.Join(dir, "reachd.sock")
 	}
 
+	kernel := kernelState(t)
 	// A start that works, to learn the steps.
 	var steps []string
 	startStep = func(s string) error { steps = append(steps, s); return nil }
@@ -111,7 +119,10 @@ func TestStartFailureAtEveryStepLeavesNothing(t *testing.T) {
 	}
 	cancel()
 	d.Close()
-	for _, want := range []string{"engine", "feature 0", "api socket", "metrics listen"} {
+	if diff := settleKernel(t, kernel); diff != "" {
+		t.Errorf("a daemon that started and stopped left the kernel changed:\n%s", diff)
+	}
+	for _, want := range []string{"dataplane", "dataplane setup", "engine", "feature 0", "api socket", "metrics listen"} {
 		if !slices.Contains(steps, want) {
 			t.Fatalf("steps %q lack %q", steps, want)
 		}
@@ -153,6 +164,9 @@ func TestStartFailureAtEveryStepLeavesNothing(t *testing.T) {
 			}
 			if !settle(func() bool { return len(openFDs(t)) <= len(fds) }) {
 				t.Errorf("file descriptors left open:\nbefore %q\nafter  %q", fds, openFDs(t))
+			}
+			if diff := settleKernel(t, kernel); diff != "" {
+				t.Errorf("kernel objects left behind:\n%s", diff)
 			}
 			if !settle(func() bool { return runtime.NumGoroutine() <= goroutines }) {
 				buf := make([]byte, 1<<20)
