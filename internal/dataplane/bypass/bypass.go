@@ -293,7 +293,9 @@ func (a *Actions) removeAddr(it Item) (bool, error) {
 	// its removal may take with it) before the kernel loses it, so that a
 	// crash between the two leaves it recorded as removed, never gone and
 	// forgotten. Restoring an address that is still there is harmless
-	// (EEXIST counts as restored).
+	// (EEXIST counts as restored). If the record cannot be written (a full
+	// disk) bypass still happens: passing traffic matters more than the
+	// record, which stays in memory and is written with the next change.
 	ahead := []SavedAddr{save(it.Interface, target)}
 	for _, x := range before {
 		if ipOf(x) != it.Addr && mayDropWith(target, x) {
@@ -301,13 +303,13 @@ func (a *Actions) removeAddr(it Item) (bool, error) {
 		}
 	}
 	a.record(it, ahead)
-	if err := a.save(); err != nil {
-		a.unrecord(it, ahead)
-		return false, fmt.Errorf("not removing %v from %s: %w", it.Addr, it.Interface, err)
-	}
+	saveErr := a.save()
 	if err := a.h.AddrDel(lk, &target); err != nil {
 		a.unrecord(it, ahead)
 		return true, fmt.Errorf("removing %v from %s: %w", it.Addr, it.Interface, err)
+	}
+	if saveErr != nil {
+		saveErr = fmt.Errorf("removed %v from %s without a record on disk (reachd restarted now would not put it back): %w", it.Addr, it.Interface, saveErr)
 	}
 	// Removing an IPv4 primary also drops its secondaries unless
 	// promote_secondaries is set; keep those recorded that went, to
@@ -322,7 +324,7 @@ func (a *Actions) removeAddr(it Item) (bool, error) {
 		}
 		a.unrecord(it, kept)
 	}
-	return true, nil
+	return true, saveErr
 }
 
 // mayDropWith reports whether removing target may make the kernel drop x
@@ -418,20 +420,19 @@ func (a *Actions) setLink(name string, m Mode) (bool, error) {
 		// Write ahead, as for addresses: recorded as set down before it
 		// is, so that a crash in between cannot leave a link down that a
 		// restarted reachd would take for an operator's and never bring up.
+		// A failed write (a full disk) does not stop bypass.
 		a.mu.Lock()
 		a.downed[name] = true
 		a.mu.Unlock()
-		if err := a.save(); err != nil {
-			a.mu.Lock()
-			delete(a.downed, name)
-			a.mu.Unlock()
-			return false, fmt.Errorf("not setting %s down: %w", name, err)
-		}
+		saveErr := a.save()
 		if err := a.h.LinkSetDown(lk); err != nil {
 			a.mu.Lock()
 			delete(a.downed, name)
 			a.mu.Unlock()
 			return true, fmt.Errorf("setting %s down: %w", name, err)
+		}
+		if saveErr != nil {
+			return true, fmt.Errorf("set %s down without a record on disk (reachd restarted now would not bring it up): %w", name, saveErr)
 		}
 		return true, nil
 	case m == Normal:

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/vishvananda/netlink"
@@ -102,5 +103,39 @@ func TestChangesAreRecordedBeforeTheKernelMakesThem(t *testing.T) {
 	}
 	if ch := c.Changed(); len(ch.Removed) != 0 {
 		t.Errorf("still recorded: %+v", ch)
+	}
+}
+
+// TestBypassWithoutStateFile: when the record cannot be written (here its
+// directory is a file; a full disk does the same) bypass still happens,
+// with an error saying the change is not on disk, and normal mode still
+// restores everything from the record kept in memory.
+func TestBypassWithoutStateFile(t *testing.T) {
+	r := setup(t)
+	before0, _ := snapshot(t, r, "byp0")
+	blocker := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(r.Handle(), filepath.Join(blocker, "changed.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = a.Apply(map[Item]Mode{primary: Bypass, v6: Bypass, down1: Bypass})
+	if err == nil || !strings.Contains(err.Error(), "without a record on disk") {
+		t.Errorf("Apply = %v, want an error saying the change is not on disk", err)
+	}
+	if got, _ := snapshot(t, r, "byp0"); len(got) != 0 {
+		t.Errorf("bypass did not happen: byp0 holds %v", got)
+	}
+	if _, up := snapshot(t, r, "byp1"); up {
+		t.Error("byp1 not set down")
+	}
+	a.Apply(map[Item]Mode{primary: Normal, v6: Normal, down1: Normal})
+	if after0, _ := snapshot(t, r, "byp0"); len(after0) != len(before0) {
+		t.Errorf("byp0 %v after normal, want %v", after0, before0)
+	}
+	if _, up := snapshot(t, r, "byp1"); !up {
+		t.Error("byp1 not brought up")
 	}
 }
