@@ -27,7 +27,8 @@ const (
 )
 
 // offPathHost adds a namespace "spoofer" that hangs off isp's namespace on
-// a link of its own (198.51.100.18/30, the ISP's end .17): it is on no
+// a link of its own (198.51.100.18/30 and 2001:db8:0:12::2/64, the ISP's
+// end .17 and ::1): it is on no
 // path between the router and the internet, yet its packets reach the
 // router through the ISP. It claims the forged addresses on its loopback,
 // so that its raw sockets can send from them, as a spoofer would.
@@ -42,8 +43,11 @@ func offPathHost(t *testing.T, top *lab.Topology, isp *lab.ISP, forged ...netip.
 	}
 	for _, step := range []error{
 		isp.NS.AddAddr("spoof0", "198.51.100.17/30"),
+		isp.NS.AddAddr("spoof0", "2001:db8:0:12::1/64"),
 		ns.AddAddr("sp0", "198.51.100.18/30"),
+		ns.AddAddr("sp0", "2001:db8:0:12::2/64"),
 		ns.AddRoute("default", "198.51.100.17"),
+		ns.AddRoute("default", "2001:db8:0:12::1"),
 	} {
 		if step != nil {
 			t.Fatal(step)
@@ -57,7 +61,7 @@ func offPathHost(t *testing.T, top *lab.Topology, isp *lab.ISP, forged ...netip.
 	return ns
 }
 
-// tap reads the IPv4 packets arriving on ifname in ns (an AF_PACKET socket:
+// tap reads the IPv4 and IPv6 packets passing ifname in ns (an AF_PACKET socket:
 // it sees them before nftables, so also the ones a blackhole then drops)
 // and hands each to see until the test ends. It stands for what an
 // attacker may know of reachd's packets (identifiers, ports, sequence
@@ -70,12 +74,12 @@ func tap(t *testing.T, ns *lab.NS, ifname string, see func(ip []byte)) {
 		if err != nil {
 			return err
 		}
-		proto := int(htons(unix.ETH_P_IP))
+		proto := int(htons(unix.ETH_P_ALL))
 		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			return err
 		}
-		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_IP), Ifindex: lk.Attrs().Index}); err != nil {
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: lk.Attrs().Index}); err != nil {
 			unix.Close(fd)
 			return err
 		}
@@ -211,6 +215,22 @@ func ipv4Payload(b []byte) (proto byte, src, dst netip.Addr, payload []byte, ok 
 	return b[9], src, dst, b[ihl:total], true
 }
 
+// ipPayload is ipv4Payload for IPv4 and IPv6 packets (an IPv6 packet's
+// first next header is taken as its protocol: the tests' packets carry no
+// extension headers).
+func ipPayload(b []byte) (proto byte, src, dst netip.Addr, payload []byte, ok bool) {
+	if len(b) >= 40 && b[0]>>4 == 6 {
+		n := int(binary.BigEndian.Uint16(b[4:]))
+		if len(b) < 40+n {
+			return 0, src, dst, nil, false
+		}
+		src, _ = netip.AddrFromSlice(b[8:24])
+		dst, _ = netip.AddrFromSlice(b[24:40])
+		return b[6], src, dst, b[40 : 40+n], true
+	}
+	return ipv4Payload(b)
+}
+
 func inetChecksum(b []byte) uint16 {
 	var s uint32
 	for i := 0; i+1 < len(b); i += 2 {
@@ -225,15 +245,23 @@ func inetChecksum(b []byte) uint16 {
 	return ^uint16(s)
 }
 
-// rawICMPFrom opens a raw ICMP socket sending from src (an address of the
-// namespace it is opened in).
+// rawICMPFrom opens a raw ICMP (ICMPv6) socket sending from src (an
+// address of the namespace it is opened in). The kernel computes ICMPv6
+// checksums itself (RFC 3542 §3.1).
 func rawICMPFrom(src netip.Addr) func() (int, error) {
 	return func() (int, error) {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+		fam, proto := unix.AF_INET, unix.IPPROTO_ICMP
+		var sa unix.Sockaddr
+		if src.Is6() {
+			fam, proto, sa = unix.AF_INET6, unix.IPPROTO_ICMPV6, &unix.SockaddrInet6{Addr: src.As16()}
+		} else {
+			sa = &unix.SockaddrInet4{Addr: src.As4()}
+		}
+		fd, err := unix.Socket(fam, unix.SOCK_RAW|unix.SOCK_CLOEXEC, proto)
 		if err != nil {
 			return -1, err
 		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: src.As4()}); err != nil {
+		if err := unix.Bind(fd, sa); err != nil {
 			unix.Close(fd)
 			return -1, fmt.Errorf("binding to %v: %w", src, err)
 		}

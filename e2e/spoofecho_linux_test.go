@@ -12,7 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestForgedEchoRepliesDaemon: broadband's probe target is blackholed
+// TestForgedEchoRepliesDaemon, over IPv4 and IPv6: broadband's probe target is blackholed
 // (the internet namespace drops everything on its link to isp1) while an
 // off-path host behind isp1 floods reachd with echo replies from the
 // target's address carrying reachd's identifier and every sequence number
@@ -21,14 +21,26 @@ import (
 // margin and stay down while the flood goes on, and the forgeries must be
 // counted in reachd_icmp_bad_token_total.
 func TestForgedEchoRepliesDaemon(t *testing.T) {
+	t.Run("ipv4", func(t *testing.T) { forgedEchoReplies(t, false) })
+	t.Run("ipv6", func(t *testing.T) { forgedEchoReplies(t, true) })
+}
+
+func forgedEchoReplies(t *testing.T, v6 bool) {
 	const metrics = "127.0.0.1:9469"
-	r := setup(t, hosts[0], labrun.Options{Metrics: metrics})
+	r := setup(t, hosts[0], labrun.Options{Metrics: metrics, V6: v6})
 	top := r.Top
-	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
-	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
+	bb, lte := labrun.Via(top.ISP1, v6), labrun.Via(top.ISP2, v6)
+	if _, err := r.WaitRoute(v6, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	target, wan := top.Targets4[0], top.ISP1.RouterWAN4.Addr()
+	request, reply, proto := byte(8), byte(0), byte(unix.IPPROTO_ICMP)
+	var to unix.Sockaddr = &unix.SockaddrInet4{Addr: wan.As4()}
+	if v6 {
+		target, wan = top.Targets6[0], top.ISP1.RouterWAN6.Addr()
+		request, reply, proto = 128, 129, unix.IPPROTO_ICMPV6
+		to = &unix.SockaddrInet6{Addr: wan.As16()}
+	}
 	spoofer := offPathHost(t, top, top.ISP1, target)
 
 	// What the attacker knows: broadband's identifier and the sequence
@@ -37,8 +49,8 @@ func TestForgedEchoRepliesDaemon(t *testing.T) {
 	seen := make(chan struct{})
 	var seenOnce atomic.Bool
 	tap(t, top.Internet, top.ISP1.InternetIf, func(ip []byte) {
-		proto, src, dst, icmp, ok := ipv4Payload(ip)
-		if !ok || proto != unix.IPPROTO_ICMP || src != wan || dst != target || len(icmp) < 8 || icmp[0] != 8 {
+		p, src, dst, icmp, ok := ipPayload(ip)
+		if !ok || p != proto || src != wan || dst != target || len(icmp) < 8 || icmp[0] != request {
 			return
 		}
 		id.Store(uint32(binary.BigEndian.Uint16(icmp[4:])))
@@ -59,7 +71,6 @@ func TestForgedEchoRepliesDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	to := &unix.SockaddrInet4{Addr: wan.As4()}
 	var rest uint16
 	fl := startFlood(t, spoofer, rawICMPFrom(target), func(i int, buf []byte) ([]byte, unix.Sockaddr) {
 		// 7 of 8 forgeries go to the latest sequence number seen and the
@@ -71,26 +82,28 @@ func TestForgedEchoRepliesDaemon(t *testing.T) {
 		}
 		n := max(int(size.Load()), 8+16)
 		b := buf[:n]
-		b[0], b[1], b[2], b[3] = 0, 0, 0, 0 // echo reply
+		b[0], b[1], b[2], b[3] = reply, 0, 0, 0
 		binary.BigEndian.PutUint16(b[4:], uint16(id.Load()))
 		binary.BigEndian.PutUint16(b[6:], s)
 		for j := 8; j < n; j += 8 {
 			binary.LittleEndian.PutUint64(b[j:min(j+8, n)], rand.Uint64()) // a wrong token (and padding)
 		}
-		binary.BigEndian.PutUint16(b[2:], inetChecksum(b))
+		if !v6 {
+			binary.BigEndian.PutUint16(b[2:], inetChecksum(b))
+		}
 		return b, to
 	})
 
 	bound := labrun.Fast.ProbeInterval + labrun.Fast.RetryInterval
 	const margin = 2 * time.Second
-	took, err := r.WaitRoute(false, lte, bound+margin)
+	took, err := r.WaitRoute(v6, lte, bound+margin)
 	if err != nil {
 		t.Fatalf("broadband not down under the flood: %v (%d forgeries sent)", err, fl.sent.Load())
 	}
 	t.Logf("target blackholed → route via lte after %v (bound %v + margin %v)", took, bound, margin)
 	// The flood goes on: broadband stays down.
 	for deadline := time.Now().Add(1500 * time.Millisecond); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if got := r.Route(false); got != lte {
+		if got := r.Route(v6); got != lte {
 			t.Fatalf("route went back to %q under the flood", got)
 		}
 	}
