@@ -94,7 +94,7 @@ func TestDampeningKeepsFlappingPathOut(t *testing.T) {
 	}
 
 	waitFor(t, 10*time.Second, "back after the penalty decayed", func() bool { return cur() == "broadband" })
-	if early := reuse.Sub(time.Now()); early > 50*time.Millisecond {
+	if early := reuse.Sub(simOf(t).clk.Now()); early > 50*time.Millisecond {
 		t.Errorf("back %v before the reuse time", early)
 	}
 	st, _ = f.eng.Status(ctx)

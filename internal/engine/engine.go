@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/monitor"
 	"github.com/reachd/reachd/internal/policy"
@@ -62,15 +63,17 @@ type Options struct {
 	Overrides *OverrideStore
 	// Drains persists drained paths of ecmp services; nil keeps them in memory.
 	Drains *DrainStore
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock tells the time and makes the engine's timer (attempts,
+	// retries, hold-down, dampening's reuse, the state-file poll);
+	// clock.Real when nil. Tests give a clock.Fake.
+	Clock clock.Clock
 }
 
 // Engine runs monitors and decisions. Create with New, then Run.
 type Engine struct {
 	opts Options
 	log  *slog.Logger
-	now  func() time.Time
+	clk  clock.Clock
 
 	cfg      *config.Config
 	services []*service
@@ -152,13 +155,11 @@ func New(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.OrReal(opts.Clock)
 	e := &Engine{
 		opts:      opts,
 		log:       opts.Logger,
-		now:       opts.Now,
+		clk:       opts.Clock,
 		wake:      make(chan struct{}, 1),
 		requests:  make(chan func()),
 		overrides: map[pathKey]policy.Override{},
@@ -196,35 +197,48 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = true
 	e.runMu.Unlock()
 
-	timer := time.NewTimer(time.Hour)
+	timer := e.clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		e.sendDue()
-		if len(e.dampened) > 0 {
-			e.reuseDue()
-		}
-		wait := time.Hour
-		if len(e.queue) > 0 {
-			wait = e.queue[0].mon.Next().Sub(e.now())
-		}
-		if r := e.nextReuse(); !r.IsZero() {
-			wait = min(wait, r.Sub(e.now()))
-		}
-		if wait < 0 {
-			wait = 0
-		}
-		timer.Reset(wait)
+		timer.Reset(e.tick())
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-e.wake:
-			for _, r := range e.takeResults() {
-				e.handle(r)
-			}
+			e.handleResults()
 		case fn := <-e.requests:
 			fn()
-		case <-timer.C:
+		case <-timer.C():
 		}
+	}
+}
+
+// now is the engine's clock's time.
+func (e *Engine) now() time.Time { return e.clk.Now() }
+
+// tick is what the engine's loop does at the current time: it starts every
+// attempt whose time has come and brings back the paths whose dampening
+// penalty has decayed. It returns how long the loop may wait for the next
+// such moment.
+func (e *Engine) tick() time.Duration {
+	e.sendDue()
+	if len(e.dampened) > 0 {
+		e.reuseDue()
+	}
+	wait := time.Hour
+	if len(e.queue) > 0 {
+		wait = e.queue[0].mon.Next().Sub(e.now())
+	}
+	if r := e.nextReuse(); !r.IsZero() {
+		wait = min(wait, r.Sub(e.now()))
+	}
+	return max(wait, 0)
+}
+
+// handleResults takes in the probe results delivered so far.
+func (e *Engine) handleResults() {
+	for _, r := range e.takeResults() {
+		e.handle(r)
 	}
 }
 

@@ -7,10 +7,13 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/monitor"
 	"github.com/reachd/reachd/internal/policy"
@@ -18,12 +21,21 @@ import (
 )
 
 // fakeProber answers for the targets marked alive, after 1 ms, and lets
-// the others time out. It is the network swapped out; the real probers
-// have their own socket tests.
+// the others time out, on the test's simulated time (see sim). It is the
+// network swapped out; the real probers have their own socket tests.
 type fakeProber struct {
-	mu    sync.Mutex
-	alive map[netip.Addr]bool
-	sent  int
+	mu      sync.Mutex
+	alive   map[netip.Addr]bool
+	sent    int
+	clk     *clock.Fake
+	pending []answer // by due time
+}
+
+// answer is a probe result that the prober delivers at due.
+type answer struct {
+	due  time.Time
+	done func(probe.Result)
+	res  probe.Result
 }
 
 func (f *fakeProber) set(a string, alive bool) {
@@ -36,13 +48,41 @@ func (f *fakeProber) Probe(req probe.Request, done func(probe.Result)) {
 	f.mu.Lock()
 	ok := f.alive[req.Target]
 	f.sent++
-	f.mu.Unlock()
-	sent := time.Now()
-	if ok {
-		time.AfterFunc(time.Millisecond, func() { done(probe.Result{OK: true, Sent: sent, RTT: time.Millisecond}) })
-		return
+	defer f.mu.Unlock()
+	if f.clk == nil {
+		return // never answers (tests that look at the schedule only)
 	}
-	time.AfterFunc(req.Timeout, func() { done(probe.Result{Sent: sent, Detail: "timeout"}) })
+	sent := f.clk.Now()
+	a := answer{due: sent.Add(req.Timeout), done: done, res: probe.Result{Sent: sent, Detail: "timeout"}}
+	if ok {
+		a = answer{due: sent.Add(time.Millisecond), done: done, res: probe.Result{OK: true, Sent: sent, RTT: time.Millisecond}}
+	}
+	i := sort.Search(len(f.pending), func(i int) bool { return f.pending[i].due.After(a.due) })
+	f.pending = slices.Insert(f.pending, i, a)
+}
+
+// next is the due time of the first pending answer.
+func (f *fakeProber) next() (time.Time, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.pending) == 0 {
+		return time.Time{}, false
+	}
+	return f.pending[0].due, true
+}
+
+// answerDue delivers, in order, every answer due by now.
+func (f *fakeProber) answerDue(now time.Time) {
+	f.mu.Lock()
+	var due []answer
+	for len(f.pending) > 0 && !f.pending[0].due.After(now) {
+		due = append(due, f.pending[0])
+		f.pending = f.pending[1:]
+	}
+	f.mu.Unlock()
+	for _, a := range due {
+		a.done(a.res)
+	}
 }
 
 func (f *fakeProber) Close() error { return nil }
@@ -129,7 +169,8 @@ func startOpts(t *testing.T, yaml string, opts Options, alive ...string) *fixtur
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{fake: &fakeProber{alive: map[netip.Addr]bool{}}, rec: &recorder{}, done: make(chan struct{})}
+	s := simOf(t)
+	f := &fixture{fake: &fakeProber{alive: map[netip.Addr]bool{}, clk: s.clk}, rec: &recorder{}, done: make(chan struct{})}
 	for _, a := range alive {
 		f.fake.set(a, true)
 	}
@@ -137,6 +178,7 @@ func startOpts(t *testing.T, yaml string, opts Options, alive ...string) *fixtur
 	opts.Probers = map[string]probe.Prober{"icmp": f.fake}
 	opts.Actuators = []Actuator{f.rec}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	opts.Clock = s.clk
 	f.eng, err = New(opts)
 	if err != nil {
 		t.Fatal(err)
@@ -145,21 +187,8 @@ func startOpts(t *testing.T, yaml string, opts Options, alive ...string) *fixtur
 	ctx, f.cancel = context.WithCancel(context.Background())
 	go func() { f.eng.Run(ctx); close(f.done) }()
 	t.Cleanup(func() { f.cancel(); <-f.done })
+	s.add(t, f)
 	return f
-}
-
-// waitFor polls cond for up to limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for time.Since(start) < limit {
-		if cond() {
-			return time.Since(start)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s: not within %v", what, limit)
-	return 0
 }
 
 func current(f *fixture) func() string {
@@ -259,7 +288,15 @@ func TestStateFile(t *testing.T) {
 	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	s := simOf(t)
+	n := s.clk.Waiters()
 	go f.eng.WatchStateFiles(ctx, dir, 20*time.Millisecond)
+	// The poll runs on the test's clock once its timer is armed.
+	wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer wcancel()
+	if err := s.clk.WaitFor(wctx, func(w int) bool { return w > n }); err != nil {
+		t.Fatal("the state-file poll did not start")
+	}
 	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
 	name := filepath.Join(dir, "internet-broadband.state")
 	// The seed appends with echo >>; the last STATUS wins.
@@ -272,7 +309,7 @@ func TestStateFile(t *testing.T) {
 func TestReloadKeepsMonitors(t *testing.T) {
 	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
 	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
-	time.Sleep(250 * time.Millisecond)
+	sleep(t, 250*time.Millisecond)
 	before, _ := f.eng.Status(context.Background())
 	n := len(f.rec.all())
 

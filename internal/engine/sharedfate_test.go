@@ -69,7 +69,7 @@ func TestSharedFateDefaultAndApart(t *testing.T) {
 	cur = current(g)
 	waitFor(t, 2*time.Second, "broadband", func() bool { return cur() == "broadband" })
 	g.fake.set("203.0.113.9", false)
-	time.Sleep(600 * time.Millisecond) // several probe intervals
+	sleep(t, 600*time.Millisecond) // several probe intervals
 	g.fake.set("203.0.113.8", false)
 	waitFor(t, 2*time.Second, "withdrawn", func() bool { return cur() == "<withdrawn>" })
 	if s, _, _ := serviceStatus(t, g); s != "" {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/probe"
 )
@@ -38,7 +39,7 @@ services:
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	e, err := New(Options{
 		Config: cfg, Probers: map[string]probe.Prober{"icmp": &fakeProber{}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: func() time.Time { return now },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.NewFake(now),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -22,14 +22,17 @@ type stateFile struct {
 // operators edit these files with echo >> and editors that replace them.
 func (e *Engine) WatchStateFiles(ctx context.Context, dir string, interval time.Duration) {
 	seen := map[string]stateFile{}
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
+	// A timer armed after each scan (not a ticker), so that a test on a
+	// fake clock knows a scan has finished when the timer is pending again.
+	timer := e.clk.NewTimer(interval)
+	defer timer.Stop()
 	for {
 		e.scanStateFiles(ctx, dir, seen)
+		timer.Reset(interval)
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-timer.C():
 		}
 	}
 }
