@@ -70,9 +70,10 @@ func lastLoopReport(t *testing.T, r *labrun.Reachd) *apitype.LinktestReport {
 }
 
 // TestForgedTimeExceededDaemon: a scheduled TTL-loop link test over wan0
-// reports no loss; then isp1 drops everything arriving from the router
-// (the loop is broken) while an off-path host floods the router with ICMP
-// Time Exceeded messages from the router's own address and from isp1's,
+// works (at least 90 of its 100 probes return); then isp1 drops everything
+// arriving from the router (the loop is broken) while an off-path host
+// floods the router with ICMP Time Exceeded messages from the router's own
+// address and from isp1's,
 // quoting a guessed probe header: the loop address, the run's identifier
 // and the sequence numbers in flight (known to the forger), and every
 // checksum in turn, in the 8 bytes RFC 792 requires. No forgery may count
@@ -85,7 +86,7 @@ func TestForgedTimeExceededDaemon(t *testing.T) {
 	var rep *apitype.LinktestReport
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		rep = lastLoopReport(t, r)
-		if rep != nil && rep.Sent == 100 && rep.Returned == 100 {
+		if rep != nil && rep.Sent == 100 && rep.Returned >= 90 { // a working loop (a loaded host may lose a few)
 			break
 		}
 		if time.Now().After(deadline) {
