@@ -180,8 +180,14 @@ func forced(t *testing.T, dir string) string {
 	return m["inspection"]
 }
 
+// killWindow is how long after the API request TestSIGKILLDuringBypass
+// may kill: the request and all the actions take a few milliseconds (two
+// fsyncs, 24 netlink changes), so most kills should land before, during
+// or just after them.
+var killWindow = 15 * time.Millisecond
+
 // TestSIGKILLDuringBypass forces the bypass group on and off through the
-// API and kills reachd with SIGKILL 0-80 ms later, in the middle of its
+// API and kills reachd with SIGKILL 0-killWindow later, in the middle of its
 // address and link changes (23 addresses, one link, the state files). Then,
 // before restart: every address reachd may have removed is in the kernel
 // or recorded as removed in bypass-changed.json, cubro0 is up or recorded
@@ -216,7 +222,7 @@ func TestSIGKILLDuringBypass(t *testing.T) {
 			mode = "force-off"
 		}
 		go r.Client.SetBypass(context.Background(), "inspection", mode)
-		time.Sleep(time.Duration(rng.IntN(80)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(int(killWindow))))
 		r.Kill()
 
 		if damaged, _ := filepath.Glob(filepath.Join(r.Dir, "state", "*.damaged-*")); len(damaged) > 0 {

@@ -200,6 +200,14 @@ func (a *Actions) Changed() Changed {
 // are absent from desired (a reload dropped them) are restored. Bypass
 // removes addresses before setting links down; normal sets links up before
 // restoring addresses. It goes on after an error and returns all of them.
+//
+// What bypass is about to change is written to the state file first, in
+// one write for the whole call, and only then made in the kernel: a crash
+// in between leaves it recorded as changed, never changed and forgotten
+// (restoring an address that is still there, or bringing up a link that
+// is up, is harmless). If that write fails (a full disk) bypass still
+// happens: passing traffic matters more than the record, which stays in
+// memory and is written with the next change; the error says so.
 func (a *Actions) Apply(desired map[Item]Mode) error {
 	var errs []error
 	var changed bool
@@ -211,16 +219,44 @@ func (a *Actions) Apply(desired map[Item]Mode) error {
 		return m
 	}
 	items := a.items(desired)
+	var removals []*removal
+	downs := map[string]netlink.Link{}
 	for _, it := range items {
-		if it.Kind == RemoveAddress && mode(it) == Bypass {
-			c, err := a.removeAddr(it)
-			changed = changed || c
+		switch {
+		case it.Kind == RemoveAddress && mode(it) == Bypass:
+			r, err := a.prepareRemove(it)
 			errs = append(errs, err)
+			if r != nil {
+				removals = append(removals, r)
+			}
+		case it.Kind == LinkDown && mode(it) == Bypass:
+			lk, err := a.prepareDown(it.Interface)
+			errs = append(errs, err)
+			if lk != nil {
+				downs[it.Interface] = lk
+			}
 		}
 	}
+	if len(removals) > 0 || len(downs) > 0 {
+		if err := a.save(); err != nil {
+			errs = append(errs, fmt.Errorf("entering bypass without a record on disk (reachd restarted now would not undo it): %w", err))
+		}
+	}
+	for _, r := range removals {
+		c, err := a.finishRemove(r)
+		changed = changed || c
+		errs = append(errs, err)
+	}
 	for _, it := range items {
-		if it.Kind == LinkDown {
-			c, err := a.setLink(it.Interface, mode(it))
+		if it.Kind != LinkDown {
+			continue
+		}
+		if lk, ok := downs[it.Interface]; ok {
+			c, err := a.finishDown(it.Interface, lk)
+			changed = changed || c
+			errs = append(errs, err)
+		} else if mode(it) == Normal {
+			c, err := a.bringUp(it.Interface)
 			changed = changed || c
 			errs = append(errs, err)
 		}
@@ -275,56 +311,70 @@ func family(ad netip.Addr) int {
 	return unix.AF_INET6
 }
 
-func (a *Actions) removeAddr(it Item) (bool, error) {
+// removal is an address that bypass removes, recorded ahead.
+type removal struct {
+	it     Item
+	lk     netlink.Link
+	target netlink.Addr
+	before []netlink.Addr // the family's addresses before
+	ahead  []SavedAddr    // recorded: target and what may go with it
+}
+
+// prepareRemove records it's address (and the secondaries its removal
+// may take with it) as removed, in memory; nil when it is not there
+// (nothing to remove, and nothing to restore later).
+func (a *Actions) prepareRemove(it Item) (*removal, error) {
 	lk, err := a.link(it.Interface)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
 	before, err := a.h.AddrList(lk, family(it.Addr))
 	if err != nil {
-		return false, fmt.Errorf("listing addresses of %s: %w", it.Interface, err)
+		return nil, fmt.Errorf("listing addresses of %s: %w", it.Interface, err)
 	}
 	i := slices.IndexFunc(before, func(x netlink.Addr) bool { return ipOf(x) == it.Addr })
 	if i < 0 {
-		return false, nil // not there: nothing to remove (and nothing to restore later)
+		return nil, nil
 	}
-	target := before[i]
-	// Write ahead: the state file names the address (and the secondaries
-	// its removal may take with it) before the kernel loses it, so that a
-	// crash between the two leaves it recorded as removed, never gone and
-	// forgotten. Restoring an address that is still there is harmless
-	// (EEXIST counts as restored). If the record cannot be written (a full
-	// disk) bypass still happens: passing traffic matters more than the
-	// record, which stays in memory and is written with the next change.
-	ahead := []SavedAddr{save(it.Interface, target)}
+	r := &removal{it: it, lk: lk, target: before[i], before: before}
+	r.ahead = []SavedAddr{save(it.Interface, r.target)}
 	for _, x := range before {
-		if ipOf(x) != it.Addr && mayDropWith(target, x) {
-			ahead = append(ahead, save(it.Interface, x))
+		if ipOf(x) != it.Addr && mayDropWith(r.target, x) {
+			r.ahead = append(r.ahead, save(it.Interface, x))
 		}
 	}
-	a.record(it, ahead)
-	saveErr := a.save()
-	if err := a.h.AddrDel(lk, &target); err != nil {
-		a.unrecord(it, ahead)
-		return true, fmt.Errorf("removing %v from %s: %w", it.Addr, it.Interface, err)
-	}
-	if saveErr != nil {
-		saveErr = fmt.Errorf("removed %v from %s without a record on disk (reachd restarted now would not put it back): %w", it.Addr, it.Interface, saveErr)
+	a.record(it, r.ahead)
+	return r, nil
+}
+
+// finishRemove removes the address and keeps recorded what the kernel
+// really dropped.
+func (a *Actions) finishRemove(r *removal) (bool, error) {
+	if err := a.h.AddrDel(r.lk, &r.target); err != nil {
+		a.unrecord(r.it, r.ahead)
+		if now, lerr := a.h.AddrList(r.lk, family(r.it.Addr)); lerr == nil &&
+			!slices.ContainsFunc(now, func(x netlink.Addr) bool { return ipOf(x) == r.it.Addr }) {
+			// Gone already: an IPv4 secondary whose primary this call
+			// removed just before (recorded with that one), or someone
+			// else's doing. Nothing to remove.
+			return true, nil
+		}
+		return true, fmt.Errorf("removing %v from %s: %w", r.it.Addr, r.it.Interface, err)
 	}
 	// Removing an IPv4 primary also drops its secondaries unless
 	// promote_secondaries is set; keep those recorded that went, to
 	// restore them, and forget the ones the kernel kept.
-	if after, err := a.h.AddrList(lk, family(it.Addr)); err == nil {
+	if after, err := a.h.AddrList(r.lk, family(r.it.Addr)); err == nil {
 		var kept []SavedAddr
-		for _, x := range before {
-			if ipOf(x) != it.Addr && mayDropWith(target, x) &&
+		for _, x := range r.before {
+			if ipOf(x) != r.it.Addr && mayDropWith(r.target, x) &&
 				slices.ContainsFunc(after, func(y netlink.Addr) bool { return ipOf(y) == ipOf(x) }) {
-				kept = append(kept, save(it.Interface, x))
+				kept = append(kept, save(r.it.Interface, x))
 			}
 		}
-		a.unrecord(it, kept)
+		a.unrecord(r.it, kept)
 	}
-	return true, saveErr
+	return true, nil
 }
 
 // mayDropWith reports whether removing target may make the kernel drop x
@@ -400,53 +450,55 @@ func (a *Actions) restoreAddr(it Item) (bool, error) {
 	return len(left) < len(saved), errors.Join(errs...)
 }
 
-func (a *Actions) setLink(name string, m Mode) (bool, error) {
-	if m == Hold {
-		return false, nil
+// prepareDown records name as set down by reachd, in memory, and returns
+// its link; nil when it is down already (an operator's doing, or ours:
+// either way nothing to do).
+func (a *Actions) prepareDown(name string) (netlink.Link, error) {
+	lk, err := a.link(name)
+	if err != nil {
+		return nil, err
 	}
+	if lk.Attrs().RawFlags&unix.IFF_UP == 0 {
+		return nil, nil
+	}
+	a.mu.Lock()
+	a.downed[name] = true
+	a.mu.Unlock()
+	return lk, nil
+}
+
+func (a *Actions) finishDown(name string, lk netlink.Link) (bool, error) {
+	if err := a.h.LinkSetDown(lk); err != nil {
+		a.mu.Lock()
+		delete(a.downed, name)
+		a.mu.Unlock()
+		return true, fmt.Errorf("setting %s down: %w", name, err)
+	}
+	return true, nil
+}
+
+// bringUp sets name up again if reachd set it down (never a link an
+// operator set down).
+func (a *Actions) bringUp(name string) (bool, error) {
 	a.mu.Lock()
 	downed := a.downed[name]
 	a.mu.Unlock()
-	if m == Normal && !downed {
+	if !downed {
 		return false, nil
 	}
 	lk, err := a.link(name)
 	if err != nil {
 		return false, err
 	}
-	up := lk.Attrs().RawFlags&unix.IFF_UP != 0
-	switch {
-	case m == Bypass && up:
-		// Write ahead, as for addresses: recorded as set down before it
-		// is, so that a crash in between cannot leave a link down that a
-		// restarted reachd would take for an operator's and never bring up.
-		// A failed write (a full disk) does not stop bypass.
-		a.mu.Lock()
-		a.downed[name] = true
-		a.mu.Unlock()
-		saveErr := a.save()
-		if err := a.h.LinkSetDown(lk); err != nil {
-			a.mu.Lock()
-			delete(a.downed, name)
-			a.mu.Unlock()
-			return true, fmt.Errorf("setting %s down: %w", name, err)
+	if lk.Attrs().RawFlags&unix.IFF_UP == 0 {
+		if err := a.h.LinkSetUp(lk); err != nil {
+			return false, fmt.Errorf("setting %s up: %w", name, err)
 		}
-		if saveErr != nil {
-			return true, fmt.Errorf("set %s down without a record on disk (reachd restarted now would not bring it up): %w", name, saveErr)
-		}
-		return true, nil
-	case m == Normal:
-		if !up {
-			if err := a.h.LinkSetUp(lk); err != nil {
-				return false, fmt.Errorf("setting %s up: %w", name, err)
-			}
-		}
-		a.mu.Lock()
-		delete(a.downed, name)
-		a.mu.Unlock()
-		return true, nil
 	}
-	return false, nil
+	a.mu.Lock()
+	delete(a.downed, name)
+	a.mu.Unlock()
+	return true, nil
 }
 
 func (a *Actions) save() error {

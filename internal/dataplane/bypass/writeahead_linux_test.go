@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/vishvananda/netlink"
 )
 
@@ -137,5 +138,28 @@ func TestBypassWithoutStateFile(t *testing.T) {
 	}
 	if _, up := snapshot(t, r, "byp1"); !up {
 		t.Error("byp1 not brought up")
+	}
+}
+
+// TestPrimaryAndItsSecondaryBothConfigured: removing the primary makes the
+// kernel drop the secondary, which is an item of its own: no error, and
+// normal mode restores both exactly.
+func TestPrimaryAndItsSecondaryBothConfigured(t *testing.T) {
+	r := setup(t)
+	before0, _ := snapshot(t, r, "byp0")
+	secondary := Item{Kind: RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.60")}
+	a, _ := New(r.Handle(), filepath.Join(t.TempDir(), "changed.json"))
+	if err := a.Apply(map[Item]Mode{primary: Bypass, secondary: Bypass}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := snapshot(t, r, "byp0"); len(got) != 1 { // the IPv6 address stays
+		t.Errorf("byp0 holds %v", got)
+	}
+	if err := a.Apply(map[Item]Mode{primary: Normal, secondary: Normal}); err != nil {
+		t.Fatal(err)
+	}
+	after0, _ := snapshot(t, r, "byp0")
+	if d := cmp.Diff(before0, after0); d != "" {
+		t.Errorf("not restored exactly (-before +after):\n%s", d)
 	}
 }
