@@ -47,7 +47,8 @@ func TestSpoolCrashChild(t *testing.T) {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	})
 	run(t, p)
-	for i := start; ; i++ {
+	// Bounded: a parent that died without killing it leaves no spinner.
+	for i, end := start, time.Now().Add(20*time.Second); time.Now().Before(end); i++ {
 		if err := p.Report(fmt.Sprintf("crash-%d", i), StatusFailed); err != nil {
 			fmt.Printf("err %d %v\n", i, err)
 			continue
