@@ -80,7 +80,8 @@ func lastLoopReport(t *testing.T, r *labrun.Reachd) *apitype.LinktestReport {
 // as a returned probe: the tests report 100 % loss and count the
 // forgeries as foreign.
 func TestForgedTimeExceededDaemon(t *testing.T) {
-	r := setup(t, hosts[0], labrun.Options{Extra: loopTest})
+	const metrics = "127.0.0.1:9469"
+	r := setup(t, hosts[0], labrun.Options{Extra: loopTest, Metrics: metrics})
 	top := r.Top
 	loopOverISP1(t, top)
 	var rep *apitype.LinktestReport
@@ -171,6 +172,9 @@ func TestForgedTimeExceededDaemon(t *testing.T) {
 	t.Logf("%d forged Time Exceeded in %v (%d send errors)", fl.sent.Load(), time.Since(cut).Round(time.Millisecond), fl.errs.Load())
 	if fl.sent.Load() < floodRate/2 {
 		t.Fatalf("only %d forgeries sent: the flood did not run", fl.sent.Load())
+	}
+	if n := scrape(t, r.NS, metrics)[`reachd_linktest_foreign_total{interface="wan0",name="wan0-loop"}`]; n == 0 {
+		t.Error("reachd_linktest_foreign_total is 0 after the flood")
 	}
 	for i, rep := range after {
 		t.Logf("test %d after the cut: sent %d, returned %d, loss %.0f%%, foreign %d", i, rep.Sent, rep.Returned, rep.LossPercent, rep.Foreign)

@@ -16,6 +16,7 @@ type metrics struct {
 	runs     *prometheus.CounterVec
 	sent     *prometheus.CounterVec
 	returned *prometheus.CounterVec
+	foreign  *prometheus.CounterVec
 	holds    *prometheus.GaugeVec
 	// Fill-sized and sequential tests.
 	production *prometheus.GaugeVec
@@ -36,6 +37,8 @@ func newMetrics() *metrics {
 			Help: "Probes sent by scheduled link tests."}, l),
 		returned: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reachd_linktest_returned_total",
 			Help: "Probes of scheduled link tests whose Time Exceeded came back."}, l),
+		foreign: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "reachd_linktest_foreign_total",
+			Help: "ICMP errors received during scheduled link tests that quote no probe of the test (other traffic, or forgeries: never counted as returned)."}, l),
 		holds: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_holds_path_down",
 			Help: "1 while the test's loss exceeds max-loss and it holds its affects-path down."}, append(l, "service", "path")),
 		production: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "reachd_linktest_production_bits_per_second",
@@ -49,7 +52,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(r prometheus.Registerer) error {
 	var errs []error
-	for _, c := range []prometheus.Collector{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds, m.production, m.rate, m.needed} {
+	for _, c := range []prometheus.Collector{m.loss, m.rtt, m.runs, m.sent, m.returned, m.foreign, m.holds, m.production, m.rate, m.needed} {
 		errs = append(errs, r.Register(c))
 	}
 	return errors.Join(errs...)
@@ -71,6 +74,7 @@ func (m *metrics) observe(c config.Linktest, r ttlloop.Report, err error) {
 	m.runs.WithLabelValues(c.Name, c.Interface, "ok").Inc()
 	m.sent.WithLabelValues(c.Name, c.Interface).Add(float64(r.Sent))
 	m.returned.WithLabelValues(c.Name, c.Interface).Add(float64(r.Returned))
+	m.foreign.WithLabelValues(c.Name, c.Interface).Add(float64(r.Foreign))
 	m.loss.WithLabelValues(c.Name, c.Interface).Set(r.LossPercent / 100)
 	for stat, d := range map[string]float64{"min": r.RTTMin.Seconds(), "median": r.RTTMedian.Seconds(), "max": r.RTTMax.Seconds()} {
 		m.rtt.WithLabelValues(c.Name, c.Interface, stat).Set(d)
@@ -95,7 +99,7 @@ func (m *metrics) hold(c config.Linktest, down bool) {
 // forget drops a removed test's series.
 func (m *metrics) forget(c config.Linktest) {
 	p := prometheus.Labels{"name": c.Name, "interface": c.Interface}
-	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.loss, m.rtt, m.runs, m.sent, m.returned, m.holds, m.production, m.rate, m.needed} {
+	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.loss, m.rtt, m.runs, m.sent, m.returned, m.foreign, m.holds, m.production, m.rate, m.needed} {
 		v.DeletePartialMatch(p)
 	}
 }
