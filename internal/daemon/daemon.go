@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -19,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/reachd/reachd/internal/api"
-	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/appid"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/dataplane"
@@ -182,8 +180,8 @@ func New(opts Options) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.api = api.New(backend{d.eng, d})
-	d.api.ECMPRoutes(backend{d.eng, d})
+	d.api = api.New(d.backend())
+	d.api.ECMPRoutes(d.backend())
 	for i, f := range features() {
 		if err := startStep(fmt.Sprintf("feature %d", i)); err != nil {
 			return nil, err
@@ -377,60 +375,6 @@ func firstLine(s string) string {
 		return s[:i] + " …"
 	}
 	return s
-}
-
-// backend is what the API calls: the engine's queries and overrides, and
-// the daemon's Reload (which re-reads the file before the engine applies it).
-type backend struct {
-	*engine.Engine
-	d *Daemon
-}
-
-func (b backend) Reload(ctx context.Context) error { return b.d.Reload(ctx) }
-
-// Status adds to the engine's status the connections pinned to each path
-// of an ecmp service (a conntrack dump, outside the engine's goroutine).
-func (b backend) Status(ctx context.Context) (apitype.Status, error) {
-	st, err := b.Engine.Status(ctx)
-	if err != nil || b.d.plane == nil {
-		return st, err
-	}
-	ecmp := false
-	for _, s := range st.Services {
-		ecmp = ecmp || s.Selection == config.SelectionECMP
-	}
-	if !ecmp {
-		return st, nil
-	}
-	pinned, perr := b.d.plane.Pinned()
-	if perr != nil {
-		b.d.log.Warn("counting pinned connections", "err", perr)
-		return st, nil
-	}
-	for i := range st.Services {
-		s := &st.Services[i]
-		if s.Selection != config.SelectionECMP {
-			continue
-		}
-		for j := range s.Paths {
-			if n, ok := pinned[s.Name][s.Paths[j].Name]; ok {
-				s.Paths[j].Pinned = &n
-			}
-		}
-	}
-	return st, nil
-}
-
-// AddNextHop is the API's form of engine.AddNextHop.
-func (b backend) AddNextHop(ctx context.Context, service string, nh apitype.NextHop) error {
-	gw, err := netip.ParseAddr(nh.Gateway)
-	if err != nil {
-		return fmt.Errorf("%w: gateway %q is not an IP address", apitype.ErrBadRequest, nh.Gateway)
-	}
-	if b.d.plane == nil {
-		return fmt.Errorf("%w: reachd manages no routes (no path has interface and gateway)", apitype.ErrBadRequest)
-	}
-	return b.Engine.AddNextHop(ctx, service, engine.NextHop{Name: nh.Name, Interface: nh.Interface, Gateway: gw, Weight: nh.Weight})
 }
 
 // pingerCollector exports the ICMP engine's counters.

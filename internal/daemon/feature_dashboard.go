@@ -54,9 +54,9 @@ func newDashboardFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		}
 	}
 	src := dashboard.Sources{
-		Status:      d.eng.Status,
-		SetOverride: d.eng.SetOverride,
-		SetDrain:    d.eng.SetDrain,
+		Status:      d.backend().Status,
+		SetOverride: d.backend().SetOverride,
+		SetDrain:    d.backend().SetDrain,
 	}
 	if hb != nil {
 		src.Heartbeats = func(ctx context.Context) (apitype.DashHeartbeats, error) {

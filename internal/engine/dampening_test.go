@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
 )
 
 const dampConfig = `
@@ -47,7 +48,7 @@ func TestDampeningKeepsFlappingPathOut(t *testing.T) {
 
 	flaps := 0
 	suppressed := func() bool {
-		st, _ := f.eng.Status(ctx)
+		st, _ := f.eng.Snapshot(ctx)
 		d := st.Services[0].Paths[0].Dampening
 		return d != nil && d.Suppressed
 	}
@@ -68,15 +69,15 @@ func TestDampeningKeepsFlappingPathOut(t *testing.T) {
 
 	// Answering, yet kept out.
 	waitFor(t, 2*time.Second, "probed up again", func() bool {
-		st, _ := f.eng.Status(ctx)
-		return st.Services[0].Paths[0].Probed == "up"
+		st, _ := f.eng.Snapshot(ctx)
+		return st.Services[0].Paths[0].Probed == monitor.Up
 	})
-	st, _ := f.eng.Status(ctx)
+	st, _ := f.eng.Snapshot(ctx)
 	p := st.Services[0].Paths[0]
-	if p.State != "down" || !strings.HasPrefix(p.Reason, "suppressed by dampening") || p.Dampening.ReuseAt == nil {
+	if p.State != monitor.Down || !strings.HasPrefix(p.Reason, "suppressed by dampening") || p.Dampening.ReuseAt.IsZero() {
 		t.Fatalf("broadband %+v, dampening %+v", p, p.Dampening)
 	}
-	reuse := *p.Dampening.ReuseAt
+	reuse := p.Dampening.ReuseAt
 	if cur() != "lte" {
 		t.Fatalf("service on %s while broadband is suppressed", cur())
 	}
@@ -97,7 +98,7 @@ func TestDampeningKeepsFlappingPathOut(t *testing.T) {
 	if early := reuse.Sub(simOf(t).clk.Now()); early > 50*time.Millisecond {
 		t.Errorf("back %v before the reuse time", early)
 	}
-	st, _ = f.eng.Status(ctx)
+	st, _ = f.eng.Snapshot(ctx)
 	if d := st.Services[0].Paths[0].Dampening; d.Suppressed || int(d.Flaps) != flaps {
 		t.Errorf("dampening after reuse %+v, want free with %d flaps", d, flaps)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/monitor"
 	"github.com/reachd/reachd/internal/policy"
 	"golang.org/x/sys/unix"
 )
@@ -43,8 +44,8 @@ func TestOverrideOnFullDisk(t *testing.T) {
 	waitFor(t, time.Second, "forced to lte", func() bool { return current(f)() == "lte" })
 	f.fake.set("203.0.113.9", false)
 	waitFor(t, 2*time.Second, "probing goes on: lte down, forced up", func() bool {
-		st, _ := f.eng.Status(context.Background())
-		return st.Services[0].Paths[1].Probed == "down"
+		st, _ := f.eng.Snapshot(context.Background())
+		return st.Services[0].Paths[1].Probed == monitor.Down
 	})
 	if b, _ := os.ReadFile(filepath.Join(dir, "overrides.json")); string(b) != `{"internet/lte": "up"}`+"\n" {
 		t.Errorf("overrides.json after a failed write: %q", b)

@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/atomicfile"
 	"github.com/reachd/reachd/internal/config"
 )
@@ -49,20 +48,20 @@ type NextHop struct {
 }
 
 // ErrNotECMP is returned when an ecmp-only operation names a hunt service.
-var ErrNotECMP = fmt.Errorf("%w: the service is not selection: ecmp", apitype.ErrBadRequest)
+var ErrNotECMP = fmt.Errorf("%w: the service is not selection: ecmp", ErrBadRequest)
 
 // AddNextHop adds a dynamic next-hop to an ecmp service, or updates the
 // gateway, interface or weight of one added before. New connections reach
 // it at once; no existing connection moves.
 func (e *Engine) AddNextHop(ctx context.Context, service string, nh NextHop) error {
 	if nh.Name == "" || !nh.Gateway.IsValid() || nh.Interface == "" {
-		return fmt.Errorf("%w: a next-hop needs a name, an interface and a gateway", apitype.ErrBadRequest)
+		return fmt.Errorf("%w: a next-hop needs a name, an interface and a gateway", ErrBadRequest)
 	}
 	if nh.Weight == 0 {
 		nh.Weight = 1
 	}
 	if nh.Weight < 0 || nh.Weight > config.MaxWeight {
-		return fmt.Errorf("%w: weight %d must be between 1 and %d", apitype.ErrBadRequest, nh.Weight, config.MaxWeight)
+		return fmt.Errorf("%w: weight %d must be between 1 and %d", ErrBadRequest, nh.Weight, config.MaxWeight)
 	}
 	var err error
 	derr := e.do(ctx, func() {
@@ -77,13 +76,13 @@ func (e *Engine) AddNextHop(ctx context.Context, service string, nh NextHop) err
 		}
 		for _, p := range sc.Paths {
 			if p.Name == nh.Name {
-				err = fmt.Errorf("%w: %q is a configured path of %q", apitype.ErrBadRequest, nh.Name, service)
+				err = fmt.Errorf("%w: %q is a configured path of %q", ErrBadRequest, nh.Name, service)
 				return
 			}
 		}
 		for _, pr := range sc.Prefixes {
 			if pr.Addr().Is4() != nh.Gateway.Is4() {
-				err = fmt.Errorf("%w: gateway %v cannot route %v (another address family)", apitype.ErrBadRequest, nh.Gateway, pr)
+				err = fmt.Errorf("%w: gateway %v cannot route %v (another address family)", ErrBadRequest, nh.Gateway, pr)
 				return
 			}
 		}

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/monitor"
 )
 
 const ecmpConfig = `
@@ -57,21 +57,22 @@ func TestECMPDrainDownAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Second, "s1 drained", func() bool { return act() == "s2,s3" })
-	st, _ := f.eng.Status(ctx)
-	if p := st.Services[0].Paths[0]; !p.Drained || p.Usable || p.State != "up" || p.Weight != 1 {
+	st, _ := f.eng.Snapshot(ctx)
+	if p := st.Services[0].Paths[0]; !p.Drained || p.Usable || p.State != monitor.Up || p.Weight != 1 {
 		t.Errorf("drained s1 in status: %+v", p)
 	}
 	if p := st.Services[0].Paths[1]; p.Drained || !p.Usable || p.Weight != 2 {
 		t.Errorf("s2 in status: %+v", p)
 	}
-	pi, _ := f.eng.PathInfo(ctx)
-	if got := pi["anycast"]; got.CurrentPath == nil || *got.CurrentPath != "s2" || !slices.Equal(got.UsablePaths, []string{"s2", "s3"}) || got.Paths["s1"] != "up" {
-		t.Errorf("path-info of the ecmp service: %+v", got)
+	// (What /path-info makes of this is the daemon's, tested there.)
+	pi := serviceSnapshot(t, f, "anycast")
+	if got := pi.Decision; got.Current != "s2" || !slices.Equal(got.Active, []string{"s2", "s3"}) || pi.Paths[0].State != monitor.Up {
+		t.Errorf("the ecmp service: %+v", pi)
 	}
-	if got := pi["internet"]; got.UsablePaths != nil {
-		t.Errorf("hunt service has usable-paths %v; it keeps the seed's shape", got.UsablePaths)
+	if got := serviceSnapshot(t, f, "internet"); got.ECMP {
+		t.Errorf("hunt service %+v is ecmp (it would get usable-paths; /path-info keeps the seed's shape for hunt)", got)
 	}
-	if err := f.eng.SetDrain(ctx, "internet", "wan", true); !errors.Is(err, apitype.ErrBadRequest) {
+	if err := f.eng.SetDrain(ctx, "internet", "wan", true); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("drain of a hunt service: %v, want a bad request", err)
 	}
 	if err := f.eng.SetDrain(ctx, "anycast", "nope", true); !errors.Is(err, ErrNotFound) {
@@ -114,8 +115,8 @@ func TestECMPDynamicNextHops(t *testing.T) {
 	if got := f.rec.paths[len(f.rec.paths)-1]; !slices.Equal(got, []string{"s1", "s2", "s3", "bgp-192.0.2.78"}) {
 		t.Errorf("the actuator saw paths %v", got)
 	}
-	st, _ := f.eng.Status(ctx)
-	if p := st.Services[0].Paths[3]; !p.Dynamic || !p.Usable || p.State != "up" || p.Weight != 1 {
+	st, _ := f.eng.Snapshot(ctx)
+	if p := st.Services[0].Paths[3]; !p.Dynamic || !p.Usable || p.State != monitor.Up || p.Weight != 1 {
 		t.Errorf("dynamic next-hop in status: %+v", p)
 	}
 	for _, bad := range []struct {
@@ -127,7 +128,7 @@ func TestECMPDynamicNextHops(t *testing.T) {
 		{"internet", NextHop{Name: "x", Interface: "s1", Gateway: gw}},                                 // hunt
 		{"anycast", NextHop{Name: "y", Interface: "s1", Gateway: gw, Weight: 1000}},
 	} {
-		if err := f.eng.AddNextHop(ctx, bad.svc, bad.nh); !errors.Is(err, apitype.ErrBadRequest) {
+		if err := f.eng.AddNextHop(ctx, bad.svc, bad.nh); !errors.Is(err, ErrBadRequest) {
 			t.Errorf("AddNextHop(%s, %+v) = %v, want a bad request", bad.svc, bad.nh, err)
 		}
 	}
@@ -143,7 +144,7 @@ func TestECMPDynamicNextHops(t *testing.T) {
 	if err := f.eng.Reload(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
-	st, _ = f.eng.Status(ctx)
+	st, _ = f.eng.Snapshot(ctx)
 	if len(st.Services[0].Paths) != 4 || !st.Services[0].Paths[3].Drained {
 		t.Errorf("after reload: %+v", st.Services[0].Paths)
 	}

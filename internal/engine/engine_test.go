@@ -191,6 +191,22 @@ func startOpts(t *testing.T, yaml string, opts Options, alive ...string) *fixtur
 	return f
 }
 
+// serviceSnapshot returns the named service of f's engine's snapshot.
+func serviceSnapshot(t *testing.T, f *fixture, name string) ServiceSnapshot {
+	t.Helper()
+	st, err := f.eng.Snapshot(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	t.Fatalf("no service %s in %+v", name, st.Services)
+	return ServiceSnapshot{}
+}
+
 func current(f *fixture) func() string {
 	return func() string {
 		d, ok := f.rec.last()
@@ -220,12 +236,9 @@ func TestFailoverAndRecovery(t *testing.T) {
 	if took < 300*time.Millisecond {
 		t.Errorf("recovered after %v, before hold-down 300ms", took)
 	}
-	pi, err := f.eng.PathInfo(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := *pi["internet"].CurrentPath; got != "broadband" || pi["internet"].Paths["lte"] != "up" {
-		t.Errorf("path-info %+v", pi)
+	pi := serviceSnapshot(t, f, "internet")
+	if got := pi.Decision.Current; got != "broadband" || pi.Paths[1].State != monitor.Up {
+		t.Errorf("snapshot %+v", pi)
 	}
 }
 
@@ -238,8 +251,8 @@ func TestNoDecisionUntilEveryPathReported(t *testing.T) {
 	if first.Current != "broadband" {
 		t.Errorf("first decision %+v", first)
 	}
-	st, _ := f.eng.Status(context.Background())
-	if st.Services[0].Paths[1].State != "down" {
+	st, _ := f.eng.Snapshot(context.Background())
+	if st.Services[0].Paths[1].State != monitor.Down {
 		t.Errorf("lte state %q, want down", st.Services[0].Paths[1].State)
 	}
 }
@@ -247,9 +260,8 @@ func TestNoDecisionUntilEveryPathReported(t *testing.T) {
 func TestAllDownWithdrawsOrBestEffort(t *testing.T) {
 	f := start(t, testConfig, nil)
 	waitFor(t, 2*time.Second, "withdrawn", func() bool { return current(f)() == "<withdrawn>" })
-	pi, _ := f.eng.PathInfo(context.Background())
-	if pi["internet"].CurrentPath != nil {
-		t.Errorf("current-path %v, want null", *pi["internet"].CurrentPath)
+	if pi := serviceSnapshot(t, f, "internet"); pi.Decision.Current != "" || !pi.Decision.Withdrawn() {
+		t.Errorf("current path %q, want none", pi.Decision.Current)
 	}
 	be := start(t, testConfig+"    best-effort: true\n", nil)
 	waitFor(t, 2*time.Second, "best-effort primary", func() bool { return current(be)() == "broadband" })
@@ -275,8 +287,8 @@ func TestOverrideSurvivesRestart(t *testing.T) {
 
 	g := start(t, testConfig, NewOverrideStore(dir), "203.0.113.8", "203.0.113.9")
 	waitFor(t, 2*time.Second, "still forced after restart", func() bool { return current(g)() == "lte" })
-	st, _ := g.eng.Status(context.Background())
-	if p := st.Services[0].Paths[0]; p.Override != "down" || p.State != "down" || p.Probed != "up" {
+	st, _ := g.eng.Snapshot(context.Background())
+	if p := st.Services[0].Paths[0]; p.Override != policy.ForceDown || p.State != monitor.Down || p.Probed != monitor.Up {
 		t.Errorf("broadband %+v", p)
 	}
 	g.eng.SetOverride(context.Background(), "internet", "broadband", policy.Auto)
@@ -310,7 +322,7 @@ func TestReloadKeepsMonitors(t *testing.T) {
 	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
 	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
 	sleep(t, 250*time.Millisecond)
-	before, _ := f.eng.Status(context.Background())
+	before, _ := f.eng.Snapshot(context.Background())
 	n := len(f.rec.all())
 
 	// Same paths, one service added, hold-down changed.
@@ -331,7 +343,7 @@ func TestReloadKeepsMonitors(t *testing.T) {
 	if err := f.eng.Reload(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
-	after, _ := f.eng.Status(context.Background())
+	after, _ := f.eng.Snapshot(context.Background())
 	if a, b := after.Services[0].Paths[0].Attempts, before.Services[0].Paths[0].Attempts; a < b || b == 0 {
 		t.Errorf("attempts %d after reload, %d before: the monitor was not kept", a, b)
 	}
@@ -360,8 +372,8 @@ func TestExternalVerdictHoldsPathDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, time.Second, "held down", func() bool { return current(f)() == "lte" })
-	st, _ := f.eng.Status(ctx)
-	if p := st.Services[0].Paths[0]; p.State != "down" || p.Reason != "held down by linktest wan0: loss 12% > max-loss 5%" {
+	st, _ := f.eng.Snapshot(ctx)
+	if p := st.Services[0].Paths[0]; p.State != monitor.Down || p.Reason != "held down by linktest wan0: loss 12% > max-loss 5%" {
 		t.Errorf("broadband %+v", p)
 	}
 	f.eng.SetExternal(ctx, "internet", "broadband", "linktest wan0", false, "")

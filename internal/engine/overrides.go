@@ -12,14 +12,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/atomicfile"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/reachd/reachd/internal/statefile"
 )
 
-// ErrNotFound is returned for a service or path that is not configured.
-var ErrNotFound = apitype.ErrNotFound
+// ErrNotFound is returned for a service or path that is not configured
+// (the API answers 404).
+var ErrNotFound = errors.New("not found")
+
+// ErrBadRequest marks a request the caller must fix (the API answers 400).
+var ErrBadRequest = errors.New("bad request")
 
 // OverrideStore keeps operator overrides in state-dir/overrides.json so
 // that they survive a restart.

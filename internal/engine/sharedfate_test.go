@@ -9,12 +9,12 @@ import (
 
 func serviceStatus(t *testing.T, f *fixture) (shared string, held bool, onAllDown string) {
 	t.Helper()
-	st, err := f.eng.Status(context.Background())
+	st, err := f.eng.Snapshot(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := st.Services[0]
-	return s.SharedFate, s.Held, s.OnAllDown
+	return s.SharedFate, s.Decision.Held, s.OnAllDown
 }
 
 // TestSharedFateHold: both targets stop answering at once. reachd reports
@@ -39,9 +39,8 @@ func TestSharedFateHold(t *testing.T) {
 	if (d.Current != "broadband" && d.Current != "lte") || !d.Held || d.Withdrawn() {
 		t.Errorf("decision %+v, want the last path held", d)
 	}
-	pi, _ := f.eng.PathInfo(context.Background())
-	if pi["internet"].CurrentPath == nil || *pi["internet"].CurrentPath != d.Current {
-		t.Errorf("path-info %+v, want %s", pi, d.Current)
+	if pi := serviceSnapshot(t, f, "internet"); pi.Decision.Current == "" || pi.Decision.Current != d.Current {
+		t.Errorf("snapshot %+v, want %s", pi, d.Current)
 	}
 
 	f.fake.set("203.0.113.9", true)

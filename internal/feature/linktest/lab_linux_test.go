@@ -141,12 +141,12 @@ func TestLabScheduled(t *testing.T) {
 	c := client.New(sock)
 
 	pathState := func() (state, reason string) {
-		st, err := eng.Status(context.Background())
+		st, err := eng.Snapshot(context.Background())
 		if err != nil || len(st.Services) == 0 {
 			return "", ""
 		}
 		p := st.Services[0].Paths[0]
-		return p.State, p.Reason
+		return p.State.String(), p.Reason
 	}
 	waitFor(t, 5*time.Second, "broadband up", func() bool { st, _ := pathState(); return st == "up" })
 

@@ -1,0 +1,210 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/engine"
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+)
+
+// backend is the path engine as the API, the dashboard and the BGP feature
+// see it: its snapshot in the API's shapes (/v1/status, /path-info), its
+// errors as the API's (404, 400), and the daemon's Reload (which re-reads
+// the file before the engine applies it). The engine knows none of
+// internal/apitype.
+type backend struct{ d *Daemon }
+
+func (d *Daemon) backend() backend { return backend{d} }
+
+func (b backend) Reload(ctx context.Context) error { return b.d.Reload(ctx) }
+
+// PathInfo answers the seed's GET /path-info.
+func (b backend) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
+	snap, err := b.d.eng.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pathInfoJSON(snap), nil
+}
+
+// Status answers GET /v1/status: the engine's snapshot, with the
+// connections pinned to each path of an ecmp service (a conntrack dump,
+// outside the engine's goroutine).
+func (b backend) Status(ctx context.Context) (apitype.Status, error) {
+	snap, err := b.d.eng.Snapshot(ctx)
+	if err != nil {
+		return apitype.Status{}, err
+	}
+	st := statusJSON(snap)
+	if b.d.plane == nil {
+		return st, nil
+	}
+	ecmp := false
+	for _, s := range st.Services {
+		ecmp = ecmp || s.Selection == config.SelectionECMP
+	}
+	if !ecmp {
+		return st, nil
+	}
+	pinned, perr := b.d.plane.Pinned()
+	if perr != nil {
+		b.d.log.Warn("counting pinned connections", "err", perr)
+		return st, nil
+	}
+	addPinned(&st, pinned)
+	return st, nil
+}
+
+func (b backend) SetOverride(ctx context.Context, service, path string, o policy.Override) error {
+	return apiError(b.d.eng.SetOverride(ctx, service, path, o))
+}
+
+func (b backend) PingStatus(ctx context.Context, name, service, path, status string) (string, error) {
+	svc, err := b.d.eng.PingStatus(ctx, name, service, path, status)
+	return svc, apiError(err)
+}
+
+func (b backend) SetDrain(ctx context.Context, service, path string, drained bool) error {
+	return apiError(b.d.eng.SetDrain(ctx, service, path, drained))
+}
+
+func (b backend) RemoveNextHop(ctx context.Context, service, name string) error {
+	return apiError(b.d.eng.RemoveNextHop(ctx, service, name))
+}
+
+// AddNextHop is the API's form of engine.AddNextHop.
+func (b backend) AddNextHop(ctx context.Context, service string, nh apitype.NextHop) error {
+	gw, err := netip.ParseAddr(nh.Gateway)
+	if err != nil {
+		return fmt.Errorf("%w: gateway %q is not an IP address", apitype.ErrBadRequest, nh.Gateway)
+	}
+	if b.d.plane == nil {
+		return fmt.Errorf("%w: reachd manages no routes (no path has interface and gateway)", apitype.ErrBadRequest)
+	}
+	return apiError(b.d.eng.AddNextHop(ctx, service, engine.NextHop{Name: nh.Name, Interface: nh.Interface, Gateway: gw, Weight: nh.Weight}))
+}
+
+// apiError makes the engine's ErrNotFound and ErrBadRequest also the
+// API's, keeping the message.
+func apiError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrNotFound):
+		return kindError{err, apitype.ErrNotFound}
+	case errors.Is(err, engine.ErrBadRequest):
+		return kindError{err, apitype.ErrBadRequest}
+	}
+	return err
+}
+
+// kindError is err, also matching kind in errors.Is.
+type kindError struct{ err, kind error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.err, e.kind} }
+
+// pathInfoJSON is the seed's /path-info shape of a snapshot: a path in
+// hold-down is shown as "down" there (it is not used; /v1/status tells the
+// difference); current-path is null while the service is withdrawn or
+// undecided; usable-paths only for ecmp services.
+func pathInfoJSON(snap engine.Snapshot) apitype.PathInfo {
+	out := apitype.PathInfo{}
+	for _, s := range snap.Services {
+		sp := apitype.ServicePaths{Paths: map[string]string{}, CurrentPath: currentPath(s.Decision)}
+		if s.ECMP && s.Decision.Ready {
+			sp.UsablePaths = append([]string{}, s.Decision.Active...)
+		}
+		for _, p := range s.Paths {
+			st := p.State
+			if st == monitor.HoldDown {
+				st = monitor.Down
+			}
+			sp.Paths[p.Name] = st.String()
+		}
+		out[s.Name] = sp
+	}
+	return out
+}
+
+// statusJSON is the /v1/status shape of a snapshot.
+func statusJSON(snap engine.Snapshot) apitype.Status {
+	out := apitype.Status{Started: snap.Started, Config: snap.Config}
+	for _, s := range snap.Services {
+		d := s.Decision
+		ss := apitype.Service{
+			Name:        s.Name,
+			CurrentPath: currentPath(d),
+			Decided:     d.Ready,
+			Withdrawn:   d.Withdrawn(),
+			BestEffort:  d.BestEffort,
+			OnAllDown:   s.OnAllDown,
+			Held:        d.Held,
+			SharedFate:  s.SharedFate,
+			Selection:   s.Selection,
+		}
+		if s.ECMP && d.Ready {
+			ss.UsablePaths = append([]string{}, d.Active...)
+		}
+		for _, p := range s.Paths {
+			ps := apitype.Path{
+				Name: p.Name, VectorPriority: p.Priority,
+				State: p.State.String(), Probed: p.Probed.String(), Override: p.Override.String(),
+				Attempts: p.Attempts, Losses: p.Losses,
+				LastAttempt: timePtr(p.LastAttempt), LastRTT: p.LastRTT, LastChange: timePtr(p.LastChange),
+				Reason: p.Reason,
+				Weight: p.Weight, Drained: p.Drained, Usable: p.Usable, Dynamic: p.Dynamic,
+			}
+			for _, t := range p.Targets {
+				ps.Targets = append(ps.Targets, apitype.Target{
+					Address: t.Address.String(), State: t.State.String(),
+					Attempts: t.Attempts, Losses: t.Losses,
+					LastAttempt: timePtr(t.LastAttempt), LastRTT: t.LastRTT, Reason: t.Reason,
+				})
+			}
+			if dm := p.Dampening; dm != nil {
+				ps.Dampening = &apitype.Dampening{Penalty: dm.Penalty, Flaps: dm.Flaps, Suppressed: dm.Suppressed, ReuseAt: timePtr(dm.ReuseAt)}
+			}
+			ss.Paths = append(ss.Paths, ps)
+		}
+		out.Services = append(out.Services, ss)
+	}
+	return out
+}
+
+// addPinned sets the pinned connections of ecmp services' paths.
+func addPinned(st *apitype.Status, pinned map[string]map[string]int) {
+	for i := range st.Services {
+		s := &st.Services[i]
+		if s.Selection != config.SelectionECMP {
+			continue
+		}
+		for j := range s.Paths {
+			if n, ok := pinned[s.Name][s.Paths[j].Name]; ok {
+				s.Paths[j].Pinned = &n
+			}
+		}
+	}
+}
+
+func currentPath(d policy.Decision) *string {
+	if !d.Ready || d.Current == "" {
+		return nil
+	}
+	c := d.Current
+	return &c
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/reachd/reachd/internal/monitor"
+	"github.com/reachd/reachd/internal/policy"
+)
+
+// Snapshot is the engine's state at one moment: every service's decision
+// and every path's and target's state, with the reason a person should
+// read. It is plain data; the daemon turns it into the API's /v1/status
+// and /path-info shapes (internal/apitype), which the engine does not know.
+type Snapshot struct {
+	Started  time.Time
+	Config   string // the config file
+	Services []ServiceSnapshot
+}
+
+// ServiceSnapshot is one service.
+type ServiceSnapshot struct {
+	Name string
+	// Decision is the service's current decision (Ready false while some
+	// path is unknown).
+	Decision  policy.Decision
+	OnAllDown string // withdraw, best-effort or hold
+	Selection string // hunt or ecmp
+	ECMP      bool
+	// SharedFate is set while every path is down after failing within
+	// one probe interval.
+	SharedFate string
+	Paths      []PathSnapshot
+}
+
+// PathSnapshot is one path of a service.
+type PathSnapshot struct {
+	Name     string
+	Priority int // vector-priority
+	// State is the effective state (override, dampening and external
+	// verdicts applied); Probed what the probes alone say.
+	State, Probed monitor.State
+	Override      policy.Override
+	// Attempts and Losses add up the path's targets; LastAttempt, LastRTT
+	// and LastChange are of the target that saw them last.
+	Attempts, Losses uint64
+	LastAttempt      time.Time
+	LastRTT          time.Duration
+	LastChange       time.Time
+	Reason           string
+	Targets          []TargetSnapshot
+	Dampening        *DampeningSnapshot // nil without dampening:
+
+	// ECMP services only.
+	Weight  int
+	Drained bool
+	Usable  bool // takes new connections: in the decision's Active
+	Dynamic bool // added at run time (AddNextHop)
+}
+
+// TargetSnapshot is one probe address of a path.
+type TargetSnapshot struct {
+	Address          netip.Addr
+	State            monitor.State
+	Attempts, Losses uint64
+	LastAttempt      time.Time
+	LastRTT          time.Duration
+	Reason           string
+}
+
+// DampeningSnapshot is a path's route-flap dampening state.
+type DampeningSnapshot struct {
+	Penalty    int
+	Flaps      uint64
+	Suppressed bool
+	ReuseAt    time.Time // zero when not suppressed
+}
+
+// Snapshot returns the engine's state, taken on its goroutine.
+func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
+	var out Snapshot
+	err := e.do(ctx, func() { out = e.snapshot() })
+	return out, err
+}
+
+func (e *Engine) snapshot() Snapshot {
+	out := Snapshot{Started: e.started, Config: e.cfg.File}
+	for _, s := range e.services {
+		ss := ServiceSnapshot{
+			Name:       s.cfg.Name,
+			Decision:   s.decision,
+			OnAllDown:  s.cfg.AllDown(),
+			Selection:  s.cfg.Selection,
+			ECMP:       s.cfg.ECMP(),
+			SharedFate: s.sharedFate,
+		}
+		ss.Decision.Active = slices.Clone(s.decision.Active)
+		for _, p := range s.paths {
+			ss.Paths = append(ss.Paths, e.pathSnapshot(s, p))
+		}
+		out.Services = append(out.Services, ss)
+	}
+	return out
+}
+
+func (e *Engine) pathSnapshot(s *service, p *path) PathSnapshot {
+	k := pathKey{s.cfg.Name, p.cfg.Name}
+	ps := PathSnapshot{
+		Name:     p.cfg.Name,
+		Priority: p.cfg.Priority(),
+		State:    p.state,
+		Probed:   p.probed,
+		Override: e.overrides[k],
+	}
+	for _, t := range p.targets {
+		m := t.mon
+		ps.Attempts += m.Attempts
+		ps.Losses += m.Losses
+		if m.LastAttempt.After(ps.LastAttempt) {
+			ps.LastAttempt = m.LastAttempt
+			ps.LastRTT = m.LastRTT
+		}
+		if m.LastChange.After(ps.LastChange) {
+			ps.LastChange = m.LastChange
+			ps.Reason = m.Reason
+		}
+		ps.Targets = append(ps.Targets, TargetSnapshot{
+			Address: t.addr, State: m.State(),
+			Attempts: m.Attempts, Losses: m.Losses,
+			LastAttempt: m.LastAttempt, LastRTT: m.LastRTT, Reason: m.Reason,
+		})
+	}
+	if d := p.damp; d != nil {
+		now := e.now()
+		ps.Dampening = &DampeningSnapshot{Penalty: int(d.Figure(now)), Flaps: d.Flaps,
+			Suppressed: p.suppressed, ReuseAt: d.ReuseAt()}
+		if p.suppressed {
+			ps.Reason = d.Reason(now)
+		}
+	}
+	if votes := e.external[k]; len(votes) > 0 {
+		ps.Reason = "held down by " + externalReason(votes)
+	}
+	if s.cfg.ECMP() {
+		ps.Weight = p.cfg.Weight
+		ps.Drained = e.drains[k]
+		ps.Dynamic = p.cfg.Dynamic
+		ps.Usable = s.decision.Ready && slices.Contains(s.decision.Active, p.cfg.Name)
+		if p.cfg.Dynamic && ps.Reason == "" {
+			ps.Reason = "next-hop added at run time"
+		}
+	}
+	if ps.Override != policy.Auto {
+		ps.Reason = "forced " + ps.Override.String() + " by operator"
+	}
+	return ps
+}
