@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"os"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const topic = "kilda.flow.status"
@@ -287,5 +289,68 @@ func TestNewErrors(t *testing.T) {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) accepted", o)
 		}
+	}
+}
+
+// TestSpoolOverflowDuringAttempt: the spool overflows while the oldest
+// reports are being delivered. They are dropped from the spool, but
+// whether they are lost depends on the attempt: if the brokers
+// acknowledge them they arrived and must not be counted as dropped (the
+// fleet benchmark found Dropped above the reports actually lost); if the
+// attempt fails they are lost and counted.
+func TestSpoolOverflowDuringAttempt(t *testing.T) {
+	for _, succeed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "attempt succeeds", false: "attempt fails"}[succeed], func(t *testing.T) {
+			port := freePort(t)
+			c := cluster(t, port)
+			held := make(chan struct{})
+			release := make(chan struct{})
+			var once sync.Once
+			c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+				once.Do(func() { close(held) })
+				if !succeed {
+					// Every produce fails (the connection is closed) until
+					// the test lets them through.
+					select {
+					case <-release:
+						return nil, nil, false
+					default:
+						c.KeepControl()
+						return nil, errors.New("refused by the test"), true
+					}
+				}
+				<-release // hold the first produce, then let it through
+				return nil, nil, false
+			})
+			p := newProducer(t, port, t.TempDir(), func(o *Options) { o.MaxSpooled = 2; o.AttemptTimeout = 2 * time.Second })
+			p.Report("f0", StatusFailed)
+			p.Report("f1", StatusFailed)
+			run(t, p)
+			<-held // an attempt with f0 and f1 is under way
+			p.Report("f2", StatusFailed)
+			p.Report("f3", StatusFailed) // f0 and f1 leave the spool
+			if succeed {
+				close(release)
+				got := consume(t, port, 4)
+				if diff := cmp.Diff([]string{"f0=FAILED", "f1=FAILED", "f2=FAILED", "f3=FAILED"}, statuses(got)); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+				waitFor(t, "spool drained", func() bool { return p.Stats().Spooled == 0 })
+				if st := p.Stats(); st.Dropped != 0 || st.Produced != 4 {
+					t.Errorf("stats %+v: want 0 dropped (every report arrived), 4 produced", st)
+				}
+				return
+			}
+			waitFor(t, "the attempt to fail", func() bool { return p.Stats().Dropped == 2 })
+			close(release)
+			got := consume(t, port, 2)
+			if diff := cmp.Diff([]string{"f2=FAILED", "f3=FAILED"}, statuses(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			waitFor(t, "spool drained", func() bool { return p.Stats().Spooled == 0 })
+			if st := p.Stats(); st.Dropped != 2 || st.Produced != 2 {
+				t.Errorf("stats %+v: want 2 dropped, 2 produced", st)
+			}
+		})
 	}
 }

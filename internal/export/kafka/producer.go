@@ -44,7 +44,7 @@ type Options struct {
 // Stats are the producer's counters.
 type Stats struct {
 	Produced uint64 // messages acknowledged by the brokers
-	Dropped  uint64 // messages dropped: the spool was full, or the message could not be written (disk full)
+	Dropped  uint64 // messages lost: dropped from the full spool (and not delivered by an attempt under way), or not written (disk full)
 	Failures uint64 // failed produce attempts (retried)
 	Damaged  uint64 // spooled messages found damaged (moved aside, not sent)
 	Spooled  int    // messages waiting in the spool
@@ -256,11 +256,16 @@ func (p *Producer) deliver() (ok, more bool) {
 		}
 	}
 	p.mu.Lock()
-	if err := p.spool.ack(acked); err != nil {
+	lost, err := p.spool.ack(acked)
+	if err != nil {
 		p.log.Error("Kafka spool cleanup failed", "err", err)
 	}
 	more = p.spool.len() > 0
 	p.mu.Unlock()
+	if lost > 0 {
+		p.dropped.Add(uint64(lost))
+		p.log.Warn("Kafka spool full, dropped oldest reports", "dropped", lost, "max", p.opts.MaxSpooled)
+	}
 	p.produced.Add(uint64(len(acked)))
 	if err := res.FirstErr(); err != nil {
 		p.failures.Add(1)

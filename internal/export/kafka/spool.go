@@ -25,6 +25,13 @@ type spool struct {
 	max   int
 	next  uint64
 	names []string // pending, oldest first
+	// inflight are the names peek returned to the delivery attempt under
+	// way; droppedInflight those of them add dropped meanwhile. Such a
+	// message is lost only if the attempt fails: the brokers may well
+	// acknowledge it, and counting it as dropped then would report a
+	// loss that did not happen.
+	inflight        map[string]bool
+	droppedInflight []string
 }
 
 const spoolExt = ".json"
@@ -88,13 +95,19 @@ func max64(a, b uint64) uint64 {
 }
 
 // add stores data durably. When the spool is full the oldest messages are
-// removed to make room; it returns how many.
+// removed to make room; it returns how many of them are lost (those being
+// delivered are counted by ack, when the attempt's outcome is known).
 func (s *spool) add(data []byte) (dropped int, err error) {
 	for len(s.names) >= s.max {
-		if err := s.remove(s.names[0]); err != nil {
+		oldest := s.names[0]
+		if err := s.remove(oldest); err != nil {
 			return dropped, err
 		}
-		dropped++
+		if s.inflight[oldest] {
+			s.droppedInflight = append(s.droppedInflight, oldest)
+		} else {
+			dropped++
+		}
 	}
 	name := fmt.Sprintf("%020d%s", s.next, spoolExt)
 	s.next++
@@ -122,17 +135,32 @@ func (s *spool) peek(n int) (names []string, data [][]byte, damaged []*statefile
 		names = append(names, name)
 		data = append(data, b)
 	}
+	s.inflight = make(map[string]bool, len(names))
+	for _, n := range names {
+		s.inflight[n] = true
+	}
+	s.droppedInflight = nil
 	return names, data, damaged
 }
 
-// ack removes delivered messages.
-func (s *spool) ack(names []string) error {
+// ack ends the delivery attempt of the last peek: it removes the messages
+// the brokers acknowledged and returns how many of those add dropped
+// during the attempt were not acknowledged (lost).
+func (s *spool) ack(acked []string) (lost int, err error) {
 	var errs []error
-	for _, n := range names {
+	done := make(map[string]bool, len(acked))
+	for _, n := range acked {
+		done[n] = true
 		errs = append(errs, s.remove(n))
 	}
+	for _, n := range s.droppedInflight {
+		if !done[n] {
+			lost++
+		}
+	}
+	s.inflight, s.droppedInflight = nil, nil
 	errs = append(errs, atomicfile.SyncDir(s.dir))
-	return errors.Join(errs...)
+	return lost, errors.Join(errs...)
 }
 
 func (s *spool) remove(name string) error {
