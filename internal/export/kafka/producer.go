@@ -238,21 +238,27 @@ func (p *Producer) deliver() (ok, more bool) {
 		return true, false
 	}
 	recs := make([]*kgo.Record, len(data))
+	name := make(map[*kgo.Record]string, len(data))
 	for i, d := range data {
 		var m Message
 		_ = json.Unmarshal(d, &m) // only for the key; the value is sent as stored
 		recs[i] = &kgo.Record{Key: []byte(m.Payload.Report.FlowID), Value: d}
+		name[recs[i]] = names[i]
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.opts.AttemptTimeout)
 	res := p.cl.ProduceSync(ctx, recs...)
 	cancel()
-	// Acknowledge what was stored even if later records failed; order is
+	// Acknowledge what was stored even if other records failed; order is
 	// kept per flow because one key goes to one partition and a failed
-	// partition fails all its later records.
+	// partition fails all its later records. ProduceSync lists the
+	// results in the order they completed, not in the order of recs
+	// (partitions on different brokers answer in any order): match them
+	// by record, or a failed report is deleted and a delivered one sent
+	// again.
 	var acked []string
-	for i, r := range res {
+	for _, r := range res {
 		if r.Err == nil {
-			acked = append(acked, names[i])
+			acked = append(acked, name[r.Record])
 		}
 	}
 	p.mu.Lock()
