@@ -62,7 +62,10 @@ type Producer struct {
 
 	mu    sync.Mutex // guards spool
 	spool *spool
-	wake  chan struct{}
+	// spooled is spool.len(), kept outside mu: Stats (hence every
+	// /metrics scrape) must not wait behind the spool's fsyncs.
+	spooled atomic.Int64
+	wake    chan struct{}
 
 	produced, dropped, failures, damaged atomic.Uint64
 
@@ -130,6 +133,7 @@ func New(opts Options) (*Producer, error) {
 		opts: opts, kopts: kopts, cl: cl, log: opts.Logger, spool: sp,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
 	}
+	p.spooled.Store(int64(sp.len()))
 	p.reportDamaged(damaged)
 	return p, nil
 }
@@ -159,6 +163,7 @@ func (p *Producer) Send(m Message) error {
 	}
 	p.mu.Lock()
 	dropped, err := p.spool.add(data)
+	p.spooled.Store(int64(p.spool.len()))
 	p.mu.Unlock()
 	if dropped > 0 {
 		p.dropped.Add(uint64(dropped))
@@ -177,11 +182,10 @@ func (p *Producer) Send(m Message) error {
 	return nil
 }
 
-// Stats returns the producer's counters.
+// Stats returns the producer's counters. It does not wait for the spool's
+// disk writes.
 func (p *Producer) Stats() Stats {
-	p.mu.Lock()
-	n := p.spool.len()
-	p.mu.Unlock()
+	n := int(p.spooled.Load())
 	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Damaged: p.damaged.Load(), Spooled: n}
 }
 
@@ -232,6 +236,7 @@ func (p *Producer) Run(ctx context.Context) error {
 func (p *Producer) deliver() (ok, more bool) {
 	p.mu.Lock()
 	names, data, damaged := p.spool.peek(p.opts.BatchSize)
+	p.spooled.Store(int64(p.spool.len()))
 	p.mu.Unlock()
 	p.reportDamaged(damaged)
 	if len(names) == 0 {
@@ -267,6 +272,7 @@ func (p *Producer) deliver() (ok, more bool) {
 		p.log.Error("Kafka spool cleanup failed", "err", err)
 	}
 	more = p.spool.len() > 0
+	p.spooled.Store(int64(p.spool.len()))
 	p.mu.Unlock()
 	if lost > 0 {
 		p.dropped.Add(uint64(lost))
