@@ -10,7 +10,6 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/reachd/reachd/internal/config"
-	"github.com/reachd/reachd/internal/dataplane"
 )
 
 // unitSettings reads a unit file's [Service] and [Unit] keys (repeated
@@ -95,7 +94,8 @@ func TestDefaultConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dataplane.Active(cfg) || len(cfg.Services) != 0 || len(cfg.Heartbeats.Listeners) != 0 || len(cfg.Heartbeats.Groups) != 0 ||
+	// No service and no BGP neighbor: no routed path now or at run time.
+	if len(cfg.BGP.Neighbors) != 0 || len(cfg.Services) != 0 || len(cfg.Heartbeats.Listeners) != 0 || len(cfg.Heartbeats.Groups) != 0 ||
 		len(cfg.Flows) != 0 || len(cfg.Linktests) != 0 || cfg.StampReflector.Enabled || cfg.API.Listen != "" || cfg.Metrics.Listen != "" {
 		t.Errorf("the default config does something: %+v", cfg)
 	}

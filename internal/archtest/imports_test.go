@@ -86,7 +86,6 @@ var rules = []rule{
 // step that removes it. The test fails when one of them no longer exists,
 // so that the list only shrinks.
 var known = map[[2]string]string{
-	{"internal/dataplane", "internal/config"}:                   "Actuator.Decide takes *config.Service",
 	{"internal/feature/heartbeat", "internal/config"}:           "the heartbeat manager reloads from config types",
 	{"internal/feature/heartbeat", "internal/dataplane/bypass"}: "the heartbeat manager changes the kernel itself",
 	{"internal/feature/linktest", "internal/config"}:            "the link-test scheduler reloads from config types",

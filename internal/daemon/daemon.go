@@ -153,15 +153,15 @@ func New(opts Options) (_ *Daemon, err error) {
 	})
 	actuators := []engine.Actuator{appid.Actuator{}}
 	var marks func(string, string) (int, string)
-	if dataplane.Active(cfg) {
+	if dataplane.Active(planeConfig(cfg)) {
 		if err := startStep("dataplane"); err != nil {
 			return nil, err
 		}
-		if d.plane, err = dataplane.New(cfg, d.log); err != nil {
+		if d.plane, err = dataplane.New(planeConfig(cfg), d.log); err != nil {
 			return nil, err
 		}
 		d.onClose(d.plane.Release)
-		actuators = append(actuators, d.plane)
+		actuators = append(actuators, planeActuator{d.plane})
 		marks = d.plane.Marks
 	}
 	if err := startStep("engine"); err != nil {

@@ -50,7 +50,7 @@ func privilegeProblems(cfg *config.Config, caps uint64, unprivPort int, sysNetWr
 			icmp = icmp || p.ProbeType == "icmp" || p.ProbeType == ""
 		}
 	}
-	routed := dataplane.Active(cfg)
+	routed := dataplane.Active(planeConfig(cfg))
 	if !has(capNetRaw) && (icmp || len(cfg.Linktests) > 0) {
 		out = append(out, "no CAP_NET_RAW: ICMP probes fall back to unprivileged ping sockets (net.ipv4.ping_group_range must include reachd's group), link tests and SO_BINDTODEVICE of routed paths fail; grant CAP_NET_RAW")
 	}

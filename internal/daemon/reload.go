@@ -100,7 +100,7 @@ func (d *Daemon) apply(ctx context.Context, cfg *config.Config) (committed bool,
 	if !reflect.DeepEqual(cfg.API, d.cfg.API) || cfg.Metrics.Listen != d.cfg.Metrics.Listen || cfg.StateDir != d.cfg.StateDir {
 		d.log.Warn("reload: api, metrics.listen and state-dir changes take effect at the next restart")
 	}
-	if d.plane == nil && dataplane.Active(cfg) {
+	if d.plane == nil && dataplane.Active(planeConfig(cfg)) {
 		d.log.Warn("reload: routed paths were added to a config that had none; restart reachd to manage routes")
 	}
 	var commits []func() error
@@ -138,7 +138,7 @@ func (d *Daemon) prepareMetrics(_ context.Context, cfg *config.Config) (func() e
 // during a run, the engine's next decision tries again).
 func (d *Daemon) preparePlane(_ context.Context, cfg *config.Config) (func() error, error) {
 	return func() error {
-		if err := d.plane.Reload(cfg); err != nil {
+		if err := d.plane.Reload(planeConfig(cfg)); err != nil {
 			d.log.Error("reload: data plane", "err", err)
 		}
 		return nil

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/vishvananda/netlink"
 )
@@ -23,7 +22,7 @@ import (
 // takes the next free slot; only then can the order of the paths matter.
 
 // planDynamic gives a dynamic next-hop its mark and table.
-func (p *Plane) planDynamic(service string, path *config.Path) PathPlane {
+func (p *Plane) planDynamic(service string, path *Path) PathPlane {
 	used := map[uint32]bool{}
 	for _, pp := range p.plan {
 		used[pp.Mark] = true
@@ -33,7 +32,7 @@ func (p *Plane) planDynamic(service string, path *config.Path) PathPlane {
 		Service: service, Path: path.Name,
 		Mark: uint32(markBase + dynamicBase + slot), Table: tableBase + dynamicBase + slot,
 		Priority: dynamicPriority, ReplyPriority: dynamicPriority - 1, // the reply rule goes first, as for configured paths
-		Interface: path.Interface, Gateway: path.GatewayAddr, FlushOnDown: true, ECMP: true, Dynamic: true,
+		Interface: path.Interface, Gateway: path.Gateway, FlushOnDown: true, ECMP: true, Dynamic: true,
 		Weight: path.Weight,
 	}
 }
@@ -66,7 +65,7 @@ func (p *Plane) installPath(pp PathPlane) error {
 // conntrack entries (they cannot be served any more), restore rule, rule
 // and table. It returns the plans of the gone ones, to be torn down after
 // the new spreading rules are in place.
-func (p *Plane) syncDynamic(svc *config.Service) (gone []PathPlane, errs []error) {
+func (p *Plane) syncDynamic(svc *Service) (gone []PathPlane, errs []error) {
 	have := map[string]bool{}
 	for i := range svc.Paths {
 		path := &svc.Paths[i]
@@ -76,7 +75,7 @@ func (p *Plane) syncDynamic(svc *config.Service) (gone []PathPlane, errs []error
 		have[path.Name] = true
 		k := key{svc.Name, path.Name}
 		old, ok := p.plan[k]
-		if ok && old.Gateway == path.GatewayAddr && old.Interface == path.Interface && old.Weight == path.Weight {
+		if ok && old.Gateway == path.Gateway && old.Interface == path.Interface && old.Weight == path.Weight {
 			continue
 		}
 		pp := p.planDynamic(svc.Name, path)
@@ -104,7 +103,7 @@ func (p *Plane) syncDynamic(svc *config.Service) (gone []PathPlane, errs []error
 // decideECMP spreads the service's new connections over d.Active by
 // weight and points the service route (for what is not stamped: traffic
 // of the host itself) at a multipath route over the same next-hops.
-func (p *Plane) decideECMP(svc *config.Service, d policy.Decision) error {
+func (p *Plane) decideECMP(svc *Service, d policy.Decision) error {
 	gone, errs := p.syncDynamic(svc)
 	var slots []Slot
 	var hops []nexthop
@@ -124,10 +123,10 @@ func (p *Plane) decideECMP(svc *config.Service, d policy.Decision) error {
 	}
 	// The spreading rules first, as for hunt: from now on new connections
 	// take the new set, each routed through its next-hop's table.
-	if err := p.nft.spread(svc.Name, svc.Prefixes, p.wans(), slots, svc.PinIdleTimeout.D); err != nil {
+	if err := p.nft.spread(svc.Name, svc.Prefixes, p.wans(), slots, svc.PinIdleTimeout); err != nil {
 		errs = append(errs, err)
 	}
-	table := serviceTable(svc)
+	table := svc.table()
 	for _, pr := range svc.Prefixes {
 		w := want{table: table, dst: pr}
 		switch len(hops) {
@@ -159,7 +158,7 @@ func (p *Plane) decideECMP(svc *config.Service, d policy.Decision) error {
 	return errors.Join(errs...)
 }
 
-func pathWeight(svc *config.Service, name string) int {
+func pathWeight(svc *Service, name string) int {
 	for _, p := range svc.Paths {
 		if p.Name == name && p.Weight > 0 {
 			return p.Weight

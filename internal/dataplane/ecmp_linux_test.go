@@ -5,12 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/config"
 	"github.com/vishvananda/netlink"
 )
 
 func TestDynamicMarksAreStableAndDistinct(t *testing.T) {
-	path := &config.Path{Name: "bgp-192.0.2.66", Interface: "s1", GatewayAddr: netip.MustParseAddr("192.0.2.66"), Weight: 1}
+	path := &Path{Name: "bgp-192.0.2.66", Interface: "s1", Gateway: netip.MustParseAddr("192.0.2.66"), Weight: 1}
 	a := (&Plane{plan: map[key]PathPlane{}}).planDynamic("anycast", path)
 	b := (&Plane{plan: map[key]PathPlane{}}).planDynamic("anycast", path)
 	if a != b {

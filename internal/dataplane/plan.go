@@ -3,8 +3,6 @@ package dataplane
 import (
 	"hash/fnv"
 	"net/netip"
-
-	"github.com/reachd/reachd/internal/config"
 )
 
 // Defaults for automatic marks and tables. The marks carry "RD" in their
@@ -57,7 +55,7 @@ type key struct{ service, path string }
 // Plan assigns marks and tables to every path of cfg, in config order:
 // the n-th path (from 1) gets mark 0x52440000+n and table 21060+n unless the
 // path sets fwmark / table-id.
-func Plan(cfg *config.Config) map[key]PathPlane {
+func Plan(cfg Config) map[key]PathPlane {
 	out := map[key]PathPlane{}
 	n := 0
 	for _, s := range cfg.Services {
@@ -66,13 +64,13 @@ func Plan(cfg *config.Config) map[key]PathPlane {
 			pp := PathPlane{
 				Service: s.Name, Path: p.Name,
 				Mark: uint32(markBase + n), Table: tableBase + n, Priority: rulePriority + n, ReplyPriority: replyPriority + n,
-				Interface: p.Interface, Gateway: p.GatewayAddr, FlushOnDown: p.FlushOnDown,
+				Interface: p.Interface, Gateway: p.Gateway, FlushOnDown: p.FlushOnDown,
 				// A down next-hop of an ecmp service always loses its
 				// own connections (and only those): its clients learn
 				// at once and reconnect to a usable one.
-				ECMP: s.ECMP(), Weight: p.Weight,
+				ECMP: s.ECMP, Weight: p.Weight,
 			}
-			if s.ECMP() {
+			if s.ECMP {
 				pp.FlushOnDown = true
 			}
 			if p.Fwmark != 0 {
@@ -100,7 +98,7 @@ const (
 // position: a reload that adds, removes or reorders next-hops must not
 // renumber the others, whose pinned connections carry their marks.
 // Explicit fwmark / table-id still win.
-func planECMP(cfg *config.Config, out map[key]PathPlane) {
+func planECMP(cfg Config, out map[key]PathPlane) {
 	used := map[uint32]bool{}
 	for _, pp := range out {
 		if !pp.ECMP {
@@ -108,7 +106,7 @@ func planECMP(cfg *config.Config, out map[key]PathPlane) {
 		}
 	}
 	for _, s := range cfg.Services {
-		if !s.ECMP() {
+		if !s.ECMP {
 			continue
 		}
 		for _, p := range s.Paths {

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strconv"
 	"sync"
 
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/monitor"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/vishvananda/netlink"
@@ -26,13 +24,13 @@ type Plane struct {
 	pinnedCache
 
 	mu   sync.Mutex
-	cfg  *config.Config
+	cfg  Config
 	plan map[key]PathPlane
 }
 
 // New returns the data plane for cfg in the current network namespace.
 // Nothing is written until Setup.
-func New(cfg *config.Config, log *slog.Logger) (*Plane, error) {
+func New(cfg Config, log *slog.Logger) (*Plane, error) {
 	plan := Plan(cfg)
 	h, err := netlink.NewHandle()
 	if err != nil {
@@ -43,13 +41,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Plane, error) {
 
 // Active reports whether any path is routed (has interface and gateway);
 // a config without them needs no kernel changes at all.
-func Active(cfg *config.Config) bool {
+func Active(cfg Config) bool {
 	// An ecmp service fed by BGP (bgp.neighbors[].learn) gets routed
 	// next-hops at run time, even with no configured path.
-	for _, n := range cfg.BGP.Neighbors {
-		if n.Learn != nil {
-			return true
-		}
+	if cfg.RunTimeNextHops {
+		return true
 	}
 	for _, pp := range Plan(cfg) {
 		if pp.Routed() {
@@ -165,13 +161,6 @@ func (p *Plane) reversePath() {
 	}
 }
 
-func serviceTable(svc *config.Service) int {
-	if n, err := strconv.Atoi(svc.Table); err == nil {
-		return n
-	}
-	return 254 // main
-}
-
 // wans lists the interfaces of every routed path: connections arriving on
 // them are not stamped (they are not the clients' new connections).
 func (p *Plane) wans() []string {
@@ -190,7 +179,7 @@ func (p *Plane) wans() []string {
 // Decide points the service's prefixes at the selected path (one netlink
 // replace each), or at unreachable when withdrawn, and makes new
 // connections of the service take the selected path's mark.
-func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]monitor.State) error {
+func (p *Plane) Decide(svc *Service, d policy.Decision, _ map[string]monitor.State) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, path := range svc.Paths {
@@ -198,10 +187,10 @@ func (p *Plane) Decide(svc *config.Service, d policy.Decision, _ map[string]moni
 			return nil // probed only: this service has no routes to manage
 		}
 	}
-	if svc.ECMP() {
+	if svc.ECMP {
 		return p.decideECMP(svc, d)
 	}
-	table := serviceTable(svc)
+	table := svc.table()
 	var cur PathPlane
 	var ifindex int
 	if d.Current != "" {
@@ -262,16 +251,16 @@ func (p *Plane) PathChanged(service, path string, to monitor.State) {
 
 // Remove takes away a service that a reload dropped: its routes and its
 // pinning rules.
-func (p *Plane) Remove(svc *config.Service) error {
+func (p *Plane) Remove(svc *Service) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.removeService(svc)
 }
 
-func (p *Plane) removeService(svc *config.Service) error {
+func (p *Plane) removeService(svc *Service) error {
 	var errs []error
 	for _, pr := range svc.Prefixes {
-		if err := p.k.delRoute(serviceTable(svc), pr); err != nil {
+		if err := p.k.delRoute(svc.table(), pr); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -292,7 +281,7 @@ func (p *Plane) removeService(svc *config.Service) error {
 
 // Reload switches to a new config: paths that are gone lose their rule and
 // table; new ones are set up.
-func (p *Plane) Reload(cfg *config.Config) error {
+func (p *Plane) Reload(cfg Config) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	newPlan := Plan(cfg)
@@ -303,7 +292,7 @@ func (p *Plane) Reload(cfg *config.Config) error {
 			continue
 		}
 		for i := range cfg.Services {
-			if cfg.Services[i].Name == k.service && cfg.Services[i].ECMP() {
+			if cfg.Services[i].Name == k.service && cfg.Services[i].ECMP {
 				newPlan[k] = pp
 			}
 		}
@@ -364,7 +353,7 @@ func (p *Plane) Close() error {
 			continue
 		}
 		for _, pr := range svc.Prefixes {
-			if err := p.k.delRoute(serviceTable(svc), pr); err != nil {
+			if err := p.k.delRoute(svc.table(), pr); err != nil {
 				errs = append(errs, err)
 			}
 		}
