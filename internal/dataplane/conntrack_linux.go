@@ -10,6 +10,15 @@ import (
 
 // flushMark deletes the conntrack entries whose mark is exactly mark, and
 // no others: the clients of a dead path reconnect at once on the new one.
+// conntrackKernel is the real conntracker.
+type conntrackKernel struct{}
+
+func (conntrackKernel) flushMark(mark uint32) error { return flushMark(mark) }
+
+func (conntrackKernel) countMarks(local map[netip.Addr]bool) (map[uint32]int, error) {
+	return countMarks(local)
+}
+
 func flushMark(mark uint32) error {
 	c, err := conntrack.Dial(nil)
 	if err != nil {

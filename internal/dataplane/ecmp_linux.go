@@ -147,7 +147,7 @@ func (p *Plane) decideECMP(svc *Service, d policy.Decision) error {
 	}
 	for _, pp := range gone {
 		p.log.Info("next-hop removed: flushing its connections", "service", pp.Service, "path", pp.Path, "fwmark", fmt.Sprintf("%#x", pp.Mark))
-		if err := flushMark(pp.Mark); err != nil {
+		if err := p.ct.flushMark(pp.Mark); err != nil {
 			errs = append(errs, err)
 		}
 		if err := p.nft.delRestore(pp.Mark); err != nil {
@@ -208,7 +208,7 @@ func (p *Plane) countPinned() (map[string]map[string]int, error) {
 			local[ip.Unmap()] = true
 		}
 	}
-	counts, err := countMarks(local)
+	counts, err := p.ct.countMarks(local)
 	if err != nil {
 		return nil, err
 	}

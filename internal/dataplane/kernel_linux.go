@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -12,7 +13,40 @@ import (
 
 // kernel is the netlink side: rules, per-path tables and service routes.
 // Every method reads first and writes only what differs.
-type kernel struct{ h *netlink.Handle }
+type kernel struct{ h netlinker }
+
+// netlinker is what the data plane uses of a *netlink.Handle: the kernel
+// behind an interface, so that a test can put a fake in its place and
+// record every change a decision makes (plane_test.go).
+type netlinker interface {
+	RuleList(family int) ([]netlink.Rule, error)
+	RuleAdd(rule *netlink.Rule) error
+	RuleDel(rule *netlink.Rule) error
+	RouteListFiltered(family int, filter *netlink.Route, filterMask uint64) ([]netlink.Route, error)
+	RouteReplace(route *netlink.Route) error
+	RouteDel(route *netlink.Route) error
+	LinkByName(name string) (netlink.Link, error)
+	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
+	Close()
+}
+
+// nftPlane is the nftables side (pinner, nft_linux.go and
+// ecmp_nft_linux.go): the table that carries paths' marks between packets
+// and conntrack, stamps new connections of a service and spreads those of
+// an ecmp service.
+type nftPlane interface {
+	ensure(paths []PathPlane) error
+	stamp(svc string, prefixes []netip.Prefix, wans []string, mark uint32) error
+	spread(svc string, prefixes []netip.Prefix, wans []string, slots []Slot, idle time.Duration) error
+	delRestore(mark uint32) error
+	remove() error
+}
+
+// conntracker is the conntrack side (conntrack_linux.go).
+type conntracker interface {
+	flushMark(mark uint32) error
+	countMarks(local map[netip.Addr]bool) (map[uint32]int, error)
+}
 
 func family(a netip.Addr) int {
 	if a.Is4() {

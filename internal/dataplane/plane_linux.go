@@ -18,7 +18,8 @@ import (
 type Plane struct {
 	log *slog.Logger
 	k   kernel
-	nft *pinner
+	nft nftPlane
+	ct  conntracker
 	sys *sysctls
 
 	pinnedCache
@@ -31,12 +32,16 @@ type Plane struct {
 // New returns the data plane for cfg in the current network namespace.
 // Nothing is written until Setup.
 func New(cfg Config, log *slog.Logger) (*Plane, error) {
-	plan := Plan(cfg)
 	h, err := netlink.NewHandle()
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	return &Plane{log: log, k: kernel{h}, nft: newPinner(), sys: newSysctls(log, cfg.StateDir), cfg: cfg, plan: plan}, nil
+	return newPlane(cfg, log, h, newPinner(), conntrackKernel{}, newSysctls(log, cfg.StateDir)), nil
+}
+
+// newPlane is New with the kernel's parts given (a test gives fakes).
+func newPlane(cfg Config, log *slog.Logger, h netlinker, nft nftPlane, ct conntracker, sys *sysctls) *Plane {
+	return &Plane{log: log, k: kernel{h}, nft: nft, ct: ct, sys: sys, cfg: cfg, plan: Plan(cfg)}
 }
 
 // Active reports whether any path is routed (has interface and gateway);
@@ -242,7 +247,7 @@ func (p *Plane) PathChanged(service, path string, to monitor.State) {
 	if !pp.FlushOnDown || !pp.Routed() {
 		return
 	}
-	if err := flushMark(pp.Mark); err != nil {
+	if err := p.ct.flushMark(pp.Mark); err != nil {
 		p.log.Error("flush-on-down", "service", service, "path", path, "err", err)
 		return
 	}
