@@ -217,3 +217,25 @@ func lineDiff(want, got string) string {
 	}
 	return b.String()
 }
+
+// Pinned counts the connections of every routed path by its mark (one
+// conntrack dump); a flushed path has none left.
+func TestPinnedCounts(t *testing.T) {
+	k := newFakeKernel(t, "lan0")
+	p := k.plane(Config{Services: []Service{ecmpService}})
+	plan := Plan(Config{Services: []Service{ecmpService}})
+	s1, s2 := plan[key{"anycast", "s1"}].Mark, plan[key{"anycast", "s2"}].Mark
+	k.pinned = map[uint32]int{s1: 3, s2: 5, 0x1234: 9}
+	got, err := p.countPinned()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int{"s1": 3, "s2": 5, "s3": 0}
+	if len(got) != 1 || len(got["anycast"]) != 3 || got["anycast"]["s1"] != want["s1"] || got["anycast"]["s2"] != want["s2"] || got["anycast"]["s3"] != 0 {
+		t.Errorf("pinned %v, want anycast %v", got, want)
+	}
+	p.PathChanged("anycast", "s2", monitor.Down)
+	if got, _ := p.countPinned(); got["anycast"]["s2"] != 0 || got["anycast"]["s1"] != 3 {
+		t.Errorf("after s2 went down (flush-on-down): %v", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -378,4 +379,43 @@ func TestExternalVerdictHoldsPathDown(t *testing.T) {
 	}
 	f.eng.SetExternal(ctx, "internet", "broadband", "linktest wan0", false, "")
 	waitFor(t, time.Second, "released", func() bool { return current(f)() == "broadband" })
+}
+
+// Prepare, the first phase of the daemon's two-phase reload, refuses a
+// config the engine cannot run and changes nothing; its commit is Reload.
+func TestPrepare(t *testing.T) {
+	f := start(t, testConfig, nil, "203.0.113.8", "203.0.113.9")
+	waitFor(t, 2*time.Second, "broadband", func() bool { return current(f)() == "broadband" })
+	ctx := context.Background()
+	tcp, err := config.Parse("test.yaml", []byte(strings.Replace(testConfig, "        retry-interval: 60ms\n", "        retry-interval: 60ms\n        probe-type: tcp\n        probe-port: 80\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.eng.Prepare(ctx, tcp); err == nil || !strings.Contains(err.Error(), `no prober for probe-type "tcp"`) {
+		t.Errorf("prepare of a tcp path without a tcp prober: %v", err)
+	}
+	two, err := config.Parse("test.yaml", []byte(testConfig+`
+  - name: dns
+    address: [203.0.113.53/32]
+    paths:
+      - name: broadband
+        vector-priority: 1
+        probe-address: [203.0.113.8]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit, err := f.eng.Prepare(ctx, two)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.eng.Snapshot(ctx); len(st.Services) != 1 {
+		t.Fatalf("prepare changed the services: %d", len(st.Services))
+	}
+	if err := commit(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := f.eng.Snapshot(ctx); len(st.Services) != 2 {
+		t.Errorf("commit: %d services, want 2", len(st.Services))
+	}
 }
