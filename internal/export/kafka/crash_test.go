@@ -59,7 +59,7 @@ func TestSpoolCrashChild(t *testing.T) {
 
 // TestSIGKILLDuringSpooling runs a producer in a child process, reporting
 // as fast as it can while delivering to a broker, and kills it with
-// SIGKILL at a random moment (0-150 ms after its first accepted report),
+// SIGKILL at a random moment (0-500 ms after its first accepted report),
 // again and again on the same spool directory. After every kill the spool
 // holds only whole messages (nothing damaged, nothing truncated); at the
 // end, after a last producer drained the spool, the broker holds every
@@ -102,7 +102,7 @@ func TestSIGKILLDuringSpooling(t *testing.T) {
 			cmd.Wait()
 			t.Fatalf("iteration %d: the child accepted nothing: %s", i, stderr.String())
 		}
-		time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
+		time.Sleep(time.Duration(rng.IntN(500)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 		n := 0
