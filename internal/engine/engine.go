@@ -85,6 +85,8 @@ type Engine struct {
 	// gone.
 	resMu     sync.Mutex
 	pending   []result
+	spare     []result // the slice takeResults handed out last time, for reuse
+	batch     sendBatch
 	wake      chan struct{}
 	requests  chan func()
 	overrides map[pathKey]policy.Override
@@ -132,10 +134,13 @@ type path struct {
 }
 
 type target struct {
-	path     *path
-	addr     netip.Addr
-	mon      *monitor.Monitor
-	index    int // in the queue; -1 when not queued
+	path  *path
+	addr  netip.Addr
+	mon   *monitor.Monitor
+	index int // in the queue; -1 when not queued
+	// due is mon.Next() as of the target's last push (the queue's key,
+	// kept here so that ordering the queue reads no monitor).
+	due      time.Time
 	inflight bool
 	gen      uint64 // bumped when the target is removed, so late results are dropped
 	sentAt   time.Time
@@ -227,7 +232,7 @@ func (e *Engine) tick() time.Duration {
 	}
 	wait := time.Hour
 	if len(e.queue) > 0 {
-		wait = e.queue[0].mon.Next().Sub(e.now())
+		wait = e.queue[0].due.Sub(e.now())
 	}
 	if r := e.nextReuse(); !r.IsZero() {
 		wait = min(wait, r.Sub(e.now()))
@@ -258,17 +263,29 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// sendDue starts every attempt whose time has come.
+// sendSlack is how early an attempt may leave: one wakeup of the engine
+// sends every attempt due within this much of now, together (a batch to
+// the prober: one sendmmsg for many ICMP targets), instead of one wakeup
+// and one system call per target. With targets spread evenly over an
+// interval that is rate × sendSlack attempts per wakeup (50 at 50,000
+// targets a second); each leaves at most sendSlack before its slot, and
+// its schedule stays on the slot (monitor.Sent).
+const sendSlack = time.Millisecond
+
+// sendDue starts every attempt whose time has come (or comes within
+// sendSlack).
 func (e *Engine) sendDue() {
 	now := e.now()
+	horizon := now.Add(sendSlack)
 	for len(e.queue) > 0 {
 		t := e.queue[0]
-		if t.mon.Next().After(now) {
-			return
+		if t.due.After(horizon) {
+			break
 		}
 		heap.Pop(&e.queue)
 		e.send(t, now)
 	}
+	e.batch.flush()
 }
 
 func (e *Engine) send(t *target, now time.Time) {
@@ -287,7 +304,49 @@ func (e *Engine) send(t *target, now time.Time) {
 	if e.opts.Marks != nil {
 		req.Mark, req.Interface = e.opts.Marks(p.svc.cfg.Name, p.cfg.Name)
 	}
-	prober.Probe(req, func(r probe.Result) { e.deliver(result{t, gen, r}) })
+	done := func(r probe.Result) { e.deliver(result{t, gen, r}) }
+	if b, ok := prober.(probe.BatchProber); ok {
+		e.batch.add(p.cfg.ProbeType, b, req, done)
+		return
+	}
+	prober.Probe(req, done)
+}
+
+// sendBatch collects the attempts of one sendDue for batch probers, by
+// probe type; its slices are reused.
+type sendBatch struct {
+	kinds []batchKind
+}
+
+type batchKind struct {
+	typ  string
+	p    probe.BatchProber
+	reqs []probe.Request
+	done []func(probe.Result)
+}
+
+func (b *sendBatch) add(typ string, p probe.BatchProber, req probe.Request, done func(probe.Result)) {
+	for i := range b.kinds {
+		if k := &b.kinds[i]; k.typ == typ {
+			k.reqs = append(k.reqs, req)
+			k.done = append(k.done, done)
+			return
+		}
+	}
+	b.kinds = append(b.kinds, batchKind{typ: typ, p: p, reqs: []probe.Request{req}, done: []func(probe.Result){done}})
+}
+
+// flush hands each prober its batch.
+func (b *sendBatch) flush() {
+	for i := range b.kinds {
+		k := &b.kinds[i]
+		if len(k.reqs) == 0 {
+			continue
+		}
+		k.p.ProbeBatch(k.reqs, k.done)
+		clear(k.done) // let the callbacks go
+		k.reqs, k.done = k.reqs[:0], k.done[:0]
+	}
 }
 
 // deliver queues a probe result for the engine's goroutine; it never
@@ -302,12 +361,16 @@ func (e *Engine) deliver(r result) {
 	}
 }
 
-// takeResults returns the queued results, oldest first.
+// takeResults returns the queued results, oldest first. The slice is the
+// engine goroutine's until its next call (the two slices take turns, so
+// that the steady state allocates none).
 func (e *Engine) takeResults() []result {
 	e.resMu.Lock()
 	defer e.resMu.Unlock()
 	rs := e.pending
-	e.pending = nil
+	clear(e.spare) // drop the targets of the batch handled last time
+	e.pending = e.spare[:0]
+	e.spare = rs
 	return rs
 }
 
@@ -331,7 +394,7 @@ func (e *Engine) handle(r result) {
 	if !r.res.OK && r.res.Detail != "" && r.res.Detail != "timeout" {
 		e.log.Debug("probe failed", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr, "detail", r.res.Detail)
 	}
-	heap.Push(&e.queue, t)
+	e.push(t)
 	if moved {
 		e.log.Debug("target state", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr,
 			"from", tr.From, "to", tr.To, "reason", tr.Reason)
@@ -476,12 +539,18 @@ func anyUp(paths []policy.Path) bool {
 	return false
 }
 
+// push queues t by its monitor's next attempt.
+func (e *Engine) push(t *target) {
+	t.due = t.mon.Next()
+	heap.Push(&e.queue, t)
+}
+
 // targetQueue is a min-heap of targets by next attempt time: one timer for
 // all targets.
 type targetQueue []*target
 
 func (q targetQueue) Len() int           { return len(q) }
-func (q targetQueue) Less(i, j int) bool { return q[i].mon.Next().Before(q[j].mon.Next()) }
+func (q targetQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
 func (q targetQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j

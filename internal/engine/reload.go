@@ -114,7 +114,7 @@ func (e *Engine) apply(cfg *config.Config) error {
 				} else {
 					t = &target{path: p, addr: a, mon: monitor.New(mc, now.Add(stagger(mc, n, fresh))), index: -1}
 					n++
-					heap.Push(&e.queue, t)
+					e.push(t)
 				}
 				p.targets = append(p.targets, t)
 			}
@@ -133,6 +133,9 @@ func (e *Engine) apply(cfg *config.Config) error {
 		}
 	}
 	// Targets whose timing changed may need to move in the queue.
+	for _, t := range e.queue {
+		t.due = t.mon.Next()
+	}
 	heap.Init(&e.queue)
 	removed := []*service{}
 	for name, s := range oldSvc {

@@ -139,3 +139,28 @@ func TestRetryAnsweredAfterNextStart(t *testing.T) {
 		t.Errorf("after the retry's answer the next test is at +%v, want +%v (not at once)", got.Sub(t0), want.Sub(t0))
 	}
 }
+
+// An attempt sent a little before its slot (an engine sending a batch)
+// keeps the slot: the next test is one interval after the slot, not after
+// the early send, so early sends do not drift the schedule.
+func TestEarlySendKeepsSlot(t *testing.T) {
+	cfg := Config{ProbeInterval: time.Second, Retries: 3, RetryInterval: 3 * time.Second}
+	m := New(cfg, t0)
+	slot := t0
+	for i := 0; i < 5; i++ {
+		sent := slot.Add(-800 * time.Microsecond)
+		m.Sent(sent)
+		m.Result(sent.Add(time.Millisecond), sent, true, time.Millisecond)
+		slot = slot.Add(time.Second)
+		if got := m.Next(); !got.Equal(slot) {
+			t.Fatalf("after early send %d: next %v, want the slot %v", i, got.Sub(t0), slot.Sub(t0))
+		}
+	}
+	// Far earlier than any batch sends: a test of its own.
+	sent := slot.Add(-100 * time.Millisecond)
+	m.Sent(sent)
+	m.Result(sent.Add(time.Millisecond), sent, true, time.Millisecond)
+	if got, want := m.Next(), sent.Add(time.Second); !got.Equal(want) {
+		t.Errorf("after a send 100 ms early: next %v, want %v", got.Sub(t0), want.Sub(t0))
+	}
+}

@@ -35,3 +35,12 @@ type Prober interface {
 	Probe(req Request, done func(Result))
 	Close() error
 }
+
+// BatchProber is a Prober that can start many attempts at once (the ICMP
+// prober sends them with one sendmmsg). The engine hands it every attempt
+// due at the same moment; done[i] is the callback of reqs[i], with
+// Probe's contract. Neither slice may be kept after ProbeBatch returns.
+type BatchProber interface {
+	Prober
+	ProbeBatch(reqs []Request, done []func(Result))
+}

@@ -2,7 +2,7 @@
 // pro-bing and iputils ping on the same targets at the same rate, and the
 // time reachd's monitors take to see a cut. It needs root: it builds two
 // network namespaces (prober ↔ targets over a veth pair) with N IPv6
-// documentation addresses on the targets' loopback, runs each tool in the
+// documentation addresses answered on the targets' side, runs each tool in the
 // prober namespace one after another, and writes markdown tables.
 //
 //	sudo go run ./bench/cmd/bench                 # 10,000 targets, 30 s per tool
@@ -43,6 +43,10 @@ type options struct {
 	maxLossPPM float64
 	maxGor     int
 	maxFDs     int
+	daemon     bool
+	sizes      string
+	paths      int
+	warmup     time.Duration
 }
 
 func main() {
@@ -61,9 +65,40 @@ func main() {
 	flag.Float64Var(&o.maxLossPPM, "max-loss-ppm", 1000, "with -ci: most reachd replies lost per million probes")
 	flag.IntVar(&o.maxGor, "max-goroutines", 16, "with -ci: most goroutines of the reachd probe program")
 	flag.IntVar(&o.maxFDs, "max-fds", 16, "with -ci: most open fds of the reachd probe program")
+	flag.BoolVar(&o.daemon, "daemon", false, "measure the real reachd daemon (config, engine, metrics, API) beside fping at each of -sizes, with send jitter from a capture on the targets' side (see daemon.go)")
+	flag.StringVar(&o.sizes, "sizes", "10000,50000", "with -daemon: numbers of targets, comma-separated")
+	flag.IntVar(&o.paths, "paths", 10, "with -daemon: probed-only paths of the one service the targets are spread over")
+	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "with -daemon: time each tool runs before its measured window")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.daemon {
+		if !set["tools"] {
+			o.tools = "reachd,fping"
+		}
+		if o.ci {
+			if !set["sizes"] {
+				o.sizes = "500,2000"
+			}
+			if !set["duration"] {
+				o.duration = 10 * time.Second
+			}
+			if !set["warmup"] {
+				o.warmup = 3 * time.Second
+			}
+			if !set["tools"] {
+				o.tools = "reachd"
+			}
+		}
+		if why := missing(); why != "" {
+			fmt.Fprintln(os.Stderr, "bench: SKIP:", why)
+			if o.ci {
+				return
+			}
+			os.Exit(2)
+		}
+		os.Exit(runDaemon(o))
+	}
 	if o.ci {
 		if !set["n"] {
 			o.n = 1000
@@ -120,16 +155,7 @@ func run(o options) int {
 		}
 	}
 	defer closeLab()
-	// SIGINT/SIGTERM: remove the namespaces (which also ends the tools)
-	// before leaving.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-sig
-		fmt.Fprintln(os.Stderr, "bench: interrupted, removing namespaces")
-		closeLab()
-		os.Exit(130)
-	}()
+	onSignal(closeLab)
 
 	n := max(o.n, o.detectN)
 	if err := topo.Build(&t, n, o.napiThread, logf); err != nil {
@@ -174,6 +200,19 @@ func run(o options) int {
 		fmt.Fprintln(os.Stderr, "bench: CI checks passed")
 	}
 	return 0
+}
+
+// onSignal removes the namespaces (which also ends the tools) on SIGINT
+// or SIGTERM before leaving.
+func onSignal(closeLab func()) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "bench: interrupted, removing namespaces")
+		closeLab()
+		os.Exit(130)
+	}()
 }
 
 type binaries struct{ reachd, probing string }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +81,12 @@ type pending struct {
 	deadline time.Time
 	done     func(probe.Result)
 	index    int // in the timer heap; -1 when removed
+	// sending is set (under pc.mu) until the send returned and sent holds
+	// the send time; a reply read meanwhile is kept in replied/replyAt
+	// and reported by the sender.
+	sending bool
+	replied bool
+	replyAt time.Time
 }
 
 // New returns a Pinger. Sockets are opened on first use.
@@ -118,20 +125,19 @@ func (p *Pinger) Sockets() int {
 
 var errClosed = errors.New("pinger closed")
 
-func (p *Pinger) getConn(k connKey) (*pconn, *Token, error) {
+// getConn returns the socket for k, opening it on first use.
+func (p *Pinger) getConn(k connKey) (*pconn, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, nil, errClosed
+		return nil, errClosed
 	}
-	var tok Token
-	p.rng.Read(tok[:])
 	if pc := p.conns[k]; pc != nil {
-		return pc, &tok, nil
+		return pc, nil
 	}
 	c, err := openConn(k.v6, k.mark, k.ifname, !p.opts.Unprivileged)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	pc := &pconn{conn: c, pending: map[uint16]*pending{}}
 	var idb [4]byte
@@ -144,58 +150,114 @@ func (p *Pinger) getConn(k connKey) (*pconn, *Token, error) {
 	p.conns[k] = pc
 	p.wg.Add(1)
 	go p.read(pc)
-	return pc, &tok, nil
+	return pc, nil
 }
 
 // Probe sends one echo request to req.Target and calls done with the
 // outcome: the reply's RTT, or a failure after req.Timeout.
 func (p *Pinger) Probe(req probe.Request, done func(probe.Result)) {
-	target := req.Target.Unmap()
-	k := connKey{v6: target.Is6(), mark: req.Mark, ifname: req.Interface}
-	pc, tok, err := p.getConn(k)
-	if err != nil {
-		p.stats.sendErrs.Add(1)
-		done(probe.Result{Sent: time.Now(), Detail: err.Error()})
-		return
-	}
-	pd := &pending{pc: pc, token: *tok, target: target, done: done, index: -1}
-	// The deadline is armed before the send so that a fast reply always
-	// finds its timer to cancel.
-	pd.sent = time.Now()
-	pd.deadline = pd.sent.Add(req.Timeout)
-	pc.mu.Lock()
-	for i := 0; i < 1<<16; i++ {
-		pc.seq++
-		if pc.pending[pc.seq] == nil {
-			break
-		}
-	}
-	pd.seq = pc.seq
-	pc.pending[pd.seq] = pd
-	pc.mu.Unlock()
+	p.ProbeBatch([]probe.Request{req}, []func(probe.Result){done})
+}
 
-	var buf [1500]byte
-	size := p.opts.Size
-	if size > len(buf) {
-		size = len(buf)
+// ProbeBatch sends every request like Probe does, those that share a
+// socket (family, mark, interface) with one sendmmsg(2) per up to 64 of
+// them; done[i] reports reqs[i].
+func (p *Pinger) ProbeBatch(reqs []probe.Request, done []func(probe.Result)) {
+	if len(reqs) == 1 {
+		p.sendGroup(keyOf(reqs[0]), reqs, done, []int{0})
+		return
 	}
-	n := marshalEcho(buf[:], k.v6, pc.id, pd.seq, &pd.token, size)
-	p.arm(pd)
-	sent, err := pc.send(buf[:n], target, func(t time.Time) {
-		// Recorded under the lock before the system call: on loopback
-		// the reply can be read before send returns.
-		pc.mu.Lock()
-		pd.sent = t
-		pc.mu.Unlock()
-	})
+	var keys []connKey
+	for _, r := range reqs {
+		if k := keyOf(r); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	idx := make([]int, 0, len(reqs))
+	for _, k := range keys {
+		idx = idx[:0]
+		for i, r := range reqs {
+			if keyOf(r) == k {
+				idx = append(idx, i)
+			}
+		}
+		p.sendGroup(k, reqs, done, idx)
+	}
+}
+
+func keyOf(r probe.Request) connKey {
+	return connKey{v6: r.Target.Unmap().Is6(), mark: r.Mark, ifname: r.Interface}
+}
+
+// sendGroup sends reqs[i] for every i in idx, all to socket k.
+func (p *Pinger) sendGroup(k connKey, reqs []probe.Request, done []func(probe.Result), idx []int) {
+	pc, err := p.getConn(k)
 	if err != nil {
-		if p.take(pd) {
+		now := time.Now()
+		for _, i := range idx {
 			p.stats.sendErrs.Add(1)
-			done(probe.Result{Sent: sent, Detail: sendDetail(err)})
+			done[i](probe.Result{Sent: now, Detail: err.Error()})
 		}
 		return
 	}
-	p.stats.sent.Add(1)
+	size := min(p.opts.Size, maxSize)
+	b := sendBatches.Get().(*sendBatch)
+	defer sendBatches.Put(b)
+	for len(idx) > 0 {
+		chunk := idx[:min(len(idx), sendLen)]
+		idx = idx[len(chunk):]
+		b.n = len(chunk)
+		p.mu.Lock()
+		for j := range chunk {
+			p.rng.Read(b.toks[j][:])
+		}
+		p.mu.Unlock()
+		// The deadlines are armed before the send so that a fast reply
+		// always finds its timer to cancel; a reply read before the send
+		// returned waits in its pending (sending) for the send time.
+		now := time.Now()
+		pc.mu.Lock()
+		for j, i := range chunk {
+			target := reqs[i].Target.Unmap()
+			pd := &pending{pc: pc, token: b.toks[j], target: target, done: done[i], index: -1,
+				sending: true, sent: now, deadline: now.Add(reqs[i].Timeout)}
+			for n := 0; n < 1<<16; n++ {
+				pc.seq++
+				if pc.pending[pc.seq] == nil {
+					break
+				}
+			}
+			pd.seq = pc.seq
+			pc.pending[pd.seq] = pd
+			b.pds[j] = pd
+			n := marshalEcho(b.bufs[j][:], k.v6, pc.id, pd.seq, &pd.token, size)
+			b.set(j, target, n)
+		}
+		pc.mu.Unlock()
+		p.armAll(b.pds[:b.n])
+		pc.sendAll(b)
+		pc.mu.Lock()
+		for j, pd := range b.pds[:b.n] {
+			pd.sending = false
+			pd.sent = b.sent[j]
+		}
+		pc.mu.Unlock()
+		for j, pd := range b.pds[:b.n] {
+			switch {
+			case b.errs[j] != nil:
+				if p.take(pd) {
+					p.stats.sendErrs.Add(1)
+					pd.done(probe.Result{Sent: pd.sent, Detail: sendDetail(b.errs[j])})
+				}
+			case pd.replied:
+				p.stats.sent.Add(1)
+				pd.done(probe.Result{OK: true, Sent: pd.sent, RTT: max(pd.replyAt.Sub(pd.sent), 0)})
+			default:
+				p.stats.sent.Add(1)
+			}
+			b.pds[j] = nil
+		}
+	}
 }
 
 func sendDetail(err error) string {
@@ -281,7 +343,10 @@ func (p *Pinger) handle(pc *pconn, b []byte, ts time.Time) {
 		return
 	}
 	delete(pc.pending, r.Seq)
-	sent := pd.sent
+	sent, sending := pd.sent, pd.sending
+	if sending {
+		pd.replied, pd.replyAt = true, ts
+	}
 	pc.mu.Unlock()
 	p.tmu.Lock()
 	if pd.index >= 0 {
@@ -289,6 +354,9 @@ func (p *Pinger) handle(pc *pconn, b []byte, ts time.Time) {
 	}
 	p.tmu.Unlock()
 	p.stats.replies.Add(1)
+	if sending {
+		return // the sender reports it once it knows the send time
+	}
 	rtt := ts.Sub(sent)
 	if rtt < 0 {
 		rtt = 0

@@ -2,10 +2,8 @@ package icmp
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -107,33 +105,6 @@ func openConn(v6 bool, mark int, ifname string, allowRaw bool) (*conn, error) {
 	}
 	c.rc = rc
 	return c, nil
-}
-
-func sockaddr(a netip.Addr) unix.Sockaddr {
-	if a.Is4() {
-		return &unix.SockaddrInet4{Addr: a.As4()}
-	}
-	sa := &unix.SockaddrInet6{Addr: a.As16()}
-	return sa
-}
-
-// send writes one packet. It returns the wall-clock time taken just before
-// the system call, which it also hands to stamp before the call.
-func (c *conn) send(b []byte, to netip.Addr, stamp func(time.Time)) (time.Time, error) {
-	rc := c.rc
-	sa := sockaddr(to.Unmap())
-	var sent time.Time
-	var serr error
-	werr := rc.Write(func(fd uintptr) bool {
-		sent = time.Now()
-		stamp(sent)
-		serr = unix.Sendto(int(fd), b, 0, sa)
-		return serr != unix.EAGAIN
-	})
-	if werr != nil {
-		return sent, werr
-	}
-	return sent, serr
 }
 
 func (c *conn) close() error { return c.f.Close() }

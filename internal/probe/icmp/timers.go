@@ -31,18 +31,21 @@ func (h *timerHeap) Pop() any {
 	return pd
 }
 
-func (p *Pinger) arm(pd *pending) {
+// armAll arms the deadlines of pds. It wakes the expiry goroutine only when
+// its timer would fire too late. Replies empty the heap all the time, so
+// "first in the heap" is nearly every probe; waking for each cost a
+// goroutine switch and a timer reset per probe. A timer that is armed for
+// an earlier deadline (even of a probe answered since) fires first and
+// re-arms for the heap's new head.
+func (p *Pinger) armAll(pds []*pending) {
 	p.tmu.Lock()
-	heap.Push(&p.timers, pd)
-	// Wake the expiry goroutine only when its timer would fire too late.
-	// Replies empty the heap all the time, so "first in the heap" is
-	// nearly every probe; waking for each cost a goroutine switch and a
-	// timer reset per probe. A timer that is armed for an earlier deadline
-	// (even of a probe answered since) fires first and re-arms for the
-	// heap's new head.
-	wake := pd.index == 0 && (p.armed.IsZero() || pd.deadline.Before(p.armed))
-	if wake {
-		p.armed = pd.deadline
+	wake := false
+	for _, pd := range pds {
+		heap.Push(&p.timers, pd)
+		if pd.index == 0 && (p.armed.IsZero() || pd.deadline.Before(p.armed)) {
+			p.armed = pd.deadline
+			wake = true
+		}
 	}
 	p.tmu.Unlock()
 	if wake {

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/reachd/reachd/bench/internal/daemonrun"
+	"github.com/reachd/reachd/bench/internal/echocap"
+	"github.com/reachd/reachd/bench/internal/topo"
+)
+
+// The -daemon mode measures the real reachd binary (config, engine,
+// metrics, API, observers) with N targets at one probe per second, beside
+// fping on the same targets, every request timestamped on the targets'
+// side by an independent capture (bench/internal/echocap). Each tool warms
+// up, then is measured over one window of -duration: CPU from /proc/PID/stat
+// (utime+stime) at both ends, peak RSS (VmHWM), threads and fds sampled
+// every 2 s, reachd's goroutines from its own go_goroutines, and send
+// jitter: every gap between two requests to the same target minus the
+// interval.
+
+// daemonResult is one tool at one size.
+type daemonResult struct {
+	tool       string
+	n          int
+	cmd        string
+	window     time.Duration
+	cpu0, cpu1 daemonrun.ProcSample
+	peaks      daemonrun.Peaks
+	goroutines []int // reachd's go_goroutines over the window (samples)
+	jit        echocap.Jitter
+	capDrops   uint64
+	// reachd's own counters over the window (attempts and losses of every
+	// path); fping: its -C report over the whole run.
+	attempts, losses float64
+	lostTotal        float64 // over the whole run, start-up included
+	// /metrics at the end of the window: size and median time of 5 scrapes.
+	scrapeBytes int
+	scrapeTimes []time.Duration
+	// perTarget says whether reachd exported per-target series.
+	perTarget bool
+	note      string
+}
+
+func (r daemonResult) cpu() time.Duration { return r.cpu1.CPU() - r.cpu0.CPU() }
+
+func (r daemonResult) cpuPerMillion() float64 {
+	if r.jit.Requests == 0 {
+		return math.NaN()
+	}
+	return r.cpu().Seconds() / float64(r.jit.Requests) * 1e6
+}
+
+// cores is the CPU used over the window, in cores.
+func (r daemonResult) cores() float64 { return r.cpu().Seconds() / r.window.Seconds() }
+
+func (r daemonResult) lostPer10k() float64 {
+	if r.attempts == 0 {
+		return math.NaN()
+	}
+	return r.losses / r.attempts * 1e4
+}
+
+func parseSizes(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-sizes %q: want numbers of targets, e.g. 10000,50000", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+func runDaemon(o options) int {
+	sizes, err := parseSizes(o.sizes)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	tmp, err := os.MkdirTemp("", "reachd-dbench-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	logf("building reachd")
+	bin, err := daemonrun.Build(tmp)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	var t topo.Topo
+	defer func() {
+		if err := t.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: removing namespaces:", err)
+		}
+	}()
+	onSignal(func() { t.Close() })
+	if err := topo.Build(&t, slices.Max(sizes), false, logf); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: building the namespaces:", err)
+		return 1
+	}
+	rep := &daemonReport{opts: o, started: time.Now(), load0: loadavg()}
+	for _, n := range sizes {
+		for _, tool := range strings.Split(o.tools, ",") {
+			var r daemonResult
+			var err error
+			switch tool = strings.TrimSpace(tool); tool {
+			case "reachd":
+				r, err = daemonToolRun(&t, bin, tmp, o, n)
+			case "fping":
+				r, err = fpingToolRun(&t, tmp, o, n)
+			default:
+				err = fmt.Errorf("%q: %w (the -daemon mode runs reachd and fping)", tool, errNoTool)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bench:", err)
+				return 1
+			}
+			rep.results = append(rep.results, r)
+			time.Sleep(2 * time.Second) // let the last replies and the kernel settle
+		}
+	}
+	rep.load1 = loadavg()
+	md := rep.markdown()
+	fmt.Print(md)
+	if o.out != "" {
+		if err := os.WriteFile(o.out, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+	}
+	if o.ci {
+		if errs := rep.check(); len(errs) > 0 {
+			for _, e := range errs {
+				fmt.Fprintln(os.Stderr, "bench: FAIL:", e)
+			}
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "bench: daemon CI checks passed")
+	}
+	return 0
+}
+
+// daemonToolRun runs reachd with the first n targets: warm-up, one
+// measured window, /metrics scrapes, stop.
+func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResult, error) {
+	r := daemonResult{tool: "reachd", n: n, window: o.duration}
+	dir := filepath.Join(tmp, fmt.Sprintf("reachd-%d", n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	var args []string
+	if o.pprofDir != "" {
+		args = []string{"--cpuprofile", filepath.Join(o.pprofDir, fmt.Sprintf("daemon-%d.cpu.pprof", n)),
+			"--memprofile", filepath.Join(o.pprofDir, fmt.Sprintf("daemon-%d.heap.pprof", n))}
+	}
+	cfg := daemonrun.Config{Targets: t.Addrs[:n], Paths: o.paths, Interval: o.interval}
+	r.cmd = fmt.Sprintf("reachd --config <%d targets on %d probed-only paths, probe-interval %v, 3 retries in %v, metrics.per-target default (auto)> %s",
+		n, max(o.paths, 1), o.interval, 3*o.interval, strings.Join(args, " "))
+	logf("reachd: %d targets every %v on %d paths; %v warm-up, %v measured", n, o.interval, max(o.paths, 1), o.warmup, o.duration)
+	capt, err := echocap.Start(t.Targets, topo.TargetsIf)
+	if err != nil {
+		return r, err
+	}
+	began := time.Now()
+	d, err := daemonrun.Start(t.Prober, bin, dir, cfg, args...)
+	if err != nil {
+		capt.Stop()
+		return r, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			d.Stop()
+		}
+	}()
+	logf("reachd: serving after %v", time.Since(began).Round(time.Millisecond))
+	ctx := context.Background()
+	sm := d.StartSampler(2*time.Second, true)
+	time.Sleep(o.warmup)
+	m0, err := d.Scrape(ctx)
+	if err != nil {
+		capt.Stop()
+		sm.Stop()
+		return r, err
+	}
+	r.cpu0, _ = daemonrun.Sample(d.PID())
+	from := time.Now()
+	time.Sleep(o.duration)
+	to := time.Now()
+	r.cpu1, _ = daemonrun.Sample(d.PID())
+	m1, err := d.Scrape(ctx)
+	if err != nil {
+		capt.Stop()
+		sm.Stop()
+		return r, err
+	}
+	r.window = to.Sub(from)
+	samples := sm.Stop()
+	for _, s := range samples {
+		if !s.At.Before(from) && !s.At.After(to) && s.Goroutines > 0 {
+			r.goroutines = append(r.goroutines, s.Goroutines)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		s, err := d.Scrape(ctx)
+		if err != nil {
+			capt.Stop()
+			return r, err
+		}
+		r.scrapeBytes = s.Bytes
+		r.scrapeTimes = append(r.scrapeTimes, s.Took)
+		r.perTarget = s.Sums["reachd_probe_attempts_total"] > 0
+	}
+	last, _ := daemonrun.Sample(d.PID())
+	r.peaks = daemonrun.PeaksOf(append(samples, r.cpu1, last))
+	r.attempts = m1.Sums["reachd_path_probe_attempts_total"] - m0.Sums["reachd_path_probe_attempts_total"]
+	r.losses = m1.Sums["reachd_path_probe_losses_total"] - m0.Sums["reachd_path_probe_losses_total"]
+	r.lostTotal = m1.Sums["reachd_path_probe_losses_total"]
+	d.Stop()
+	stopped = true
+	res, err := capt.Stop()
+	if err != nil {
+		return r, err
+	}
+	r.capDrops = res.Drops
+	r.jit = res.Window(from, to, o.interval)
+	logf("reachd %d: RSS at the end %d KB; Go: sys %.1f MiB, heap inuse %.1f MiB, heap sys %.1f MiB, stack %.1f MiB, next GC %.1f MiB", n, last.RSSKB,
+		m1.Sums["go_memstats_sys_bytes"]/(1<<20), m1.Sums["go_memstats_heap_inuse_bytes"]/(1<<20), m1.Sums["go_memstats_heap_sys_bytes"]/(1<<20),
+		m1.Sums["go_memstats_stack_sys_bytes"]/(1<<20), m1.Sums["go_memstats_next_gc_bytes"]/(1<<20))
+	logf("reachd %d: %d requests in %v, cpu %v, HWM %d KB, lost %v of %v, jitter p99 %.0f µs",
+		n, r.jit.Requests, r.window.Round(time.Millisecond), r.cpu(), r.peaks.HWMKB, r.losses, r.attempts, r.jit.Quantile(0.99))
+	return r, nil
+}
+
+// fpingToolRun runs fping on the first n targets for warm-up + window and
+// measures it over the same kind of window.
+func fpingToolRun(t *topo.Topo, tmp string, o options, n int) (daemonResult, error) {
+	r := daemonResult{tool: "fping", n: n, window: o.duration}
+	targets := t.Addrs[:n]
+	file, err := writeTargets(tmp, targets)
+	if err != nil {
+		return r, err
+	}
+	count := int((o.warmup+o.duration)/o.interval) + 2
+	// fping's -i is the least time between any two requests. At exactly
+	// interval/n a round takes the whole interval and fping cannot catch
+	// up after any delay (it then falls behind its schedule); half of it
+	// leaves fping room to keep every target's period.
+	gap := o.interval / time.Duration(2*n)
+	args := []string{"-6", "-q", "-C", strconv.Itoa(count), "-p", fmtMS(o.interval), "-i", fmtMS(gap),
+		"-t", fmtMS(o.interval), "-b", "56", "-f", file}
+	r.cmd = "fping " + strings.Join(args, " ")
+	logf("fping: %d targets every %v; %v warm-up, %v measured", n, o.interval, o.warmup, o.duration)
+	capt, err := echocap.Start(t.Targets, topo.TargetsIf)
+	if err != nil {
+		return r, err
+	}
+	cmd := t.Prober.Command("fping", args...)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		capt.Stop()
+		return r, fmt.Errorf("starting fping: %w", err)
+	}
+	pid := cmd.Process.Pid // `ip netns exec` execs: this is fping's pid
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	stop := make(chan struct{})
+	peaks := watch(pid, stop)
+	time.Sleep(o.warmup)
+	r.cpu0, _ = daemonrun.Sample(pid)
+	from := time.Now()
+	time.Sleep(o.duration)
+	to := time.Now()
+	r.cpu1, _ = daemonrun.Sample(pid)
+	r.window = to.Sub(from)
+	// fping stops by itself after count rounds; one that falls behind its
+	// schedule gets as long again, then SIGINT (it then reports what it
+	// sent).
+	select {
+	case <-exited:
+	case <-time.After(o.warmup + o.duration + 30*time.Second):
+		r.note = "fping was behind its schedule and was stopped with SIGINT"
+		cmd.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}
+	close(stop)
+	th, fds := peaks()
+	r.peaks = daemonrun.PeaksOf([]daemonrun.ProcSample{r.cpu0, r.cpu1})
+	r.peaks.Threads, r.peaks.FDs = max(r.peaks.Threads, th), max(r.peaks.FDs, fds)
+	if st := cmd.ProcessState; st != nil {
+		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+			r.peaks.HWMKB = max(r.peaks.HWMKB, ru.Maxrss)
+		}
+	}
+	res, err := capt.Stop()
+	if err != nil {
+		return r, err
+	}
+	index := map[string]int{}
+	for i, a := range targets {
+		index[a.String()] = i
+	}
+	sent, lost, _ := parseFpingC(errb.Bytes(), index, nil, from, gap, o.interval)
+	if sent == 0 {
+		return r, fmt.Errorf("fping reported nothing: %s", tail(errb.String(), 400))
+	}
+	r.attempts, r.losses, r.lostTotal = float64(sent), float64(lost), float64(lost)
+	r.capDrops = res.Drops
+	r.jit = res.Window(from, to, o.interval)
+	logf("fping %d: %d requests in %v, cpu %v, lost %d of %d, jitter p99 %.0f µs",
+		n, r.jit.Requests, r.window.Round(time.Millisecond), r.cpu(), lost, sent, r.jit.Quantile(0.99))
+	return r, nil
+}
+
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
