@@ -342,4 +342,3 @@ func loadavg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
-
