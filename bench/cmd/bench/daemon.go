@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -245,89 +247,147 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResul
 	return r, nil
 }
 
-// fpingToolRun runs fping on the first n targets for warm-up + window and
-// measures it over the same kind of window.
+// fpingShard is the most targets one fping process gets. fping numbers its
+// requests from one 16-bit space that it keeps for 10 s ("not enough
+// sequence numbers available!" and exit above that), so one process cannot
+// send more than about 6,500 requests a second: 10,000 targets at 1 Hz need
+// two processes, as an operator would run them.
+const fpingShard = 5000
+
+// fpingToolRun runs fping on the first n targets (in shards of fpingShard,
+// one process each, all at once) for warm-up + window and measures the
+// processes over the same kind of window; CPU, RSS, threads and fds are
+// their sums.
 func fpingToolRun(t *topo.Topo, tmp string, o options, n int) (daemonResult, error) {
 	r := daemonResult{tool: "fping", n: n, window: o.duration}
-	targets := t.Addrs[:n]
-	file, err := writeTargets(tmp, targets)
-	if err != nil {
-		return r, err
+	shards := (n + fpingShard - 1) / fpingShard
+	if shards > 1 {
+		r.tool = fmt.Sprintf("fping ×%d", shards)
 	}
 	count := int((o.warmup+o.duration)/o.interval) + 2
-	// fping's -i is the least time between any two requests. At exactly
-	// interval/n a round takes the whole interval and fping cannot catch
-	// up after any delay (it then falls behind its schedule); half of it
-	// leaves fping room to keep every target's period.
-	gap := o.interval / time.Duration(2*n)
-	args := []string{"-6", "-q", "-C", strconv.Itoa(count), "-p", fmtMS(o.interval), "-i", fmtMS(gap),
-		"-t", fmtMS(o.interval), "-b", "56", "-f", file}
-	r.cmd = "fping " + strings.Join(args, " ")
-	logf("fping: %d targets every %v; %v warm-up, %v measured", n, o.interval, o.warmup, o.duration)
+	type proc struct {
+		cmd     *exec.Cmd
+		errb    bytes.Buffer
+		exited  chan struct{}
+		peaks   func() (int, int)
+		targets []netip.Addr
+		gap     time.Duration
+	}
+	var ps []*proc
 	capt, err := echocap.Start(t.Targets, topo.TargetsIf)
 	if err != nil {
 		return r, err
 	}
-	cmd := t.Prober.Command("fping", args...)
-	var errb bytes.Buffer
-	cmd.Stderr = &errb
-	if err := cmd.Start(); err != nil {
-		capt.Stop()
-		return r, fmt.Errorf("starting fping: %w", err)
-	}
-	pid := cmd.Process.Pid // `ip netns exec` execs: this is fping's pid
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	stop := make(chan struct{})
-	peaks := watch(pid, stop)
+	defer func() {
+		for _, p := range ps {
+			select {
+			case <-p.exited:
+			default:
+				p.cmd.Process.Kill()
+				<-p.exited
+			}
+		}
+	}()
+	logf("fping: %d targets every %v in %d processes; %v warm-up, %v measured", n, o.interval, shards, o.warmup, o.duration)
+	for s := 0; s < shards; s++ {
+		p := &proc{targets: t.Addrs[s*n/shards : (s+1)*n/shards], exited: make(chan struct{})}
+		dir := filepath.Join(tmp, fmt.Sprintf("fping-%d-%d", n, s))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			capt.Stop()
+			return r, err
+		}
+		file, err := writeTargets(dir, p.targets)
+		if err != nil {
+			capt.Stop()
+			return r, err
+		}
+		// fping's -i is the least time between any two requests. At
+		// exactly interval/targets a round takes the whole interval and
+		// fping cannot catch up after any delay; half of it leaves fping
+		// room to keep every target's period.
+		p.gap = o.interval / time.Duration(2*len(p.targets))
+		args := []string{"-6", "-q", "-C", strconv.Itoa(count), "-p", fmtMS(o.interval), "-i", fmtMS(p.gap),
+			"-t", fmtMS(o.interval), "-b", "56", "-f", file}
+		r.cmd = "fping " + strings.Join(args, " ")
+		p.cmd = t.Prober.Command("fping", args...)
+		p.cmd.Stderr = &p.errb
+		if err := p.cmd.Start(); err != nil {
+			capt.Stop()
+			return r, fmt.Errorf("starting fping: %w", err)
+		}
+		go func() { p.cmd.Wait(); close(p.exited) }()
+		p.peaks = watch(p.cmd.Process.Pid, stop) // `ip netns exec` execs: this is fping's pid
+		ps = append(ps, p)
+	}
+	sample := func() daemonrun.ProcSample {
+		var sum daemonrun.ProcSample
+		for _, p := range ps {
+			s, _ := daemonrun.Sample(p.cmd.Process.Pid)
+			sum.User += s.User
+			sum.Sys += s.Sys
+			sum.HWMKB += s.HWMKB
+			sum.RSSKB += s.RSSKB
+		}
+		return sum
+	}
 	time.Sleep(o.warmup)
-	r.cpu0, _ = daemonrun.Sample(pid)
+	r.cpu0 = sample()
 	from := time.Now()
 	time.Sleep(o.duration)
 	to := time.Now()
-	r.cpu1, _ = daemonrun.Sample(pid)
+	r.cpu1 = sample()
 	r.window = to.Sub(from)
 	// fping stops by itself after count rounds; one that falls behind its
-	// schedule gets as long again, then SIGINT (it then reports what it
-	// sent).
-	select {
-	case <-exited:
-	case <-time.After(o.warmup + o.duration + 30*time.Second):
-		r.note = "fping was behind its schedule and was stopped with SIGINT"
-		cmd.Process.Signal(syscall.SIGINT)
+	// schedule gets 30 s more, then SIGINT (it then reports what it sent).
+	limit := time.After(o.warmup + o.duration + 30*time.Second)
+	for _, p := range ps {
 		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
+		case <-p.exited:
+		case <-limit:
+			r.note = "fping was behind its schedule and was stopped with SIGINT"
+			p.cmd.Process.Signal(syscall.SIGINT)
+			select {
+			case <-p.exited:
+			case <-time.After(10 * time.Second):
+				p.cmd.Process.Kill()
+				<-p.exited
+			}
 		}
 	}
 	close(stop)
-	th, fds := peaks()
-	r.peaks = daemonrun.PeaksOf([]daemonrun.ProcSample{r.cpu0, r.cpu1})
-	r.peaks.Threads, r.peaks.FDs = max(r.peaks.Threads, th), max(r.peaks.FDs, fds)
-	if st := cmd.ProcessState; st != nil {
-		if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
-			r.peaks.HWMKB = max(r.peaks.HWMKB, ru.Maxrss)
+	for _, p := range ps {
+		th, fds := p.peaks()
+		r.peaks.Threads += th
+		r.peaks.FDs += fds
+		hwm := int64(0)
+		if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			hwm = ru.Maxrss
 		}
+		r.peaks.HWMKB += max(hwm, 0)
 	}
+	r.peaks.HWMKB = max(r.peaks.HWMKB, r.cpu1.HWMKB)
 	res, err := capt.Stop()
 	if err != nil {
 		return r, err
 	}
-	index := map[string]int{}
-	for i, a := range targets {
-		index[a.String()] = i
+	for _, p := range ps {
+		index := map[string]int{}
+		for i, a := range p.targets {
+			index[a.String()] = i
+		}
+		sent, lost, _ := parseFpingC(p.errb.Bytes(), index, nil, from, p.gap, o.interval)
+		if sent == 0 {
+			return r, fmt.Errorf("fping reported nothing: %s", tail(p.errb.String(), 400))
+		}
+		r.attempts += float64(sent)
+		r.losses += float64(lost)
 	}
-	sent, lost, _ := parseFpingC(errb.Bytes(), index, nil, from, gap, o.interval)
-	if sent == 0 {
-		return r, fmt.Errorf("fping reported nothing: %s", tail(errb.String(), 400))
-	}
-	r.attempts, r.losses, r.lostTotal = float64(sent), float64(lost), float64(lost)
+	r.lostTotal = r.losses
 	r.capDrops = res.Drops
 	r.jit = res.Window(from, to, o.interval)
-	logf("fping %d: %d requests in %v, cpu %v, lost %d of %d, jitter p99 %.0f µs",
-		n, r.jit.Requests, r.window.Round(time.Millisecond), r.cpu(), lost, sent, r.jit.Quantile(0.99))
+	logf("%s %d: %d requests in %v, cpu %v, lost %.0f of %.0f, jitter p99 %.0f µs",
+		r.tool, n, r.jit.Requests, r.window.Round(time.Millisecond), r.cpu(), r.losses, r.attempts, r.jit.Quantile(0.99))
 	return r, nil
 }
 

@@ -43,6 +43,16 @@ func (r *daemonReport) find(tool string, n int) *daemonResult {
 	return nil
 }
 
+// findFping finds the fping run at n targets (one process or several).
+func (r *daemonReport) findFping(n int) *daemonResult {
+	for i := range r.results {
+		if strings.HasPrefix(r.results[i].tool, "fping") && r.results[i].n == n {
+			return &r.results[i]
+		}
+	}
+	return nil
+}
+
 func (r *daemonReport) sizes() []int {
 	var ns []int
 	for _, x := range r.results {
@@ -87,7 +97,7 @@ func (r *daemonReport) markdown() string {
 	// Ratios.
 	var ratios []string
 	for _, n := range r.sizes() {
-		rd, fp := r.find("reachd", n), r.find("fping", n)
+		rd, fp := r.find("reachd", n), r.findFping(n)
 		if rd == nil || fp == nil {
 			continue
 		}
@@ -121,7 +131,7 @@ func (r *daemonReport) markdown() string {
 	b.WriteString(r.goals())
 	fmt.Fprintf(&b, "reachd command: `%s`\n\n", r.cmdOf("reachd"))
 	if c := r.cmdOf("fping"); c != "" {
-		fmt.Fprintf(&b, "fping command (largest size): `%s`\n\n", shorten(c))
+		fmt.Fprintf(&b, "fping command (one process of the largest size; fping ×k is k processes of at most %d targets each, all at once: one fping cannot send more than about 6,500 requests a second, its 16-bit sequence numbers are kept 10 s): `%s`\n\n", fpingShard, shorten(c))
 	}
 	return b.String()
 }
@@ -129,7 +139,7 @@ func (r *daemonReport) markdown() string {
 func (r *daemonReport) cmdOf(tool string) string {
 	c := ""
 	for _, x := range r.results {
-		if x.tool == tool {
+		if strings.HasPrefix(x.tool, tool) {
 			c = x.cmd
 		}
 	}
@@ -148,7 +158,7 @@ func (r *daemonReport) goals() string {
 	var rows []row
 	smallest := r.smallestReachd()
 	if rd := r.find("reachd", 10000); rd != nil {
-		if fp := r.find("fping", 10000); fp != nil {
+		if fp := r.findFping(10000); fp != nil {
 			ratio := rd.cpuPerMillion() / fp.cpuPerMillion()
 			rows = append(rows, row{"10,000: CPU per probe ≤ 0.5× fping's", fmt.Sprintf("%s vs %s s per 1M (%s×)", f2(rd.cpuPerMillion()), f2(fp.cpuPerMillion()), f2(ratio)), yes(ratio <= 0.5)})
 		}
