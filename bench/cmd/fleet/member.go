@@ -7,9 +7,11 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/reachd/reachd/bench/internal/result"
 	"github.com/reachd/reachd/internal/export/kafka"
 	"github.com/reachd/reachd/internal/feature/flow"
 )
@@ -35,15 +37,19 @@ type ledger struct {
 	flows map[string][]string
 	bad   []string // reports that broke the FAILED/OPERATIONAL alternation
 	last  map[string]kafka.Status
+	// sendSecs are how long each Send took (on disk, fsynced): the flow's
+	// goroutine waits that long in OnEvent before its next ping.
+	sendSecs []float64
 }
 
 func newLedger() *ledger {
 	return &ledger{flows: map[string][]string{}, last: map[string]kafka.Status{}}
 }
 
-func (l *ledger) add(flowID, id string, st kafka.Status) {
+func (l *ledger) add(flowID, id string, st kafka.Status, took time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.sendSecs = append(l.sendSecs, took.Seconds())
 	// A flow starts unknown; its first report is FAILED (unknown →
 	// operational is not reported), then they alternate.
 	want := kafka.StatusFailed
@@ -55,6 +61,14 @@ func (l *ledger) add(flowID, id string, st kafka.Status) {
 	}
 	l.last[flowID] = st
 	l.flows[flowID] = append(l.flows[flowID], id)
+}
+
+// sendTimes returns the p50, p99 and max of Send's duration, in seconds.
+func (l *ledger) sendTimes() (p50, p99, most float64) {
+	l.mu.Lock()
+	xs := append([]float64(nil), l.sendSecs...)
+	l.mu.Unlock()
+	return result.Quantile(xs, 0.5), result.Quantile(xs, 0.99), result.Quantile(xs, 1)
 }
 
 func (l *ledger) snapshot() (map[string][]string, []string, int) {
@@ -135,11 +149,14 @@ func (m *member) onEvent(l *ledger, ev flow.Event) {
 		return
 	}
 	msg := kafka.NewPingReport(ev.FlowID, st, ev.At)
-	if err := m.prod.Send(msg); err != nil {
+	t0 := time.Now()
+	err := m.prod.Send(msg)
+	d := time.Since(t0)
+	if err != nil {
 		m.unspooled.Add(1)
 		return
 	}
-	l.add(ev.FlowID, msg.CorrelationID, st)
+	l.add(ev.FlowID, msg.CorrelationID, st, d)
 }
 
 // run runs the manager and the producer until ctx ends; stop waits for

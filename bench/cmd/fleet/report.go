@@ -36,6 +36,7 @@ func report(outs []*outcome) string {
 		w("| spool | |\n|---|---:|\n")
 		w("| bound per manager | %d reports |\n", c.maxSpooled)
 		w("| most in one spool (producer's count / files on disk) | %d / %d |\n", o.maxSpooled, o.maxFiles)
+		w("| Send (spooling one report: write, fsync, rename, fsync of the directory), which the flow waits for: p50 / p99 / max | %.1f / %.1f / %.0f ms |\n", 1000*o.sendP50, 1000*o.sendP99, 1000*o.sendMax)
 		w("| most bytes in one spool directory | %d |\n", o.maxBytes)
 		w("| most reports in all spools at once / bytes | %d / %d |\n", o.maxSpooledTotal, o.maxTotalBytes)
 		w("\n")
