@@ -14,13 +14,14 @@ var (
 	tsdbPointsDesc   = prometheus.NewDesc("reachd_opentsdb_points_total", "OpenTSDB points by result: sent, or dropped (buffer full or refused by the server).", []string{"result"}, nil)
 	tsdbFailDesc     = prometheus.NewDesc("reachd_opentsdb_request_failures_total", "OpenTSDB requests that failed (timeouts included; retried).", nil, nil)
 	tsdbPendingDesc  = prometheus.NewDesc("reachd_opentsdb_points_pending", "OpenTSDB points waiting to be sent.", nil, nil)
-	kafkaReportsDesc = prometheus.NewDesc("reachd_kafka_reports_total", "Kafka PingReports by result: produced, dropped (spool full, or could not be written: disk full), damaged (spooled message found damaged, not sent).", []string{"result"}, nil)
+	kafkaReportsDesc = prometheus.NewDesc("reachd_kafka_reports_total", "Kafka PingReports by result: produced, dropped (spool or the queue before it full, or could not be written: disk full), damaged (spooled message found damaged, not sent).", []string{"result"}, nil)
 	kafkaFailDesc    = prometheus.NewDesc("reachd_kafka_produce_failures_total", "Kafka produce attempts that failed (timeouts included; retried from the spool).", nil, nil)
 	kafkaSpoolDesc   = prometheus.NewDesc("reachd_kafka_reports_spooled", "Kafka PingReports waiting in the spool.", nil, nil)
+	kafkaQueueDesc   = prometheus.NewDesc("reachd_kafka_reports_queued", "Kafka PingReports raised by the flows and not yet written to the spool (a slow disk).", nil, nil)
 )
 
 func (c exporterCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{tsdbPointsDesc, tsdbFailDesc, tsdbPendingDesc, kafkaReportsDesc, kafkaFailDesc, kafkaSpoolDesc} {
+	for _, d := range []*prometheus.Desc{tsdbPointsDesc, tsdbFailDesc, tsdbPendingDesc, kafkaReportsDesc, kafkaFailDesc, kafkaSpoolDesc, kafkaQueueDesc} {
 		ch <- d
 	}
 }
@@ -40,5 +41,6 @@ func (c exporterCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(kafkaReportsDesc, prometheus.CounterValue, float64(s.Damaged), "damaged")
 		ch <- prometheus.MustNewConstMetric(kafkaFailDesc, prometheus.CounterValue, float64(s.Failures))
 		ch <- prometheus.MustNewConstMetric(kafkaSpoolDesc, prometheus.GaugeValue, float64(s.Spooled))
+		ch <- prometheus.MustNewConstMetric(kafkaQueueDesc, prometheus.GaugeValue, float64(s.Queued))
 	}
 }

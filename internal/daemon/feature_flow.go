@@ -136,9 +136,11 @@ func (f *flowFeature) onEvent(ev flow.Event) {
 	default:
 		return
 	}
-	if err := p.Report(ev.FlowID, st); err != nil {
-		f.log.Error(flow.LogPrefix+" flow status report not spooled", "flowid", ev.FlowID, "status", string(st), "err", err)
-	}
+	// Queued, not spooled here: spooling waits for two fsyncs, which on
+	// a busy disk took seconds (the fleet benchmark), and the flow must
+	// not stop pinging meanwhile. The producer's writer spools it in
+	// order and logs a failure.
+	p.QueueReport(ev.FlowID, st)
 }
 
 // apply (re)creates the reflector and the exporters whose config changed.

@@ -27,6 +27,10 @@ type Options struct {
 	// MaxSpooled bounds the spool; when it is full the oldest messages are
 	// dropped and counted. Default 10000.
 	MaxSpooled int
+	// QueueSize bounds the messages Enqueue holds until the writer has
+	// spooled them; when it is full the oldest are dropped and counted.
+	// Default 1000.
+	QueueSize int
 	// BatchSize is the most messages in one produce; default 100.
 	BatchSize int
 	// AttemptTimeout bounds one produce attempt; default 10s.
@@ -48,6 +52,7 @@ type Stats struct {
 	Failures uint64 // failed produce attempts (retried)
 	Damaged  uint64 // spooled messages found damaged (moved aside, not sent)
 	Spooled  int    // messages waiting in the spool
+	Queued   int    // messages Enqueue took that are not in the spool yet
 }
 
 // Producer sends PingReports at least once. Report spools a message and
@@ -66,6 +71,14 @@ type Producer struct {
 	// /metrics scrape) must not wait behind the spool's fsyncs.
 	spooled atomic.Int64
 	wake    chan struct{}
+
+	// The queue in front of the spool (queue.go).
+	qmu     sync.Mutex
+	queue   []Message
+	qclosed bool
+	qwake   chan struct{}
+	qdone   chan struct{}
+	queued  atomic.Int64
 
 	produced, dropped, failures, damaged atomic.Uint64
 
@@ -90,6 +103,9 @@ func New(opts Options) (*Producer, error) {
 	}
 	if opts.MaxSpooled <= 0 {
 		opts.MaxSpooled = 10000
+	}
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = queueDefault
 	}
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 100
@@ -132,8 +148,10 @@ func New(opts Options) (*Producer, error) {
 	p := &Producer{
 		opts: opts, kopts: kopts, cl: cl, log: opts.Logger, spool: sp,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{}),
+		qwake: make(chan struct{}, 1), qdone: make(chan struct{}),
 	}
 	p.spooled.Store(int64(sp.len()))
+	go p.writer() // ends in Close
 	p.reportDamaged(damaged)
 	return p, nil
 }
@@ -186,7 +204,7 @@ func (p *Producer) Send(m Message) error {
 // disk writes.
 func (p *Producer) Stats() Stats {
 	n := int(p.spooled.Load())
-	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Damaged: p.damaged.Load(), Spooled: n}
+	return Stats{Produced: p.produced.Load(), Dropped: p.dropped.Load(), Failures: p.failures.Load(), Damaged: p.damaged.Load(), Spooled: n, Queued: int(p.queued.Load())}
 }
 
 // Run delivers spooled messages until ctx ends or Close is called; it
@@ -297,11 +315,12 @@ func (p *Producer) deliver() (ok, more bool) {
 	return true, more
 }
 
-// Close stops Run and closes the client; spooled messages stay on disk for
-// the next Producer on the same directory. It is safe to call more than
-// once.
+// Close spools what Enqueue holds, stops Run and closes the client;
+// spooled messages stay on disk for the next Producer on the same
+// directory. It is safe to call more than once.
 func (p *Producer) Close() error {
 	p.closeOnce.Do(func() {
+		p.closeQueue()
 		p.cancel()
 		if p.running.Load() {
 			<-p.done
