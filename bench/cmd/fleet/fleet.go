@@ -48,6 +48,7 @@ type outage struct {
 	Drain              time.Duration // from Up until every spool had been empty once
 	DrainP50           time.Duration // half the spools had been empty once
 	Drained            bool
+	AtEnd              bool   // drained only at the end of the run (Drain counts up to then)
 	FailuresDown       uint64 // failed produce attempts while down
 }
 
@@ -61,9 +62,9 @@ type outcome struct {
 	ledgerBad []string
 	verdict   verdict
 
-	produced, dropped, failures, damaged, unspooled uint64
-	droppedBy                                       map[int]uint64 // member → drops
-	lostBy                                          map[int]int    // member → reports lost
+	produced, dropped, failures, damaged uint64
+	droppedBy                            map[int]uint64 // member → drops
+	lostBy                               map[int]int    // member → reports lost
 
 	maxSpooled      int   // most reports in one producer's spool (Stats)
 	maxSpooledTotal int   // most in all spools at once
@@ -190,10 +191,10 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 	spooled := func() (total, most int, empty []bool) {
 		empty = make([]bool, len(members))
 		for i, m := range members {
-			n := m.prod.Stats().Spooled
-			total += n
-			most = max(most, n)
-			empty[i] = n == 0
+			st := m.prod.Stats()
+			total += st.Spooled + st.Queued
+			most = max(most, st.Spooled)
+			empty[i] = st.Spooled+st.Queued == 0
 		}
 		return total, most, empty
 	}
@@ -343,6 +344,12 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 	}
 	stopSample()
 	<-sampled
+	if n := len(o.outages); n > 0 && o.drainedEnd && !o.outages[n-1].Drained {
+		// The flapping ended before the sampler saw every spool empty;
+		// they all are now.
+		last := &o.outages[n-1]
+		last.Drained, last.AtEnd, last.Drain = true, true, time.Since(last.Up)
+	}
 	time.Sleep(cfg.interval)
 	o.gorEnd = goroutines()
 	if cfg.dumpDir != "" {
@@ -365,7 +372,6 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 		o.dropped += s.Dropped
 		o.failures += s.Failures
 		o.damaged += s.Damaged
-		o.unspooled += m.unspooled.Load()
 		o.droppedBy[m.id] = s.Dropped
 	}
 	o.sendP50, o.sendP99, o.sendMax = led.sendTimes()
@@ -404,8 +410,8 @@ func (o *outcome) assert() {
 	if len(o.ledgerBad) > 0 {
 		o.fail("the flows' reports do not alternate FAILED/OPERATIONAL: %s", strings.Join(o.ledgerBad, "; "))
 	}
-	if o.unspooled > 0 || o.damaged > 0 {
-		o.fail("%d reports not spooled, %d found damaged", o.unspooled, o.damaged)
+	if o.damaged > 0 {
+		o.fail("%d spooled reports found damaged", o.damaged)
 	}
 	if o.maxSpooled > o.cfg.maxSpooled || o.maxFiles > o.cfg.maxSpooled {
 		o.fail("spool over its bound of %d: %d reports (Stats), %d files", o.cfg.maxSpooled, o.maxSpooled, o.maxFiles)

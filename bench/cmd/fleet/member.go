@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +25,6 @@ type member struct {
 	mgr   *flow.Manager
 	prod  *kafka.Producer
 	spool string
-
-	unspooled atomic.Uint64 // reports Send refused (not on disk)
 }
 
 // ledger keeps, per flow, the correlation ids of the reports its member
@@ -37,8 +34,8 @@ type ledger struct {
 	flows map[string][]string
 	bad   []string // reports that broke the FAILED/OPERATIONAL alternation
 	last  map[string]kafka.Status
-	// sendSecs are how long each Send took (on disk, fsynced): the flow's
-	// goroutine waits that long in OnEvent before its next ping.
+	// sendSecs are how long each hand-off to the producer took: the
+	// flow's goroutine waits that long in OnEvent before its next ping.
 	sendSecs []float64
 }
 
@@ -63,7 +60,7 @@ func (l *ledger) add(flowID, id string, st kafka.Status, took time.Duration) {
 	l.flows[flowID] = append(l.flows[flowID], id)
 }
 
-// sendTimes returns the p50, p99 and max of Send's duration, in seconds.
+// sendTimes returns the p50, p99 and max of the hand-offs, in seconds.
 func (l *ledger) sendTimes() (p50, p99, most float64) {
 	l.mu.Lock()
 	xs := append([]float64(nil), l.sendSecs...)
@@ -136,8 +133,8 @@ func newMember(o memberOptions) (*member, error) {
 }
 
 // onEvent is the daemon's: FAILED after fail-delay without a successful
-// ping, OPERATIONAL when a failed flow recovers. It spools the report as
-// Producer.Report does, keeping the correlation id for the check.
+// ping, OPERATIONAL when a failed flow recovers. It queues the report as
+// Producer.QueueReport does, keeping the correlation id for the check.
 func (m *member) onEvent(l *ledger, ev flow.Event) {
 	var st kafka.Status
 	switch {
@@ -150,13 +147,8 @@ func (m *member) onEvent(l *ledger, ev flow.Event) {
 	}
 	msg := kafka.NewPingReport(ev.FlowID, st, ev.At)
 	t0 := time.Now()
-	err := m.prod.Send(msg)
-	d := time.Since(t0)
-	if err != nil {
-		m.unspooled.Add(1)
-		return
-	}
-	l.add(ev.FlowID, msg.CorrelationID, st, d)
+	m.prod.Enqueue(msg)
+	l.add(ev.FlowID, msg.CorrelationID, st, time.Since(t0))
 }
 
 // run runs the manager and the producer until ctx ends; stop waits for

@@ -36,15 +36,18 @@ func report(outs []*outcome) string {
 		w("| spool | |\n|---|---:|\n")
 		w("| bound per manager | %d reports |\n", c.maxSpooled)
 		w("| most in one spool (producer's count / files on disk) | %d / %d |\n", o.maxSpooled, o.maxFiles)
-		w("| Send (spooling one report: write, fsync, rename, fsync of the directory), which the flow waits for: p50 / p99 / max | %.1f / %.1f / %.0f ms |\n", 1000*o.sendP50, 1000*o.sendP99, 1000*o.sendMax)
+		w("| hand-off of a report to the producer (Enqueue), which the flow waits for: p50 / p99 / max | %.3f / %.3f / %.1f ms |\n", 1000*o.sendP50, 1000*o.sendP99, 1000*o.sendMax)
 		w("| most bytes in one spool directory | %d |\n", o.maxBytes)
-		w("| most reports in all spools at once / bytes | %d / %d |\n", o.maxSpooledTotal, o.maxTotalBytes)
+		w("| most reports in all spools and queues at once / bytes in all spools | %d / %d |\n", o.maxSpooledTotal, o.maxTotalBytes)
 		w("\n")
 		if len(o.outages) > 0 {
 			w("| restart | down (of which kfake stopping / starting) | spooled when back | failed attempts while down | half the spools / every spool empty once after |\n|---|---:|---:|---:|---:|\n")
 			for i, r := range o.outages {
 				d := "not before the next restart"
-				if r.Drained {
+				switch {
+				case r.AtEnd:
+					d = "at the end of the run, " + r.Drain.Round(10*time.Millisecond).String() + " after"
+				case r.Drained:
 					d = r.DrainP50.Round(10*time.Millisecond).String() + " / " + r.Drain.Round(10*time.Millisecond).String()
 				}
 				w("| %d | %v (%v / %v) | %d | %d | %s |\n", i+1, r.Up.Sub(r.Down).Round(10*time.Millisecond),
