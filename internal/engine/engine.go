@@ -85,7 +85,8 @@ type Engine struct {
 	// gone.
 	resMu     sync.Mutex
 	pending   []result
-	spare     []result // the slice takeResults handed out last time, for reuse
+	spare     []result        // the slice takeResults handed out last time, for reuse
+	states    []monitor.State // evaluate's scratch
 	batch     sendBatch
 	wake      chan struct{}
 	requests  chan func()
@@ -124,6 +125,9 @@ type path struct {
 	targets []*target
 	state   monitor.State // effective, last reported
 	probed  monitor.State
+	// counts is how many targets are in each state (kept as they move), so
+	// that a target's move does not look at every target of the path.
+	counts [monitor.HoldDown + 1]int
 	// damp is the path's dampener (nil without dampening:); suppressed is
 	// its verdict at the last evaluation.
 	damp       *monitor.Dampener
@@ -312,6 +316,11 @@ func (e *Engine) send(t *target, now time.Time) {
 	prober.Probe(req, done)
 }
 
+// keepCap bounds the slices the engine keeps for reuse between batches:
+// a bigger one (all targets due at start-up) is dropped after use rather
+// than kept for good.
+const keepCap = 4096
+
 // sendBatch collects the attempts of one sendDue for batch probers, by
 // probe type; its slices are reused.
 type sendBatch struct {
@@ -346,6 +355,9 @@ func (b *sendBatch) flush() {
 		k.p.ProbeBatch(k.reqs, k.done)
 		clear(k.done) // let the callbacks go
 		k.reqs, k.done = k.reqs[:0], k.done[:0]
+		if cap(k.reqs) > keepCap {
+			k.reqs, k.done = nil, nil // a burst (start-up) made them big: let them go
+		}
 	}
 }
 
@@ -370,6 +382,9 @@ func (e *Engine) takeResults() []result {
 	rs := e.pending
 	clear(e.spare) // drop the targets of the batch handled last time
 	e.pending = e.spare[:0]
+	if cap(e.pending) > keepCap {
+		e.pending = nil // a burst (start-up) made it big: let it go
+	}
 	e.spare = rs
 	return rs
 }
@@ -396,6 +411,8 @@ func (e *Engine) handle(r result) {
 	}
 	e.push(t)
 	if moved {
+		p.counts[tr.From]--
+		p.counts[tr.To]++
 		e.log.Debug("target state", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr,
 			"from", tr.From, "to", tr.To, "reason", tr.Reason)
 		e.refreshPath(p, tr.Reason)
@@ -405,7 +422,7 @@ func (e *Engine) handle(r result) {
 // refreshPath recomputes a path's state from its targets and override, and
 // the service's decision when the path changed.
 func (e *Engine) refreshPath(p *path, reason string) {
-	states, eff := e.evaluate(p)
+	eff := e.evaluate(p)
 	o := e.overrides[pathKey{p.svc.cfg.Name, p.cfg.Name}]
 	if eff == p.state {
 		return
@@ -418,7 +435,7 @@ func (e *Engine) refreshPath(p *path, reason string) {
 	} else if p.suppressed && eff == monitor.Down {
 		reason = p.damp.Reason(e.now())
 	} else if len(p.targets) > 1 {
-		reason = fmt.Sprintf("%s (%s)", reason, reliabilityText(states, p.cfg.Reliability))
+		reason = fmt.Sprintf("%s (%s)", reason, reliabilityText(p))
 	}
 	tr := monitor.Transition{From: old, To: eff, At: e.now(), Reason: reason}
 	e.log.Info("path state", "service", p.svc.cfg.Name, "path", p.cfg.Name, "from", old.String(), "to", eff.String(), "reason", reason)
@@ -436,13 +453,9 @@ func (e *Engine) refreshPath(p *path, reason string) {
 
 // evaluate computes a path's probed state (stored) and its effective state
 // (returned, not stored).
-func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
-	states := make([]monitor.State, len(p.targets))
-	for i, t := range p.targets {
-		states[i] = t.mon.State()
-	}
+func (e *Engine) evaluate(p *path) monitor.State {
 	prev := p.probed
-	p.probed = policy.PathState(states, p.cfg.Reliability)
+	p.probed = policy.PathStateCounts(p.counts, p.cfg.Reliability)
 	if p.cfg.Dynamic {
 		// A dynamic next-hop is up while its feeder keeps it (the
 		// announcement is its health signal).
@@ -457,17 +470,11 @@ func (e *Engine) evaluate(p *path) ([]monitor.State, monitor.State) {
 	if len(e.external[k]) > 0 {
 		probed = monitor.Down
 	}
-	return states, policy.Effective(probed, e.overrides[k])
+	return policy.Effective(probed, e.overrides[k])
 }
 
-func reliabilityText(states []monitor.State, reliability int) string {
-	up := 0
-	for _, s := range states {
-		if s == monitor.Up {
-			up++
-		}
-	}
-	return fmt.Sprintf("%d of %d targets up, %d needed", up, len(states), reliability)
+func reliabilityText(p *path) string {
+	return fmt.Sprintf("%d of %d targets up, %d needed", p.counts[monitor.Up], len(p.targets), p.cfg.Reliability)
 }
 
 func (e *Engine) decide(s *service) {

@@ -117,6 +117,7 @@ func (e *Engine) apply(cfg *config.Config) error {
 					e.push(t)
 				}
 				p.targets = append(p.targets, t)
+				p.counts[t.mon.State()]++
 			}
 			s.paths = append(s.paths, p)
 		}
@@ -214,7 +215,7 @@ func (e *Engine) forgetRemoved(before, after []*service) {
 // refreshPathQuiet sets a path's state without logging a transition (used
 // when a reload rebuilds paths whose targets kept their state).
 func (e *Engine) refreshPathQuiet(p *path) {
-	_, p.state = e.evaluate(p)
+	p.state = e.evaluate(p)
 	for _, ob := range e.opts.Observers {
 		ob.PathState(p.svc.cfg.Name, p.cfg.Name, p.state)
 	}

@@ -14,20 +14,23 @@ import (
 // when that many are up or in hold-down, unknown while the targets that have
 // not reported could still make either answer, down otherwise.
 func PathState(targets []monitor.State, reliability int) monitor.State {
+	var n [monitor.HoldDown + 1]int
+	for _, s := range targets {
+		if int(s) < len(n) {
+			n[s]++
+		}
+	}
+	return PathStateCounts(n, reliability)
+}
+
+// PathStateCounts is PathState from the number of targets in each state
+// (indexed by monitor.State), for callers that keep the counts as targets
+// move instead of looking at every target.
+func PathStateCounts(n [monitor.HoldDown + 1]int, reliability int) monitor.State {
 	if reliability < 1 {
 		reliability = 1
 	}
-	var up, hold, unknown int
-	for _, s := range targets {
-		switch s {
-		case monitor.Up:
-			up++
-		case monitor.HoldDown:
-			hold++
-		case monitor.Unknown:
-			unknown++
-		}
-	}
+	up, hold, unknown := n[monitor.Up], n[monitor.HoldDown], n[monitor.Unknown]
 	switch {
 	case up >= reliability:
 		return monitor.Up

@@ -36,7 +36,7 @@ type daemonResult struct {
 	n          int
 	cmd        string
 	window     time.Duration
-	cpu0, cpu1 daemonrun.ProcSample
+	cpu0, cpu1 daemonrun.ProcSample // at the window's start and end
 	peaks      daemonrun.Peaks
 	goroutines []int // reachd's go_goroutines over the window (samples)
 	jit        echocap.Jitter
@@ -328,6 +328,8 @@ func fpingToolRun(t *topo.Topo, tmp string, o options, n int) (daemonResult, err
 			sum.Sys += s.Sys
 			sum.HWMKB += s.HWMKB
 			sum.RSSKB += s.RSSKB
+			sum.AnonKB += s.AnonKB
+			sum.FileKB += s.FileKB
 		}
 		return sum
 	}

@@ -73,18 +73,18 @@ func (r *daemonReport) markdown() string {
 	fmt.Fprintf(&b, "Each tool: %v warm-up, then a window of %v measured; one echo request per target every %v; "+
 		"requests timestamped on the targets' veth (AF_PACKET); jitter is |gap − %v| over every pair of consecutive requests to the same target in the window.\n\n",
 		o.warmup, o.duration, o.interval, o.interval)
-	b.WriteString("| targets | tool | requests in window (planned) | CPU s (user+sys) | cores | CPU s per 1M probes | peak RSS MiB | threads | fds | goroutines | lost / attempts | lost per 10k | jitter p50 ms | p99 ms | p99.9 ms | max ms | gaps <½ / >1½ interval | capture drops |\n")
-	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| targets | tool | requests in window (planned) | CPU s (user+sys) | cores | CPU s per 1M probes | peak RSS MiB | RSS MiB at the end (anon + file) | threads | fds | goroutines | lost / attempts | lost per 10k | jitter p50 ms | p99 ms | p99.9 ms | max ms | gaps <½ / >1½ interval | capture drops |\n")
+	b.WriteString("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, x := range r.results {
 		planned := int(math.Round(float64(x.n) * x.window.Seconds() / o.interval.Seconds()))
-		fmt.Fprintf(&b, "| %d | %s | %d (%d) | %.2f (%.2f+%.2f) | %.2f | %s | %.1f | %d | %d | %s | %.0f / %.0f | %s | %s | %s | %s | %s | %d / %d | %d |\n",
+		fmt.Fprintf(&b, "| %d | %s | %d (%d) | %.2f (%.2f+%.2f) | %.2f | %s | %.1f | %s | %d | %d | %s | %.0f / %.0f | %s | %s | %s | %s | %s | %d / %d | %d |\n",
 			x.n, x.tool, x.jit.Requests, planned, x.cpu().Seconds(), (x.cpu1.User - x.cpu0.User).Seconds(), (x.cpu1.Sys - x.cpu0.Sys).Seconds(),
-			x.cores(), f2(x.cpuPerMillion()), float64(x.peaks.HWMKB)/1024, x.peaks.Threads, x.peaks.FDs, span(x.goroutines),
+			x.cores(), f2(x.cpuPerMillion()), float64(x.peaks.HWMKB)/1024, x.rssEnd(), x.peaks.Threads, x.peaks.FDs, span(x.goroutines),
 			x.losses, x.attempts, f2(x.lostPer10k()), ms(x.jit.Quantile(0.5)), ms(x.jit.Quantile(0.99)), ms(x.jit.Quantile(0.999)), ms(x.jit.Quantile(1)),
 			x.jit.Short, x.jit.Long, x.capDrops)
 	}
 	b.WriteString("\nreachd's lost / attempts are its own counters (`reachd_path_probe_*_total`) over the window; fping's are from its `-C` report over its whole run. ")
-	b.WriteString("Peak RSS is VmHWM (start-up included). Goroutines are reachd's `go_goroutines`, sampled every 2 s in the window.\n\n")
+	b.WriteString("Peak RSS is VmHWM (start-up included); RSS at the end is VmRSS after the window, split into RssAnon (heap, stacks) and RssFile (pages of the binary). Goroutines are reachd's `go_goroutines`, sampled every 2 s in the window.\n\n")
 	var notes []string
 	for _, x := range r.results {
 		if x.note != "" {
@@ -163,7 +163,7 @@ func (r *daemonReport) goals() string {
 			rows = append(rows, row{"10,000: CPU per probe ≤ 0.5× fping's", fmt.Sprintf("%s vs %s s per 1M (%s×)", f2(rd.cpuPerMillion()), f2(fp.cpuPerMillion()), f2(ratio)), yes(ratio <= 0.5)})
 		}
 		mib := float64(rd.peaks.HWMKB) / 1024
-		rows = append(rows, row{"10,000: RSS ≤ 32 MiB", fmt.Sprintf("%.1f MiB", mib), yes(mib <= 32)})
+		rows = append(rows, row{"10,000: RSS ≤ 32 MiB", fmt.Sprintf("peak %.1f MiB; %s MiB at the end (anon + file)", mib, rd.rssEnd()), yes(mib <= 32)})
 		rows = append(rows, row{"10,000: zero self-inflicted loss", fmt.Sprintf("%.0f of %.0f in the window, %.0f since start", rd.losses, rd.attempts, rd.lostTotal), yes(rd.losses == 0 && rd.lostTotal == 0)})
 		p := rd.jit.Quantile(0.99)
 		rows = append(rows, row{"10,000: send jitter p99 ≤ 5 ms", ms(p) + " ms", yes(p <= 5000)})
@@ -172,7 +172,7 @@ func (r *daemonReport) goals() string {
 		rows = append(rows, row{"50,000: ≤ 1 CPU core", fmt.Sprintf("%.2f cores", rd.cores()), yes(rd.cores() <= 1)})
 		rows = append(rows, row{"50,000: ≤ 1 lost reply in 10,000", fmt.Sprintf("%s per 10k (%.0f of %.0f)", f2(rd.lostPer10k()), rd.losses, rd.attempts), yes(rd.lostPer10k() <= 1)})
 		mib := float64(rd.peaks.HWMKB) / 1024
-		rows = append(rows, row{"50,000: RSS ≤ 96 MiB", fmt.Sprintf("%.1f MiB", mib), yes(mib <= 96)})
+		rows = append(rows, row{"50,000: RSS ≤ 96 MiB", fmt.Sprintf("peak %.1f MiB; %s MiB at the end (anon + file)", mib, rd.rssEnd()), yes(mib <= 96)})
 		if smallest != nil && smallest.n < rd.n {
 			g0, g1 := slices.Max(append([]int{0}, smallest.goroutines...)), slices.Max(append([]int{0}, rd.goroutines...))
 			ok := g1 <= g0+flatGoroutines && rd.peaks.FDs <= smallest.peaks.FDs+flatFDs
@@ -266,4 +266,13 @@ func (r *daemonReport) check() []string {
 		}
 	}
 	return errs
+}
+
+// rssEnd is VmRSS at the end of the window, anon + file, in MiB.
+func (x daemonResult) rssEnd() string {
+	s := x.cpu1
+	if s.RSSKB == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f (%.1f + %.1f)", float64(s.RSSKB)/1024, float64(s.AnonKB)/1024, float64(s.FileKB)/1024)
 }

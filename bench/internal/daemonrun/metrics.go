@@ -169,7 +169,7 @@ func (s *Sampler) Stop() []ProcSample {
 
 // Peaks are the maxima over samples.
 type Peaks struct {
-	RSSKB, HWMKB          int64
+	RSSKB, HWMKB, AnonKB  int64
 	Threads, FDs, Gorouts int
 }
 
@@ -179,6 +179,7 @@ func PeaksOf(ss []ProcSample) Peaks {
 	for _, s := range ss {
 		p.RSSKB = max(p.RSSKB, s.RSSKB)
 		p.HWMKB = max(p.HWMKB, s.HWMKB)
+		p.AnonKB = max(p.AnonKB, s.AnonKB)
 		p.Threads = max(p.Threads, s.Threads)
 		p.FDs = max(p.FDs, s.FDs)
 		p.Gorouts = max(p.Gorouts, s.Goroutines)

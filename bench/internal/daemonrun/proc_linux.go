@@ -18,6 +18,8 @@ type ProcSample struct {
 	User, Sys  time.Duration // utime, stime of every thread so far
 	RSSKB      int64         // VmRSS
 	HWMKB      int64         // VmHWM: peak RSS so far
+	AnonKB     int64         // RssAnon: the process's own memory (heap, stacks)
+	FileKB     int64         // RssFile: mapped file pages (mostly the binary's code)
 	Threads    int
 	FDs        int
 	Goroutines int // from /metrics (go_goroutines); 0 when not scraped
@@ -58,6 +60,10 @@ func Sample(pid int) (ProcSample, error) {
 			s.RSSKB = n
 		case "VmHWM":
 			s.HWMKB = n
+		case "RssAnon":
+			s.AnonKB = n
+		case "RssFile":
+			s.FileKB = n
 		case "Threads":
 			s.Threads = int(n)
 		}
