@@ -27,7 +27,7 @@ func (b backend) Reload(ctx context.Context) error { return b.d.Reload(ctx) }
 
 // PathInfo answers the seed's GET /path-info.
 func (b backend) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
-	snap, err := b.d.eng.Snapshot(ctx)
+	snap, err := b.d.eng.Paths(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
 	d.notify.Send(sdnotify.Reloading())
-	cfg, err := config.Load(d.opts.ConfigFile)
+	cfg, err := loadConfig(d.opts.ConfigFile)
 	if err == nil {
 		var committed bool
 		committed, err = d.apply(ctx, cfg)

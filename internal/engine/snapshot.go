@@ -81,11 +81,20 @@ type DampeningSnapshot struct {
 // Snapshot returns the engine's state, taken on its goroutine.
 func (e *Engine) Snapshot(ctx context.Context) (Snapshot, error) {
 	var out Snapshot
-	err := e.do(ctx, func() { out = e.snapshot() })
+	err := e.do(ctx, func() { out = e.snapshot(true) })
 	return out, err
 }
 
-func (e *Engine) snapshot() Snapshot {
+// Paths is Snapshot without the targets (every PathSnapshot's Targets is
+// nil): what /path-info needs, at the cost of the paths and not of every
+// target (a 50,000-target snapshot is megabytes).
+func (e *Engine) Paths(ctx context.Context) (Snapshot, error) {
+	var out Snapshot
+	err := e.do(ctx, func() { out = e.snapshot(false) })
+	return out, err
+}
+
+func (e *Engine) snapshot(targets bool) Snapshot {
 	out := Snapshot{Started: e.started, Config: e.cfg.File}
 	for _, s := range e.services {
 		ss := ServiceSnapshot{
@@ -98,14 +107,14 @@ func (e *Engine) snapshot() Snapshot {
 		}
 		ss.Decision.Active = slices.Clone(s.decision.Active)
 		for _, p := range s.paths {
-			ss.Paths = append(ss.Paths, e.pathSnapshot(s, p))
+			ss.Paths = append(ss.Paths, e.pathSnapshot(s, p, targets))
 		}
 		out.Services = append(out.Services, ss)
 	}
 	return out
 }
 
-func (e *Engine) pathSnapshot(s *service, p *path) PathSnapshot {
+func (e *Engine) pathSnapshot(s *service, p *path, targets bool) PathSnapshot {
 	k := pathKey{s.cfg.Name, p.cfg.Name}
 	ps := PathSnapshot{
 		Name:     p.cfg.Name,
@@ -113,6 +122,9 @@ func (e *Engine) pathSnapshot(s *service, p *path) PathSnapshot {
 		State:    p.state,
 		Probed:   p.probed,
 		Override: e.overrides[k],
+	}
+	if targets {
+		ps.Targets = make([]TargetSnapshot, 0, len(p.targets))
 	}
 	for _, t := range p.targets {
 		m := t.mon
@@ -126,11 +138,13 @@ func (e *Engine) pathSnapshot(s *service, p *path) PathSnapshot {
 			ps.LastChange = m.LastChange
 			ps.Reason = m.Reason
 		}
-		ps.Targets = append(ps.Targets, TargetSnapshot{
-			Address: t.addr, State: m.State(),
-			Attempts: m.Attempts, Losses: m.Losses,
-			LastAttempt: m.LastAttempt, LastRTT: m.LastRTT, Reason: m.Reason,
-		})
+		if targets {
+			ps.Targets = append(ps.Targets, TargetSnapshot{
+				Address: t.addr, State: m.State(),
+				Attempts: m.Attempts, Losses: m.Losses,
+				LastAttempt: m.LastAttempt, LastRTT: m.LastRTT, Reason: m.Reason,
+			})
+		}
 	}
 	if d := p.damp; d != nil {
 		now := e.now()

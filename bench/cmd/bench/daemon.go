@@ -96,11 +96,13 @@ func runDaemon(o options) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	logf("building reachd")
-	bin, err := daemonrun.Build(tmp)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		return 1
+	bin := o.reachdBin
+	if bin == "" {
+		logf("building reachd")
+		if bin, err = daemonrun.Build(tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
 	}
 	var t topo.Topo
 	defer func() {
@@ -189,6 +191,12 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResul
 		}
 	}()
 	logf("reachd: serving after %v", time.Since(began).Round(time.Millisecond))
+	if o.nice != 0 {
+		if err := daemonrun.Renice(d.PID(), o.nice); err != nil {
+			capt.Stop()
+			return r, err
+		}
+	}
 	ctx := context.Background()
 	sm := d.StartSampler(2*time.Second, true)
 	time.Sleep(o.warmup)
@@ -318,6 +326,12 @@ func fpingToolRun(t *topo.Topo, tmp string, o options, n int) (daemonResult, err
 		}
 		go func() { p.cmd.Wait(); close(p.exited) }()
 		p.peaks = watch(p.cmd.Process.Pid, stop) // `ip netns exec` execs: this is fping's pid
+		if o.nice != 0 {
+			if err := daemonrun.Renice(p.cmd.Process.Pid, o.nice); err != nil {
+				capt.Stop()
+				return r, err
+			}
+		}
 		ps = append(ps, p)
 	}
 	sample := func() daemonrun.ProcSample {

@@ -69,7 +69,11 @@ func (r *daemonReport) markdown() string {
 	fmt.Fprintf(&b, "### Daemon run of %s\n\n", r.started.UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Command: `sudo go run ./bench/cmd/bench %s`\n\n", strings.Join(os.Args[1:], " "))
 	fmt.Fprintf(&b, "Machine: %s\n\n", machine())
-	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s; at the end: %s.\n\n", r.load0, r.load1)
+	fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start: %s; at the end: %s.", r.load0, r.load1)
+	if o.nice != 0 {
+		fmt.Fprintf(&b, " Every tool's threads ran at nice %d (`-nice`).", o.nice)
+	}
+	b.WriteString("\n\n")
 	fmt.Fprintf(&b, "Each tool: %v warm-up, then a window of %v measured; one echo request per target every %v; "+
 		"requests timestamped on the targets' veth (AF_PACKET); jitter is |gap − %v| over every pair of consecutive requests to the same target in the window.\n\n",
 		o.warmup, o.duration, o.interval, o.interval)

@@ -47,6 +47,8 @@ type options struct {
 	sizes      string
 	paths      int
 	warmup     time.Duration
+	nice       int
+	reachdBin  string
 }
 
 func main() {
@@ -69,6 +71,8 @@ func main() {
 	flag.StringVar(&o.sizes, "sizes", "10000,50000", "with -daemon: numbers of targets, comma-separated")
 	flag.IntVar(&o.paths, "paths", 10, "with -daemon: probed-only paths of the one service the targets are spread over")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "with -daemon: time each tool runs before its measured window")
+	flag.StringVar(&o.reachdBin, "reachd-bin", "", "with -daemon: run this reachd binary instead of building ./cmd/reachd (e.g. an older commit's, for a before/after)")
+	flag.IntVar(&o.nice, "nice", 0, "with -daemon: nice value of every tool's threads (e.g. -10: on a machine shared with other work, both tools alike)")
 	flag.Parse()
 	set := map[string]bool{}
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
@@ -74,4 +76,24 @@ func Sample(pid int) (ProcSample, error) {
 	}
 	s.FDs = len(ents)
 	return s, nil
+}
+
+// Renice sets the nice value of every thread of pid (setpriority works on
+// one thread; threads started later inherit it from the thread that
+// starts them, which is then one of these).
+func Renice(pid, nice int) error {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if err := unix.Setpriority(unix.PRIO_PROCESS, tid, nice); err != nil && err != unix.ESRCH {
+			return fmt.Errorf("renice thread %d of %d: %w", tid, pid, err)
+		}
+	}
+	return nil
 }
