@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // The seed's demo end to end (shared/seeds/001): client → load balancer
@@ -50,8 +50,8 @@ announce:
 
 type anycastLab struct {
 	top     *lab.LBTopology
-	lb      *labrun.Reachd
-	servers []*labrun.Reachd
+	lb      *labdaemon.Reachd
+	servers []*labdaemon.Reachd
 	health  []net.Listener // what each server's announcement follows
 }
 
@@ -68,7 +68,7 @@ func startAnycast(t *testing.T) *anycastLab {
 		startNamedEcho(t, s, top.VIP4)
 		fmt.Fprintf(&nbs, "    - {address: %s, peer-as: 65100, passive: true, hold-time: 3, learn: {service: anycast}}\n", s.Addr4)
 	}
-	a.lb, err = labrun.StartNS(top.LB, reachdBin, t.TempDir(), fmt.Sprintf(anycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
+	a.lb, err = labdaemon.StartNS(top.LB, reachdBin, t.TempDir(), fmt.Sprintf(anycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func startAnycast(t *testing.T) *anycastLab {
 		go acceptAll(hl)
 		t.Cleanup(func() { hl.Close() })
 		a.health = append(a.health, hl)
-		r, err := labrun.StartNS(s.NS, reachdBin, t.TempDir(), fmt.Sprintf(anycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, hl.Addr()))
+		r, err := labdaemon.StartNS(s.NS, reachdBin, t.TempDir(), fmt.Sprintf(anycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, hl.Addr()))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestDemoAnycast(t *testing.T) {
 	var out strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := labrun.DemoAnycast(ctx, &out, reachdBin); err != nil {
+	if err := labdaemon.DemoAnycast(ctx, &out, reachdBin); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	for _, want := range []string{"connection A still answers from S1 (pinned)", "a new connection C lands on S2", "stays on S2", "connection A (on S1) fails", "none of S2's connections moved", "removed every namespace"} {

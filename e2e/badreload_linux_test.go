@@ -11,12 +11,12 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/vishvananda/netlink"
 )
 
 // kernelState is every route (all tables) and rule of the router, as text.
-func kernelState(t *testing.T, r *labrun.Reachd) []string {
+func kernelState(t *testing.T, r *labdaemon.Reachd) []string {
 	t.Helper()
 	h := r.Top.Router.Handle()
 	var out []string
@@ -45,8 +45,8 @@ func kernelState(t *testing.T, r *labrun.Reachd) []string {
 // with exactly the corpus's errors, and neither the running config nor the
 // kernel (routes of every table, rules) changes.
 func TestBadConfigReloads(t *testing.T) {
-	r := setup(t, hosts[0], labrun.Options{})
-	bb := labrun.Via(r.Top.ISP1, false)
+	r := setup(t, hosts[0], labdaemon.Options{})
+	bb := labdaemon.Via(r.Top.ISP1, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

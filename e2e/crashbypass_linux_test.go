@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -202,7 +202,7 @@ func TestSIGKILLDuringBypass(t *testing.T) {
 	b := newBypassLab(t)
 	all, _ := b.kernel(t)
 	theirs := netip.MustParsePrefix("192.0.2.1/24")
-	r, err := labrun.StartNS(b.ns, reachdBin, t.TempDir(), b.config())
+	r, err := labdaemon.StartNS(b.ns, reachdBin, t.TempDir(), b.config())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/vishvananda/netlink"
 )
 
@@ -27,10 +27,10 @@ func TestSIGKILLAtRandomMoments(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: runs from .ci/run with a reduced -crash-iterations")
 	}
-	timing := labrun.Fast
+	timing := labdaemon.Fast
 	timing.HoldDown = 200 * time.Millisecond
-	r := setup(t, hosts[0], labrun.Options{Timing: timing})
-	bb, lte := labrun.Via(r.Top.ISP1, false), labrun.Via(r.Top.ISP2, false)
+	r := setup(t, hosts[0], labdaemon.Options{Timing: timing})
+	bb, lte := labdaemon.Via(r.Top.ISP1, false), labdaemon.Via(r.Top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // dashboardWarmup lets the lab run longer before the failover (with some
@@ -35,8 +35,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium is not installed (scripts/install-deps.sh installs it)")
 	}
-	r := setup(t, hosts[0], labrun.Options{Dashboard: "127.0.0.1:9471"})
-	if _, err := r.WaitRoute(false, labrun.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
+	r := setup(t, hosts[0], labdaemon.Options{Dashboard: "127.0.0.1:9471"})
+	if _, err := r.WaitRoute(false, labdaemon.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	url := "http://" + forward(t, func(ctx context.Context) (net.Conn, error) {

@@ -19,7 +19,7 @@ import (
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/ti-mo/conntrack"
 )
 
@@ -47,7 +47,7 @@ func BenchmarkECMPNextHopChange(b *testing.B) {
 	top.Servers = all[:4]
 	cfg := ecmpConfig(top, false)
 	top.Servers = all
-	r, err := labrun.StartNS(top.LB, reachdBin, b.TempDir(), cfg)
+	r, err := labdaemon.StartNS(top.LB, reachdBin, b.TempDir(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

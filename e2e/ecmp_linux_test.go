@@ -19,7 +19,7 @@ import (
 	mdnetlink "github.com/mdlayher/netlink"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/ti-mo/conntrack"
 )
 
@@ -179,14 +179,14 @@ func ecmpConfig(top *lab.LBTopology, v6 bool) string {
 	return fmt.Sprintf(ecmpConfigTmpl, vip, paths.String())
 }
 
-func lbSetup(t *testing.T, h host, v6 bool) (*lab.LBTopology, *labrun.Reachd) {
+func lbSetup(t *testing.T, h host, v6 bool) (*lab.LBTopology, *labdaemon.Reachd) {
 	t.Helper()
 	return lbSetupN(t, h, v6, 3, 3)
 }
 
 // lbSetupN builds the load balancer with servers servers, of which the
 // first configured are in reachd's config.
-func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTopology, *labrun.Reachd) {
+func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTopology, *labdaemon.Reachd) {
 	t.Helper()
 	top, err := lab.LoadBalancer(lab.LBOptions{Name: "ecmp", Servers: servers, RPFilter: h.rpFilter, SharedLAN: h.sharedLAN})
 	if err != nil {
@@ -200,7 +200,7 @@ func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTo
 	top.Servers = all[:configured]
 	cfg := ecmpConfig(top, v6)
 	top.Servers = all
-	r, err := labrun.StartNS(top.LB, reachdBin, t.TempDir(), cfg)
+	r, err := labdaemon.StartNS(top.LB, reachdBin, t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +215,7 @@ func lbSetupN(t *testing.T, h host, v6 bool, servers, configured int) (*lab.LBTo
 
 // waitUsable waits until the service's usable paths are want, as a set:
 // next-hops learned over BGP are listed in the order they arrived.
-func waitUsable(t testing.TB, r *labrun.Reachd, want string, limit time.Duration) apitype.Service {
+func waitUsable(t testing.TB, r *labdaemon.Reachd, want string, limit time.Duration) apitype.Service {
 	t.Helper()
 	sorted := func(l []string) string {
 		l = append([]string(nil), l...)

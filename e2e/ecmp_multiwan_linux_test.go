@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // TestECMPMultiWAN is mwan3's "balanced" policy: a branch router sharing
@@ -34,7 +34,7 @@ services:
       - {name: broadband, interface: %s, gateway: %s, probe-address: [%s], probe-interval: 0.2, number-of-retries: 3, retry-interval: 0.3}
       - {name: lte, interface: %s, gateway: %s, probe-address: [%s], probe-interval: 0.2, number-of-retries: 3, retry-interval: 0.3}
 `, top.ISP1.RouterIf, top.ISP1.Gateway4, top.Targets4[0], top.ISP2.RouterIf, top.ISP2.Gateway4, top.Targets4[1])
-	r, err := labrun.StartNS(top.Router, reachdBin, t.TempDir(), cfg)
+	r, err := labdaemon.StartNS(top.Router, reachdBin, t.TempDir(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ services:
 	waitUsable(t, r, "broadband,lte", 10*time.Second)
 	wan := map[string]string{wanAddr(top.ISP1).String(): "broadband", wanAddr(top.ISP2).String(): "lte"}
 	type wconn struct {
-		c   *labrun.EchoConn
+		c   *labdaemon.EchoConn
 		wan string
 	}
 	var conns []wconn

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/vishvananda/netlink"
 )
 
@@ -160,7 +160,7 @@ func TestECMPProblemThenReachd(t *testing.T) {
 
 	t.Run("reachd", func(t *testing.T) {
 		cfg := ecmpConfig(top, false)
-		r, err := labrun.StartNS(top.LB, reachdBin, t.TempDir(), cfg)
+		r, err := labdaemon.StartNS(top.LB, reachdBin, t.TempDir(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

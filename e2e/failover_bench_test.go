@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // BenchmarkFailover measures the time from an upstream cut to the route
@@ -17,10 +17,10 @@ import (
 //
 // It reports the median and the worst cut-to-replace time.
 func BenchmarkFailover(b *testing.B) {
-	timing := labrun.Fast
+	timing := labdaemon.Fast
 	timing.HoldDown = 200 * time.Millisecond
-	r := setupB(b, labrun.Options{Timing: timing})
-	bb, lte := labrun.Via(r.Top.ISP1, false), labrun.Via(r.Top.ISP2, false)
+	r := setupB(b, labdaemon.Options{Timing: timing})
+	bb, lte := labdaemon.Via(r.Top.ISP1, false), labdaemon.Via(r.Top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		b.Fatal(err)
 	}

@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
-// bound is the detection bound of labrun.Fast plus the 250 ms the issue
+// bound is the detection bound of labdaemon.Fast plus the 250 ms the issue
 // allows: probe-interval + retry-interval + 250 ms.
-var bound = labrun.Fast.ProbeInterval + labrun.Fast.RetryInterval + 250*time.Millisecond
+var bound = labdaemon.Fast.ProbeInterval + labdaemon.Fast.RetryInterval + 250*time.Millisecond
 
 func failover(t *testing.T, h host, v6 bool) {
-	r := setup(t, h, labrun.Options{V6: v6})
-	bb, lte := labrun.Via(r.Top.ISP1, v6), labrun.Via(r.Top.ISP2, v6)
+	r := setup(t, h, labdaemon.Options{V6: v6})
+	bb, lte := labdaemon.Via(r.Top.ISP1, v6), labdaemon.Via(r.Top.ISP2, v6)
 	if _, err := r.WaitRoute(v6, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -55,9 +55,9 @@ func failover(t *testing.T, h host, v6 bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restore → route via broadband after %v (hold-down %v)", took, labrun.Fast.HoldDown)
-	if took < labrun.Fast.HoldDown {
-		t.Errorf("recovered after %v, before hold-down %v", took, labrun.Fast.HoldDown)
+	t.Logf("restore → route via broadband after %v (hold-down %v)", took, labdaemon.Fast.HoldDown)
+	if took < labdaemon.Fast.HoldDown {
+		t.Errorf("recovered after %v, before hold-down %v", took, labdaemon.Fast.HoldDown)
 	}
 }
 
@@ -74,8 +74,8 @@ func TestAllPathsDown(t *testing.T) { onHosts(t, allPathsDown) }
 func allPathsDown(t *testing.T, h host) {
 	for _, be := range []bool{false, true} {
 		t.Run(map[bool]string{false: "withdraw", true: "best-effort"}[be], func(t *testing.T) {
-			r := setup(t, h, labrun.Options{BestEffort: be})
-			bb := labrun.Via(r.Top.ISP1, false)
+			r := setup(t, h, labdaemon.Options{BestEffort: be})
+			bb := labdaemon.Via(r.Top.ISP1, false)
 			if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 				t.Fatal(err)
 			}

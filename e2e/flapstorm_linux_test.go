@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 var stormFor = flag.Duration("storm", 60*time.Second, "how long TestFlapStormDaemon flaps the path (.ci/run passes a shorter one)")
@@ -25,7 +25,7 @@ type resources struct {
 	heapInuse       float64 // bytes
 }
 
-func sample(t *testing.T, r *labrun.Reachd, metrics string) resources {
+func sample(t *testing.T, r *labdaemon.Reachd, metrics string) resources {
 	t.Helper()
 	var out resources
 	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", r.PID()))
@@ -71,11 +71,11 @@ func TestFlapStormDaemon(t *testing.T) {
 		t.Skip("-short: the flap storm runs from .ci/run with a reduced -storm")
 	}
 	const metrics = "127.0.0.1:9469"
-	timing := labrun.Timing{ProbeInterval: 100 * time.Millisecond, RetryInterval: 100 * time.Millisecond, Retries: 2, HoldDown: time.Second}
+	timing := labdaemon.Timing{ProbeInterval: 100 * time.Millisecond, RetryInterval: 100 * time.Millisecond, Retries: 2, HoldDown: time.Second}
 	damp := "{penalty: 1000, suppress-threshold: 2000, reuse-threshold: 750, half-life: 10s, max-suppress: 20s}"
 	maxSuppress := 20 * time.Second
-	r := setup(t, hosts[0], labrun.Options{Timing: timing, Dampening: damp, Metrics: metrics})
-	bb, lte := labrun.Via(r.Top.ISP1, false), labrun.Via(r.Top.ISP2, false)
+	r := setup(t, hosts[0], labdaemon.Options{Timing: timing, Dampening: damp, Metrics: metrics})
+	bb, lte := labdaemon.Via(r.Top.ISP1, false), labdaemon.Via(r.Top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

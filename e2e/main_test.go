@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 var reachdBin string
@@ -88,11 +88,11 @@ func onHosts(t *testing.T, fn func(t *testing.T, h host)) {
 // setup builds the standard topology (router masquerading on both WANs)
 // on host h and starts reachd in it. Everything is removed when the test
 // ends.
-func setup(t *testing.T, h host, o labrun.Options) *labrun.Reachd { return setupTB(t, h, o) }
+func setup(t *testing.T, h host, o labdaemon.Options) *labdaemon.Reachd { return setupTB(t, h, o) }
 
-func setupB(b *testing.B, o labrun.Options) *labrun.Reachd { return setupTB(b, hosts[0], o) }
+func setupB(b *testing.B, o labdaemon.Options) *labdaemon.Reachd { return setupTB(b, hosts[0], o) }
 
-func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
+func setupTB(t testing.TB, h host, o labdaemon.Options) *labdaemon.Reachd {
 	t.Helper()
 	top, err := lab.Standard(lab.StandardOptions{Name: "e2e", Masquerade: true, RPFilter: h.rpFilter, RouterDefault: h.mainDefault})
 	if err != nil {
@@ -107,7 +107,7 @@ func setupTB(t testing.TB, h host, o labrun.Options) *labrun.Reachd {
 			t.Fatal(err)
 		}
 	}
-	r, err := labrun.Start(top, reachdBin, t.TempDir(), o)
+	r, err := labdaemon.Start(top, reachdBin, t.TempDir(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

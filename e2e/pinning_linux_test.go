@@ -9,13 +9,13 @@ import (
 
 	"github.com/mdlayher/netlink"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/ti-mo/conntrack"
 )
 
-func startEcho(t *testing.T, top *lab.Topology) *labrun.EchoServer {
+func startEcho(t *testing.T, top *lab.Topology) *labdaemon.EchoServer {
 	t.Helper()
-	s, err := labrun.StartEcho(top)
+	s, err := labdaemon.StartEcho(top)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -23,7 +23,7 @@ func startEcho(t *testing.T, top *lab.Topology) *labrun.EchoServer {
 	return s
 }
 
-func dial(t *testing.T, top *lab.Topology, s *labrun.EchoServer) *labrun.EchoConn {
+func dial(t *testing.T, top *lab.Topology, s *labdaemon.EchoServer) *labdaemon.EchoConn {
 	t.Helper()
 	c, err := s.Dial(context.Background(), top)
 	if err != nil {
@@ -33,7 +33,7 @@ func dial(t *testing.T, top *lab.Topology, s *labrun.EchoServer) *labrun.EchoCon
 	return c
 }
 
-func echo(t *testing.T, c *labrun.EchoConn, msg string) {
+func echo(t *testing.T, c *labdaemon.EchoConn, msg string) {
 	t.Helper()
 	if err := c.Echo(msg); err != nil {
 		t.Fatalf("echo %q: %v", msg, err)
@@ -45,10 +45,10 @@ func wanAddr(isp *lab.ISP) netip.Addr { return isp.RouterWAN4.Addr() }
 func TestPinningAcrossRecovery(t *testing.T) { onHosts(t, pinningAcrossRecovery) }
 
 func pinningAcrossRecovery(t *testing.T, h host) {
-	r := setup(t, h, labrun.Options{})
+	r := setup(t, h, labdaemon.Options{})
 	top := r.Top
 	srv := startEcho(t, top)
-	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
+	bb, lte := labdaemon.Via(top.ISP1, false), labdaemon.Via(top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +86,10 @@ func pinningAcrossRecovery(t *testing.T, h host) {
 func TestPinningWithOverride(t *testing.T) { onHosts(t, pinningWithOverride) }
 
 func pinningWithOverride(t *testing.T, h host) {
-	r := setup(t, h, labrun.Options{})
+	r := setup(t, h, labdaemon.Options{})
 	top := r.Top
 	srv := startEcho(t, top)
-	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
+	bb, lte := labdaemon.Via(top.ISP1, false), labdaemon.Via(top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +120,10 @@ func pinningWithOverride(t *testing.T, h host) {
 func TestFlushOnDownOnlyTheDeadPath(t *testing.T) { onHosts(t, flushOnDownOnlyTheDeadPath) }
 
 func flushOnDownOnlyTheDeadPath(t *testing.T, h host) {
-	r := setup(t, h, labrun.Options{FlushOnDown: true})
+	r := setup(t, h, labdaemon.Options{FlushOnDown: true})
 	top := r.Top
 	srv := startEcho(t, top)
-	bb, lte := labrun.Via(top.ISP1, false), labrun.Via(top.ISP2, false)
+	bb, lte := labdaemon.Via(top.ISP1, false), labdaemon.Via(top.ISP2, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // TestPrometheusSeesPathDown runs Debian's prometheus next to reachd in the
@@ -28,7 +28,7 @@ func TestPrometheusSeesPathDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := setup(t, hosts[0], labrun.Options{Metrics: "127.0.0.1:9469"})
+	r := setup(t, hosts[0], labdaemon.Options{Metrics: "127.0.0.1:9469"})
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "prometheus.yml")
 	os.WriteFile(cfg, []byte(`global: {scrape_interval: 1s, evaluation_interval: 1s}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -20,7 +20,7 @@ type routeWatch struct {
 	done   chan struct{}
 }
 
-func watchRoutes(t *testing.T, r *labrun.Reachd) *routeWatch {
+func watchRoutes(t *testing.T, r *labdaemon.Reachd) *routeWatch {
 	t.Helper()
 	h, err := netns.GetFromPath(r.NS.Path())
 	if err != nil {
@@ -51,8 +51,8 @@ func (w *routeWatch) count() int {
 func TestSIGKILLRestartChangesNothing(t *testing.T) { onHosts(t, sigkillRestart) }
 
 func sigkillRestart(t *testing.T, h host) {
-	r := setup(t, h, labrun.Options{})
-	bb := labrun.Via(r.Top.ISP1, false)
+	r := setup(t, h, labdaemon.Options{})
+	bb := labdaemon.Via(r.Top.ISP1, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -100,13 +100,13 @@ func TestSIGTERMRemovesWhatReachdInstalled(t *testing.T) { onHosts(t, sigtermRem
 
 func sigtermRemoves(t *testing.T, h host) {
 	for _, keep := range []bool{false, true} {
-		r := setup(t, h, labrun.Options{KeepOnExit: keep})
+		r := setup(t, h, labdaemon.Options{KeepOnExit: keep})
 		// What the wan interfaces had before reachd: the namespace's default.
 		before, err := r.Top.Router.ReadSysctl("net/ipv4/conf/default/src_valid_mark")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := r.WaitRoute(false, labrun.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
+		if _, err := r.WaitRoute(false, labdaemon.Via(r.Top.ISP1, false), 5*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		for _, ifn := range []string{"wan0", "wan1"} {
@@ -143,7 +143,7 @@ func sigtermRemoves(t *testing.T, h host) {
 		// selected path already.
 		wantRoute := "none"
 		if h.mainDefault {
-			wantRoute = labrun.Via(r.Top.ISP1, false)
+			wantRoute = labdaemon.Via(r.Top.ISP1, false)
 		}
 		if ours != 0 || tableErr == nil || route != wantRoute || svm != before {
 			t.Errorf("after SIGTERM: %d reachd rules, nft table present=%v, route %q (want %q), src_valid_mark %s (want %s); want all removed", ours, tableErr == nil, route, wantRoute, svm, before)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,9 +27,9 @@ func TestForgedEchoRepliesDaemon(t *testing.T) {
 
 func forgedEchoReplies(t *testing.T, v6 bool) {
 	const metrics = "127.0.0.1:9469"
-	r := setup(t, hosts[0], labrun.Options{Metrics: metrics, V6: v6})
+	r := setup(t, hosts[0], labdaemon.Options{Metrics: metrics, V6: v6})
 	top := r.Top
-	bb, lte := labrun.Via(top.ISP1, v6), labrun.Via(top.ISP2, v6)
+	bb, lte := labdaemon.Via(top.ISP1, v6), labdaemon.Via(top.ISP2, v6)
 	if _, err := r.WaitRoute(v6, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func forgedEchoReplies(t *testing.T, v6 bool) {
 		return b, to
 	})
 
-	bound := labrun.Fast.ProbeInterval + labrun.Fast.RetryInterval
+	bound := labdaemon.Fast.ProbeInterval + labdaemon.Fast.RetryInterval
 	const margin = 2 * time.Second
 	took, err := r.WaitRoute(v6, lte, bound+margin)
 	if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"golang.org/x/sys/unix"
 )
 
@@ -60,7 +60,7 @@ func rawIPv4() (int, error) {
 	return unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.IPPROTO_RAW)
 }
 
-func lastLoopReport(t *testing.T, r *labrun.Reachd) *apitype.LinktestReport {
+func lastLoopReport(t *testing.T, r *labdaemon.Reachd) *apitype.LinktestReport {
 	t.Helper()
 	list, err := r.Client.Linktests(context.Background())
 	if err != nil || len(list) != 1 {
@@ -81,7 +81,7 @@ func lastLoopReport(t *testing.T, r *labrun.Reachd) *apitype.LinktestReport {
 // forgeries as foreign.
 func TestForgedTimeExceededDaemon(t *testing.T) {
 	const metrics = "127.0.0.1:9469"
-	r := setup(t, hosts[0], labrun.Options{Extra: loopTest, Metrics: metrics})
+	r := setup(t, hosts[0], labdaemon.Options{Extra: loopTest, Metrics: metrics})
 	top := r.Top
 	loopOverISP1(t, top)
 	var rep *apitype.LinktestReport

@@ -15,7 +15,7 @@ import (
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/reachd/reachd/internal/probe/stamp"
 	"golang.org/x/sys/unix"
 )
@@ -35,7 +35,7 @@ func stampFlow(peer netip.Addr) string {
 }
 
 // flowState returns reachd's flow alpha.
-func flowState(t *testing.T, r *labrun.Reachd) apitype.FlowState {
+func flowState(t *testing.T, r *labdaemon.Reachd) apitype.FlowState {
 	t.Helper()
 	fs, err := r.Client.Flows(context.Background())
 	if err != nil {
@@ -50,7 +50,7 @@ func flowState(t *testing.T, r *labrun.Reachd) apitype.FlowState {
 	return apitype.FlowState{}
 }
 
-func waitFlow(t *testing.T, r *labrun.Reachd, status string, limit time.Duration) time.Duration {
+func waitFlow(t *testing.T, r *labdaemon.Reachd, status string, limit time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
 	for time.Since(start) < limit {
@@ -105,7 +105,7 @@ func startReflector(t *testing.T, ns *lab.NS, addr netip.AddrPort) {
 // fail-delay, accept no measurement, and count the forgeries.
 func TestForgedSTAMPRepliesDaemon(t *testing.T) {
 	const metrics = "127.0.0.1:9469"
-	r := setup(t, hosts[0], labrun.Options{Metrics: metrics, Extra: stampFlow(netip.MustParseAddr("203.0.113.80"))})
+	r := setup(t, hosts[0], labdaemon.Options{Metrics: metrics, Extra: stampFlow(netip.MustParseAddr("203.0.113.80"))})
 	top := r.Top
 	refl := netip.AddrPortFrom(top.Server4, stamp.DefaultPort)
 	startReflector(t, top.Internet, refl)
@@ -189,9 +189,9 @@ func TestForgedSTAMPRepliesDaemon(t *testing.T) {
 // memory and goroutines must stay flat.
 func TestGarbageReflectorDaemon(t *testing.T) {
 	const metrics = "127.0.0.1:9469"
-	r := setup(t, hosts[0], labrun.Options{Metrics: metrics, Extra: stampFlow(netip.MustParseAddr("203.0.113.80"))})
+	r := setup(t, hosts[0], labdaemon.Options{Metrics: metrics, Extra: stampFlow(netip.MustParseAddr("203.0.113.80"))})
 	top := r.Top
-	bb := labrun.Via(top.ISP1, false)
+	bb := labdaemon.Via(top.ISP1, false)
 	if _, err := r.WaitRoute(false, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -7,12 +7,12 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // waitPaths waits until the service's paths have the states want (by path
 // name) and returns the last states seen.
-func waitPaths(t *testing.T, r *labrun.Reachd, want map[string]string, limit time.Duration) {
+func waitPaths(t *testing.T, r *labdaemon.Reachd, want map[string]string, limit time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	var got map[string]string
@@ -44,9 +44,9 @@ var bothUp = map[string]string{"broadband": "up", "lte": "up"}
 // restores them all and checks that the primary is back within
 // probe-interval + hold-down + 1 s: a withdrawn service's unreachable route
 // must not keep the probes' replies out.
-func recoverAfterTotalOutage(t *testing.T, r *labrun.Reachd, v6 bool) {
+func recoverAfterTotalOutage(t *testing.T, r *labdaemon.Reachd, v6 bool) {
 	t.Helper()
-	bb := labrun.Via(r.Top.ISP1, v6)
+	bb := labdaemon.Via(r.Top.ISP1, v6)
 	if _, err := r.WaitRoute(v6, bb, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -57,10 +57,10 @@ func recoverAfterTotalOutage(t *testing.T, r *labrun.Reachd, v6 bool) {
 	}
 	waitPaths(t, r, map[string]string{"broadband": "down", "lte": "down"}, 5*time.Second)
 	// Let the withdrawn state last a few probe intervals.
-	time.Sleep(3 * labrun.Fast.ProbeInterval)
+	time.Sleep(3 * labdaemon.Fast.ProbeInterval)
 	r.Top.Restore(1)
 	r.Top.Restore(2)
-	bound := labrun.Fast.ProbeInterval + labrun.Fast.HoldDown + time.Second
+	bound := labdaemon.Fast.ProbeInterval + labdaemon.Fast.HoldDown + time.Second
 	took, err := r.WaitRoute(v6, bb, 3*bound)
 	if err != nil {
 		t.Fatalf("the service never came back after the total outage: %v", err)
@@ -77,7 +77,7 @@ func TestRecoveryAfterTotalOutage(t *testing.T) {
 		t.Run(h.name, func(t *testing.T) {
 			for _, v6 := range []bool{false, true} {
 				t.Run(map[bool]string{false: "v4", true: "v6"}[v6], func(t *testing.T) {
-					recoverAfterTotalOutage(t, setup(t, h, labrun.Options{V6: v6}), v6)
+					recoverAfterTotalOutage(t, setup(t, h, labdaemon.Options{V6: v6}), v6)
 				})
 			}
 		})
@@ -92,9 +92,9 @@ func TestStockHostFailuresGone(t *testing.T) {
 	// paths went down at the first test and nothing ever came up.
 	t.Run("1-no-main-default,rp_filter=2", func(t *testing.T) {
 		for _, v6 := range []bool{false, true} {
-			r := setup(t, host{rpFilter: lab.RPFilterLoose}, labrun.Options{V6: v6})
+			r := setup(t, host{rpFilter: lab.RPFilterLoose}, labdaemon.Options{V6: v6})
 			waitPaths(t, r, bothUp, 5*time.Second)
-			if _, err := r.WaitRoute(v6, labrun.Via(r.Top.ISP1, v6), time.Second); err != nil {
+			if _, err := r.WaitRoute(v6, labdaemon.Via(r.Top.ISP1, v6), time.Second); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -103,7 +103,7 @@ func TestStockHostFailuresGone(t *testing.T) {
 	// total outage the withdrawn service's unreachable route kept every
 	// reply out, so it never recovered.
 	t.Run("2-main-default,rp_filter=2,total-outage", func(t *testing.T) {
-		r := setup(t, host{rpFilter: lab.RPFilterLoose, mainDefault: true}, labrun.Options{})
+		r := setup(t, host{rpFilter: lab.RPFilterLoose, mainDefault: true}, labdaemon.Options{})
 		recoverAfterTotalOutage(t, r, false)
 	})
 	// 3. The same with rp_filter 1: lte's replies arrive on wan1 while main
@@ -123,9 +123,9 @@ func TestStockHostFailuresGone(t *testing.T) {
 // broadband is back (its replies arrive on wan1). For IPv6 the strict
 // filter is firewalld's fib rule.
 func strictLTEAndPinning(t *testing.T, v6 bool) {
-	r := setup(t, host{rpFilter: lab.RPFilterStrict, mainDefault: true}, labrun.Options{V6: v6})
+	r := setup(t, host{rpFilter: lab.RPFilterStrict, mainDefault: true}, labdaemon.Options{V6: v6})
 	top := r.Top
-	bb, lte := labrun.Via(top.ISP1, v6), labrun.Via(top.ISP2, v6)
+	bb, lte := labdaemon.Via(top.ISP1, v6), labdaemon.Via(top.ISP2, v6)
 	waitPaths(t, r, bothUp, 5*time.Second)
 	if got := r.Route(v6); got != bb {
 		t.Fatalf("route %q, want %q", got, bb)
@@ -134,7 +134,7 @@ func strictLTEAndPinning(t *testing.T, v6 bool) {
 	if v6 {
 		server, lteWAN = top.Server6, top.ISP2.RouterWAN6.Addr()
 	}
-	srv, err := labrun.StartEchoOn(top, server)
+	srv, err := labdaemon.StartEchoOn(top, server)
 	if err != nil {
 		t.Fatal(err)
 	}

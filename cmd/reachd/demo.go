@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 	"github.com/spf13/cobra"
 )
 
@@ -35,13 +35,13 @@ func demoCmd() *cobra.Command {
 		Use:   "demo",
 		Short: "build a two-uplink router in network namespaces and show failover live (needs root)",
 		Args:  cobra.NoArgs,
-		RunE:  runDemo("reachd demo", labrun.Demo),
+		RunE:  runDemo("reachd demo", labdaemon.Demo),
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "anycast",
 		Short: "the seed's anycast demo: two servers announce a VIP over BGP, a load balancer learns them; drain, undrain, health failure (needs root)",
 		Args:  cobra.NoArgs,
-		RunE:  runDemo("reachd demo anycast", labrun.DemoAnycast),
+		RunE:  runDemo("reachd demo anycast", labdaemon.DemoAnycast),
 	})
 	return cmd
 }

@@ -230,7 +230,7 @@ func TestRulesCatchBackEdges(t *testing.T) {
 		p(m("internal/engine"), false, m("internal/policy"), m("internal/api")),
 		p(m("internal/dataplane"), false, m("internal/monitor"), m("internal/config")),
 		p(m("internal/daemon"), false, m("internal/engine")),
-		p(m("internal/labrun"), false, m("internal/daemon")),
+		p(m("internal/labdaemon"), false, m("internal/daemon")),
 		p(m("cmd/reachd"), false, m("internal/daemon")),
 		p(m("bench/cmd/bench"), false, m("bench/internal/result"), m("internal/lab")),
 		p(m("internal/lab"), false, m("bench/internal/result")),
@@ -248,7 +248,7 @@ func TestRulesCatchBackEdges(t *testing.T) {
 		{"internal/api", "internal/feature/flow"},
 		{"internal/engine", "internal/api"},
 		{"internal/dataplane", "internal/config"},
-		{"internal/labrun", "internal/daemon"},
+		{"internal/labdaemon", "internal/daemon"},
 		{"internal/lab", "bench/internal/result"},
 	}
 	for _, e := range want {

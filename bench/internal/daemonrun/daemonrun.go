@@ -1,6 +1,6 @@
 // Package daemonrun runs the real reachd daemon for the benchmarks: it
 // builds ./cmd/reachd, writes a config that probes N targets, starts the
-// binary in a lab namespace (internal/labrun), samples what the kernel
+// binary in a lab namespace (internal/labdaemon), samples what the kernel
 // accounts to its process (/proc) and what it reports on /metrics, and stops
 // it. bench/cmd/bench's -daemon mode uses it; so can any other benchmark of
 // the whole daemon (detection time, API under load).
@@ -24,7 +24,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/lab"
-	"github.com/reachd/reachd/internal/labrun"
+	"github.com/reachd/reachd/internal/labdaemon"
 )
 
 // Build compiles ./cmd/reachd of this module into dir and returns the
@@ -105,7 +105,7 @@ func (c Config) withDefaults() Config {
 }
 
 // YAML is the config file, with "{{DIR}}" where the run's directory goes
-// (labrun.StartNS replaces it).
+// (labdaemon.StartNS replaces it).
 func (c Config) YAML() string {
 	c = c.withDefaults()
 	var b strings.Builder
@@ -144,7 +144,7 @@ func (c Config) YAML() string {
 
 // Daemon is one reachd process started by Start.
 type Daemon struct {
-	*labrun.Reachd
+	*labdaemon.Reachd
 	cfg Config
 
 	httpOnce sync.Once
@@ -158,7 +158,7 @@ func Start(ns *lab.NS, binary, dir string, c Config, args ...string) (*Daemon, e
 	if len(c.Targets) == 0 {
 		return nil, fmt.Errorf("daemonrun: no targets")
 	}
-	r, err := labrun.StartNS(ns, binary, dir, c.YAML(), args...)
+	r, err := labdaemon.StartNS(ns, binary, dir, c.YAML(), args...)
 	if err != nil {
 		return nil, err
 	}

@@ -1,7 +1,7 @@
-// Package labrun runs a reachd binary inside the router namespace of the
+// Package labdaemon runs a reachd binary (a lab daemon) inside the router namespace of the
 // standard lab topology (internal/lab) and reads back what it did to the
 // kernel. The end-to-end tests and `reachd demo` share it.
-package labrun
+package labdaemon
 
 import (
 	"bytes"
@@ -78,7 +78,7 @@ type Reachd struct {
 	exited chan struct{}
 }
 
-const configTemplate = `# written by internal/labrun for the standard lab topology
+const configTemplate = `# written by internal/labdaemon for the standard lab topology
 api:
   socket: {{.Dir}}/reachd.sock
 state-dir: {{.Dir}}/state

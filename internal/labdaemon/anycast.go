@@ -1,4 +1,4 @@
-package labrun
+package labdaemon
 
 import (
 	"bufio"
