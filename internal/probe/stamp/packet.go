@@ -1,7 +1,7 @@
-// Package stamp implements the unauthenticated mode of the Simple Two-Way
-// Active Measurement Protocol (STAMP, RFC 8762): the test packet codec, a
-// stateful Session-Reflector and a Session-Sender that measures forward and
-// reverse latency and loss.
+// Package stamp implements the Simple Two-Way Active Measurement Protocol
+// (STAMP, RFC 8762) in unauthenticated and authenticated mode: the test
+// packet codecs, a stateful Session-Reflector and a Session-Sender that
+// measures forward and reverse latency and loss.
 package stamp
 
 import (
@@ -283,6 +283,16 @@ func DecodeReflector(b []byte) (ReflectorPacket, error) {
 		SenderTTL:        b[40],
 		Padding:          len(b) - BaseLen,
 	}
+	if err := p.checkTimestamps(); err != nil {
+		return ReflectorPacket{}, fmt.Errorf("decoding session-reflector %w", err)
+	}
+	return p, nil
+}
+
+// checkTimestamps fails when one of p's timestamps cannot be interpreted
+// in the format its Error Estimate selects; the error starts with the
+// field's name.
+func (p *ReflectorPacket) checkTimestamps() error {
 	for _, c := range []struct {
 		name string
 		ts   Timestamp
@@ -293,8 +303,8 @@ func DecodeReflector(b []byte) (ReflectorPacket, error) {
 		{"session-sender timestamp", p.SenderTimestamp, p.SenderErrorEst.PTP},
 	} {
 		if _, err := c.ts.Time(c.ptp); err != nil {
-			return ReflectorPacket{}, fmt.Errorf("decoding session-reflector %s: %w", c.name, err)
+			return fmt.Errorf("%s: %w", c.name, err)
 		}
 	}
-	return p, nil
+	return nil
 }

@@ -30,6 +30,11 @@ type ReflectorOptions struct {
 	// ClockEstimate gives the Error Estimate of our timestamps (S bit and
 	// error); default KernelClockEstimate.
 	ClockEstimate func() ErrorEstimate
+	// Key, when set, makes the reflector authenticated (RFC 8762 §4.3.2):
+	// it answers only test packets with a valid HMAC-SHA-256 made with
+	// this key, and signs its answers. Unauthenticated test packets are
+	// dropped and counted (Stats.Unauthenticated): the modes never mix.
+	Key []byte
 	// Now is the clock for T3 (and T2 when the kernel gives no timestamp)
 	// and for session expiry. Default time.Now.
 	Now    func() time.Time
@@ -42,7 +47,10 @@ type ReflectorStats struct {
 	Reflected uint64 // replies sent
 	Malformed uint64 // packets dropped because they did not decode
 	Overflow  uint64 // packets dropped because the session table was full
-	Sessions  int    // sessions now in the table
+	// Authenticated reflectors only:
+	Unauthenticated uint64 // dropped: no HMAC (an unauthenticated sender, or a short packet)
+	BadHMAC         uint64 // dropped: an HMAC that does not verify (another key, or forged)
+	Sessions        int    // sessions now in the table
 }
 
 // Reflector is a stateful STAMP Session-Reflector (RFC 8762 §4.3): it
@@ -59,6 +67,8 @@ type Reflector struct {
 	sessions map[netip.AddrPort]*reflSession
 
 	received, reflected, malformed, overflow atomic.Uint64
+	unauth, badHMAC                          atomic.Uint64
+	lastModeWarn                             atomic.Int64 // unix ns of the last "other mode" log line
 	closeOnce                                sync.Once
 	closeErr                                 error
 }
@@ -84,6 +94,9 @@ func NewReflector(opts ReflectorOptions) (*Reflector, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Key != nil && len(opts.Key) < MinKeyLen {
+		return nil, fmt.Errorf("starting STAMP reflector: the key is %d bytes; authenticated mode needs at least %d", len(opts.Key), MinKeyLen)
 	}
 	addr, port := opts.Addr.Addr(), opts.Addr.Port()
 	if port == 0 && !opts.AnyPort {
@@ -126,7 +139,10 @@ func (r *Reflector) Stats() ReflectorStats {
 		Reflected: r.reflected.Load(),
 		Malformed: r.malformed.Load(),
 		Overflow:  r.overflow.Load(),
-		Sessions:  n,
+
+		Unauthenticated: r.unauth.Load(),
+		BadHMAC:         r.badHMAC.Load(),
+		Sessions:        n,
 	}
 }
 
@@ -154,10 +170,24 @@ func (r *Reflector) Run(ctx context.Context) error {
 		if !ok {
 			t2 = r.now()
 		}
-		in, err := DecodeSender(buf[:n])
+		var in SenderPacket
+		if r.opts.Key != nil {
+			in, err = DecodeSenderAuth(buf[:n], r.opts.Key)
+		} else {
+			in, err = DecodeSender(buf[:n])
+		}
 		if err != nil {
-			r.malformed.Add(1)
-			r.log.Debug("STAMP reflector dropped packet", "from", from, "err", err)
+			switch {
+			case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrShortAuth):
+				r.unauth.Add(1)
+				r.warnMode(from, "the sender is in unauthenticated mode (no HMAC): dropped; give its flow the same key-file, or remove this reflector's key-file")
+			case errors.Is(err, ErrBadHMAC):
+				r.badHMAC.Add(1)
+				r.warnMode(from, "the test packet's HMAC does not verify (another key, or forged): dropped")
+			default:
+				r.malformed.Add(1)
+				r.log.Debug("STAMP reflector dropped packet", "from", from, "err", err)
+			}
 			continue
 		}
 		seq, ok := r.nextSeq(from, r.now())
@@ -183,7 +213,11 @@ func (r *Reflector) Run(ctx context.Context) error {
 			Padding:          in.Padding,
 		}
 		reply.Timestamp = stamp(r.now()) // T3, as late as we can
-		out = reply.Append(out[:0])
+		if r.opts.Key != nil {
+			out = reply.AppendAuth(out[:0], r.opts.Key)
+		} else {
+			out = reply.Append(out[:0])
+		}
 		if _, err := r.conn.WriteToUDPAddrPort(out, from); err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -193,6 +227,17 @@ func (r *Reflector) Run(ctx context.Context) error {
 		}
 		r.reflected.Add(1)
 	}
+}
+
+// warnMode logs a refused authenticated-mode packet at most once every
+// 10 s (a flood must not flood the log; the counters count every one).
+func (r *Reflector) warnMode(from netip.AddrPort, what string) {
+	now := r.now().UnixNano()
+	last := r.lastModeWarn.Load()
+	if now-last < int64(10*time.Second) || !r.lastModeWarn.CompareAndSwap(last, now) {
+		return
+	}
+	r.log.Warn("STAMP reflector (authenticated mode): "+what, "from", from, "unauthenticated", r.unauth.Load(), "bad_hmac", r.badHMAC.Load())
 }
 
 // nextSeq returns the session's next reflector sequence number (starting

@@ -19,8 +19,14 @@ type SenderOptions struct {
 	// Mark, when not zero, sets SO_MARK on the socket so that the test
 	// packets follow a path's fwmark routing rule.
 	Mark int
-	// Padding adds bytes after the 44-byte base packet.
+	// Padding adds bytes after the base packet (44 bytes, or 112 in
+	// authenticated mode).
 	Padding int
+	// Key, when set, makes the session authenticated (RFC 8762 §4.2.2):
+	// test packets carry an HMAC-SHA-256 with this key, and replies are
+	// accepted only with a valid one. An unauthenticated reflector's
+	// answers are refused (Rejected.Unauthenticated): the modes never mix.
+	Key []byte
 	// ClockEstimate gives our Error Estimate; default KernelClockEstimate.
 	ClockEstimate func() ErrorEstimate
 	// Now is the clock for T1 (and T4 when the kernel gives no timestamp).
@@ -72,6 +78,9 @@ type Rejected struct {
 	Malformed uint64 // did not decode as a reflector packet
 	Unknown   uint64 // for a sequence number not among the last SentWindow sent (forged, or very late)
 	Forged    uint64 // a sequence number we sent, but not the timestamp we sent it with
+	// Authenticated sessions only:
+	Unauthenticated uint64 // no HMAC: the reflector is in unauthenticated mode (or the reply is short)
+	BadHMAC         uint64 // an HMAC that does not verify: another key, or forged
 }
 
 // SentWindow is how many recent test packets a Sender remembers to check
@@ -124,6 +133,9 @@ func NewSender(opts SenderOptions) (*Sender, error) {
 	}
 	if peer.Port() == 0 {
 		peer = netip.AddrPortFrom(peer.Addr(), DefaultPort)
+	}
+	if opts.Key != nil && len(opts.Key) < MinKeyLen {
+		return nil, fmt.Errorf("STAMP sender to %v: the key is %d bytes; authenticated mode needs at least %d", peer, len(opts.Key), MinKeyLen)
 	}
 	network := "udp6"
 	if peer.Addr().Is4() || peer.Addr().Is4In6() {
@@ -180,10 +192,22 @@ func (s *Sender) Run(ctx context.Context) error {
 		if !ok {
 			t4 = s.now()
 		}
-		p, err := DecodeReflector(buf[:n])
+		var p ReflectorPacket
+		if s.opts.Key != nil {
+			p, err = DecodeReflectorAuth(buf[:n], s.opts.Key)
+		} else {
+			p, err = DecodeReflector(buf[:n])
+		}
 		s.mu.Lock()
 		if err != nil {
-			s.reject.Malformed++
+			switch {
+			case errors.Is(err, ErrUnauthenticated), errors.Is(err, ErrShortAuth):
+				s.reject.Unauthenticated++
+			case errors.Is(err, ErrBadHMAC):
+				s.reject.BadHMAC++
+			default:
+				s.reject.Malformed++
+			}
 			s.mu.Unlock()
 			continue
 		}
@@ -239,7 +263,13 @@ func (s *Sender) Ping(ctx context.Context, timeout time.Duration) Result {
 	s.mu.Unlock()
 	pkt := SenderPacket{Seq: seq, Timestamp: ts, ErrorEstimate: est, Padding: s.opts.Padding}
 	res := Result{Seq: seq, T1: t1}
-	if _, err := s.conn.Write(pkt.Append(nil)); err != nil {
+	var b []byte
+	if s.opts.Key != nil {
+		b = pkt.AppendAuth(nil, s.opts.Key)
+	} else {
+		b = pkt.Append(nil)
+	}
+	if _, err := s.conn.Write(b); err != nil {
 		res.Err = fmt.Errorf("sending STAMP packet %d: %w", seq, err)
 		res.Loss = s.Loss()
 		return res
