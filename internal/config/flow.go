@@ -26,9 +26,14 @@ type StampReflector struct {
 	Enabled bool `yaml:"enabled"`
 	// Listen is host:port; default [::]:862 (IPv4 too, v4-mapped).
 	Listen string `yaml:"listen"`
+	// KeyFile, when set, makes the reflector authenticated (RFC 8762
+	// §4.3.2): it answers only test packets signed with this shared key
+	// (HMAC-SHA-256), and drops and counts unauthenticated ones.
+	KeyFile string `yaml:"key-file"`
 
 	// Filled by validate.
 	Addr netip.AddrPort `yaml:"-"`
+	Key  string         `yaml:"-"` // the key's bytes (a string keeps the struct comparable)
 }
 
 // Flow is one measured flow: STAMP pings to a peer's reflector every
@@ -48,12 +53,16 @@ type Flow struct {
 	Path string `yaml:"path"`
 	// Local optionally binds the flow's socket to a source address.
 	Local string `yaml:"local"`
+	// KeyFile, when set, makes the flow's session authenticated (RFC 8762
+	// §4.2.2) with this shared key; the peer's reflector needs the same.
+	KeyFile string `yaml:"key-file"`
 
 	// Filled by validate.
 	PeerAddr    netip.AddrPort `yaml:"-"`
 	LocalAddr   netip.Addr     `yaml:"-"`
 	PathService string         `yaml:"-"`
 	PathName    string         `yaml:"-"`
+	Key         string         `yaml:"-"`
 }
 
 // Exporters are the optional destinations of flow measurements and
@@ -89,6 +98,13 @@ func (c *checker) flows(cfg *Config) {
 	r.Addr = netip.AddrPort{}
 	if r.Listen != "" && !r.Enabled {
 		c.add("stamp-reflector.listen", "is set but the reflector is not enabled; add enabled: true, or remove listen")
+	}
+	if r.KeyFile != "" && !r.Enabled {
+		c.add("stamp-reflector.key-file", "is set but the reflector is not enabled; add enabled: true, or remove key-file")
+	}
+	r.Key = ""
+	if r.Enabled {
+		r.Key = string(c.secretKey("stamp-reflector.key-file", r.KeyFile))
 	}
 	if r.Enabled {
 		if r.Listen == "" {
@@ -156,6 +172,7 @@ func (c *checker) flows(cfg *Config) {
 		} else if f.Timeout.D <= 0 {
 			c.add(fp+".timeout", "must be more than 0; write e.g. 500ms")
 		}
+		f.Key = string(c.secretKey(fp+".key-file", f.KeyFile))
 		f.PathService, f.PathName = "", ""
 		if f.Path != "" {
 			c.flowPath(fp, cfg, f)

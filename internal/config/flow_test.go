@@ -130,3 +130,38 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+// A flow's and the reflector's key-file are read like the heartbeat's: a
+// world-readable or short key is refused with the file, line and key.
+func TestStampKeyFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, key string, mode os.FileMode) string {
+		f := filepath.Join(dir, name)
+		os.WriteFile(f, []byte(key), mode)
+		os.Chmod(f, mode)
+		return f
+	}
+	cfg := func(refl, flow string) string {
+		return "stamp-reflector:\n  enabled: true\n  listen: 127.0.0.1:8620\n  key-file: " + refl +
+			"\nflows:\n  - id: a\n    peer: 198.51.100.7\n    key-file: " + flow + "\n"
+	}
+	good := write("good.key", "0123456789abcdef0123\n", 0o600)
+	open := write("open.key", "0123456789abcdef0123", 0o644)
+	short := write("short.key", "short", 0o600)
+	_, err := Parse("f.yaml", []byte(cfg(open, short)))
+	for _, want := range []string{
+		"f.yaml:4: stamp-reflector.key-file: " + open + " is readable by every user",
+		"f.yaml:8: flows[0].key-file: the key in " + short + " is 5 bytes; use at least 16",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want %q", err, want)
+		}
+	}
+	c, err := Parse("f.yaml", []byte(cfg(good, good)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StampReflector.Key != "0123456789abcdef0123" || c.Flows[0].Key != "0123456789abcdef0123" {
+		t.Errorf("keys %q %q", c.StampReflector.Key, c.Flows[0].Key)
+	}
+}

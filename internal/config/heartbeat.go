@@ -240,28 +240,34 @@ func (c *checker) heartbeatAuth(lp string, l *HeartbeatListener) {
 	if l.MaxSkew.bad == "" && l.MaxSkew.D < time.Second {
 		c.add(lp+".max-skew", "%v is too short for clocks of two hosts; use at least 1s (default 30s)", l.MaxSkew.D)
 	}
-	l.SharedKey = nil
-	if l.KeyFile == "" {
-		return
+	l.SharedKey = c.secretKey(lp+".key-file", l.KeyFile)
+}
+
+// secretKey reads a shared key from file for key (e.g. "flows[0].key-file"):
+// not readable by every user, surrounding white space trimmed, at least 16
+// bytes. It returns nil when file is empty or on an error (reported).
+func (c *checker) secretKey(key, file string) []byte {
+	if file == "" {
+		return nil
 	}
-	fi, err := os.Stat(l.KeyFile)
+	fi, err := os.Stat(file)
 	if err != nil {
-		c.add(lp+".key-file", "cannot read the key: %v", err)
-		return
+		c.add(key, "cannot read the key: %v; fix the path, or create the file (e.g. head -c 32 /dev/urandom | base64 > FILE; chmod 600 FILE)", err)
+		return nil
 	}
 	if fi.Mode().Perm()&0o004 != 0 {
-		c.add(lp+".key-file", "%s is readable by every user (mode %v); chmod o-r it, the key is a secret", l.KeyFile, fi.Mode().Perm())
-		return
+		c.add(key, "%s is readable by every user (mode %v); chmod o-r it, the key is a secret", file, fi.Mode().Perm())
+		return nil
 	}
-	b, err := os.ReadFile(l.KeyFile)
+	b, err := os.ReadFile(file)
 	if err != nil {
-		c.add(lp+".key-file", "cannot read the key: %v", err)
-		return
+		c.add(key, "cannot read the key: %v", err)
+		return nil
 	}
-	key := bytes.TrimSpace(b)
-	if len(key) < 16 {
-		c.add(lp+".key-file", "the key in %s is %d bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)", l.KeyFile, len(key))
-		return
+	k := bytes.TrimSpace(b)
+	if len(k) < 16 {
+		c.add(key, "the key in %s is %d bytes; use at least 16 (e.g. head -c 32 /dev/urandom | base64)", file, len(k))
+		return nil
 	}
-	l.SharedKey = key
+	return k
 }

@@ -34,6 +34,7 @@ type flowFeature struct {
 
 	tsdb atomic.Pointer[opentsdb.Exporter]
 	kp   atomic.Pointer[kafka.Producer]
+	rf   atomic.Pointer[stamp.Reflector]
 
 	mu       sync.Mutex // guards the fields below
 	runCtx   context.Context
@@ -88,7 +89,7 @@ func (f *flowFeature) flowOptions(cfg *config.Config, marks bool) []flow.Options
 	for _, c := range cfg.Flows {
 		o := flow.Options{
 			ID: c.ID, Peer: c.PeerAddr, Interval: c.Interval.D, FailDelay: c.FailDelay.D,
-			Timeout: c.Timeout.D, Local: c.LocalAddr,
+			Timeout: c.Timeout.D, Local: c.LocalAddr, Key: c.Key,
 		}
 		if c.PathService != "" && marks {
 			mark, ifname := f.d.PathMark(c.PathService, c.PathName)
@@ -150,14 +151,20 @@ func (f *flowFeature) apply(cfg *config.Config) error {
 	defer f.mu.Unlock()
 	var errs []error
 	if cfg.StampReflector != f.reflCfg || (f.refl == nil && cfg.StampReflector.Enabled) {
+		f.rf.Store(nil)
 		f.stopLocked(f.refl)
 		f.refl, f.reflCfg = nil, config.StampReflector{}
 		if rc := cfg.StampReflector; rc.Enabled {
-			r, err := stamp.NewReflector(stamp.ReflectorOptions{Addr: rc.Addr, Logger: f.log})
+			var key []byte
+			if rc.Key != "" {
+				key = []byte(rc.Key)
+			}
+			r, err := stamp.NewReflector(stamp.ReflectorOptions{Addr: rc.Addr, Key: key, Logger: f.log})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("stamp-reflector.listen %s: %w", rc.Listen, err))
 			} else {
-				f.log.Info(flow.LogPrefix+" STAMP reflector listening (RFC 8762, stateful)", "addr", r.Addr())
+				f.log.Info(flow.LogPrefix+" STAMP reflector listening (RFC 8762, stateful)", "addr", r.Addr(), "authenticated", key != nil)
+				f.rf.Store(r)
 				f.refl, f.reflCfg = f.startLocked(&part{name: "stamp reflector", run: r.Run, close: r.Close}), rc
 			}
 		}

@@ -58,6 +58,9 @@ type Options struct {
 	Mark int
 	// Local optionally binds the flow's socket to a source address.
 	Local netip.Addr
+	// Key, when not empty, makes the session authenticated (RFC 8762
+	// §4.2.2) with this shared key (a string keeps Options comparable).
+	Key string
 }
 
 // ManagerOptions configure a Manager.
@@ -126,6 +129,9 @@ type flow struct {
 	tracker *tracker
 	// rejected is sender's refusals already counted in the metrics.
 	rejected stamp.Rejected
+	// modeWarned is when the last "the peer speaks the other mode" line
+	// was logged.
+	modeWarned time.Time
 }
 
 // countRejected adds the replies f's sender refused since the last call
@@ -138,10 +144,24 @@ func (m *Manager) countRejected(f *flow) {
 	}
 	now, last := f.sender.Rejected(), f.rejected
 	f.rejected = now
-	f.mu.Unlock()
-	m.metrics.reject(f.opts.ID, stamp.Rejected{
+	d := stamp.Rejected{
 		Malformed: now.Malformed - last.Malformed, Unknown: now.Unknown - last.Unknown, Forged: now.Forged - last.Forged,
-	})
+		Unauthenticated: now.Unauthenticated - last.Unauthenticated, BadHMAC: now.BadHMAC - last.BadHMAC,
+	}
+	warn := (d.Unauthenticated > 0 || d.BadHMAC > 0) && m.now().Sub(f.modeWarned) >= time.Minute
+	if warn {
+		f.modeWarned = m.now()
+	}
+	f.mu.Unlock()
+	m.metrics.reject(f.opts.ID, d)
+	switch {
+	case warn && d.Unauthenticated > 0:
+		m.log.Warn(LogPrefix+" flow is authenticated but its peer answers without an HMAC: the peer's reflector is in unauthenticated mode; its answers are refused (give the reflector the same key-file, or remove this flow's key-file)",
+			"flowid", f.opts.ID, "peer", f.opts.Peer, "refused", now.Unauthenticated)
+	case warn:
+		m.log.Warn(LogPrefix+" flow's replies fail the HMAC check: the peer's reflector uses another key (or they are forged); they are refused",
+			"flowid", f.opts.ID, "peer", f.opts.Peer, "refused", now.BadHMAC)
+	}
 }
 
 // New validates the flows and registers the metrics; it opens no socket.
@@ -346,6 +366,7 @@ func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup)
 	}
 	s, err := m.opts.NewSender(stamp.SenderOptions{
 		Peer: f.opts.Peer, Local: f.opts.Local, Mark: f.opts.Mark, ClockEstimate: m.opts.ClockEstimate,
+		Key: keyBytes(f.opts.Key),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening flow %s session: %w", f.opts.ID, err)
@@ -458,4 +479,12 @@ func (f *flow) state() FlowState {
 func (m *Manager) Close() error {
 	m.closeOnce.Do(m.cancel)
 	return nil
+}
+
+// keyBytes is nil for no key (an unauthenticated session).
+func keyBytes(k string) []byte {
+	if k == "" {
+		return nil
+	}
+	return []byte(k)
 }

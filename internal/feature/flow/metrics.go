@@ -16,7 +16,7 @@ type metrics struct {
 }
 
 // rejectReasons are the reason labels of reachd_flow_replies_rejected_total.
-var rejectReasons = []string{"malformed", "unknown", "forged"}
+var rejectReasons = []string{"malformed", "unknown", "forged", "unauthenticated", "bad_hmac"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"flowid"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reachd_flow_replies_rejected_total",
-			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed).",
+			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed); authenticated flows also unauthenticated (no HMAC: the reflector is in unauthenticated mode) and bad_hmac (another key, or forged).",
 		}, []string{"flowid", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.latency, m.loss, m.up, m.rejected} {
@@ -68,7 +68,7 @@ func (m *metrics) reject(id string, d stamp.Rejected) {
 	if m == nil {
 		return
 	}
-	for i, n := range []uint64{d.Malformed, d.Unknown, d.Forged} {
+	for i, n := range []uint64{d.Malformed, d.Unknown, d.Forged, d.Unauthenticated, d.BadHMAC} {
 		if n > 0 {
 			m.rejected.WithLabelValues(id, rejectReasons[i]).Add(float64(n))
 		}
