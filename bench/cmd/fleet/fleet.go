@@ -83,7 +83,7 @@ type outcome struct {
 	fdsMax, threadsMax        int
 	gorWarm, gorEnd           gcount // all peers up, every flow operational, spools empty
 	gorBaseline, gorAfter     int    // the process's, before the fleet started and after it stopped
-	gorMin, gorMax            int    // the fleet's, sampled during the flapping
+	gorMin, gorMax            int    // the process's, sampled every second during the flapping
 	pings                     float64
 	sendP50, sendP99, sendMax float64 // seconds a flow's OnEvent waited in Send (spool write + fsyncs)
 }
@@ -161,16 +161,19 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 		}
 		members[i] = m
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
+	mctx, stopManagers := context.WithCancel(context.Background())
+	pctx, stopProducers := context.WithCancel(context.Background())
+	var mwg, pwg sync.WaitGroup
 	stopped := false
 	stopMembers := func() {
 		if stopped {
 			return
 		}
 		stopped = true
-		cancel()
-		wg.Wait()
+		stopManagers()
+		mwg.Wait()
+		stopProducers()
+		pwg.Wait()
 		for _, m := range members {
 			m.mgr.Close()
 			m.prod.Close()
@@ -178,7 +181,7 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 	}
 	defer stopMembers()
 	for _, m := range members {
-		m.run(ctx, &wg)
+		m.run(mctx, pctx, &mwg, &pwg)
 	}
 	allOperational := func() bool {
 		for _, m := range members {
@@ -214,7 +217,7 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 
 	// The measured part: flapping peers, broker restarts.
 	proc0, _ := daemonrun.Sample(os.Getpid())
-	o.gorMin, o.gorMax = o.gorWarm.Fleet, o.gorWarm.Fleet
+	o.gorMin, o.gorMax = runtime.NumGoroutine(), runtime.NumGoroutine()
 	flapCtx, stopFlap := context.WithCancel(context.Background())
 	flapErrs := make(chan error, len(peers))
 	var flappers sync.WaitGroup
@@ -268,7 +271,11 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 				if now.Sub(lastDisk) >= time.Second {
 					lastDisk = now
 					files, bytes, tot := diskUse(members)
-					g := goroutines().Fleet
+					// The whole process's count: classifying by stack
+					// stops the world for a traceback of every
+					// goroutine (seconds at 35,000), so it is done only
+					// before and after.
+					g := runtime.NumGoroutine()
 					if s, err := daemonrun.Sample(os.Getpid()); err == nil {
 						smu.Lock()
 						o.rssMaxKB, o.fdsMax, o.threadsMax = max(o.rssMaxKB, s.RSSKB), max(o.fdsMax, s.FDs), max(o.threadsMax, s.Threads)
@@ -365,6 +372,15 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 	smu.Lock() // the sampler ended; this orders its writes before ours
 	smu.Unlock()
 
+	// No flow raises a report any more; deliver what they raised since
+	// the spools were last empty (a loaded machine can fail a flow whose
+	// peer is up), then stop the producers.
+	stopManagers()
+	mwg.Wait()
+	if !waitUntil(endWait, allEmpty) {
+		t, _, _ := spooled()
+		o.fail("%d reports still spooled %v after the managers stopped", t, endWait)
+	}
 	stopMembers()
 	for _, m := range members {
 		s := m.prod.Stats()

@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 )
 
@@ -55,6 +56,7 @@ func main() {
 	flag.BoolVar(&ci, "ci", false, "CI size: 100 managers, 200 ms pings, 24 s with 3 restarts of 2 s")
 	flag.StringVar(&out, "out", "", "write the markdown report here too")
 	flag.BoolVar(&quiet, "q", false, "no progress lines on stderr")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole run (fleet, peers and kfake) here")
 	flag.StringVar(&c.dumpDir, "dump", "", "write goroutine and heap profiles of the process into this directory at the end of each run")
 	flag.Parse()
 	c.partitions = int32(*p)
@@ -82,6 +84,15 @@ func main() {
 		if !quiet {
 			fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().UTC().Format("15:04:05")}, a...)...)
 		}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fleet:", err)
+			os.Exit(2)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile() // main exits through the end of main on success
 	}
 	outs := []*outcome{runFleet(c, logf)}
 	if drop {
@@ -115,6 +126,7 @@ func main() {
 		}
 	}
 	if failed {
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -151,12 +151,13 @@ func (m *member) onEvent(l *ledger, ev flow.Event) {
 	l.add(ev.FlowID, msg.CorrelationID, st, time.Since(t0))
 }
 
-// run runs the manager and the producer until ctx ends; stop waits for
-// both.
-func (m *member) run(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Add(2)
-	go func() { defer wg.Done(); m.mgr.Run(ctx) }()
-	go func() { defer wg.Done(); m.prod.Run(ctx) }()
+// run runs the manager until mctx ends and the producer until pctx
+// ends (the daemon too stops the flows before their exporters).
+func (m *member) run(mctx, pctx context.Context, mwg, pwg *sync.WaitGroup) {
+	mwg.Add(1)
+	go func() { defer mwg.Done(); m.mgr.Run(mctx) }()
+	pwg.Add(1)
+	go func() { defer pwg.Done(); m.prod.Run(pctx) }()
 }
 
 // operational tells whether every flow of m is operational.
