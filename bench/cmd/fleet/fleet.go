@@ -74,7 +74,11 @@ type outcome struct {
 
 	outages    []outage
 	finalDrain time.Duration
-	drainedEnd bool
+	// operationalEnd: from the end of the flapping until every flow was
+	// operational again.
+	operationalEnd time.Duration
+	gorSettle      time.Duration // how long the fleet's goroutines took to come back after the run
+	drainedEnd     bool
 
 	cpu                       time.Duration // user+sys over the measured part
 	measured                  time.Duration // wall time of the measured part
@@ -343,6 +347,7 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 	if !waitUntil(endWait, allOperational) {
 		o.fail("not every flow operational %v after the flapping ended", endWait)
 	}
+	o.operationalEnd = time.Since(flapEnd)
 	o.drainedEnd = waitUntil(endWait, allEmpty)
 	o.finalDrain = time.Since(flapEnd)
 	if !o.drainedEnd {
@@ -357,17 +362,27 @@ func runFleet(cfg config, logf func(string, ...any)) *outcome {
 		last := &o.outages[n-1]
 		last.Drained, last.AtEnd, last.Drain = true, true, time.Since(last.Up)
 	}
-	time.Sleep(cfg.interval)
-	o.gorEnd = goroutines()
+	proc1, _ := daemonrun.Sample(os.Getpid())
+	o.cpu, o.measured, o.hwmKB = proc1.CPU()-proc0.CPU(), proc1.At.Sub(proc0.At), proc1.HWMKB
+	// The Kafka clients close connections idle for 20 s (franz-go's
+	// ConnIdleTimeout); give them that long to come back to their
+	// count before the restarts.
+	settle := time.Now()
+	for {
+		time.Sleep(2 * time.Second)
+		o.gorEnd = goroutines()
+		if o.gorEnd.Fleet <= o.gorWarm.Fleet || time.Since(settle) > 30*time.Second {
+			break
+		}
+	}
+	o.gorSettle = time.Since(settle)
 	if cfg.dumpDir != "" {
 		dump(cfg.dumpDir, cfg.name)
 	}
-	proc1, _ := daemonrun.Sample(os.Getpid())
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	o.heapKB, o.stackKB = int64(ms.HeapInuse/1024), int64(ms.StackInuse/1024)
-	o.cpu, o.measured, o.hwmKB = proc1.CPU()-proc0.CPU(), proc1.At.Sub(proc0.At), proc1.HWMKB
 	o.pings = float64(len(peers)) / cfg.interval.Seconds()
 	smu.Lock() // the sampler ended; this orders its writes before ours
 	smu.Unlock()

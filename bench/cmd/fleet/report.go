@@ -53,7 +53,8 @@ func report(outs []*outcome) string {
 				w("| %d | %v (%v / %v) | %d | %d | %s |\n", i+1, r.Up.Sub(r.Down).Round(10*time.Millisecond),
 					r.Stopping.Round(10*time.Millisecond), r.Starting.Round(10*time.Millisecond), r.SpooledAtUp, r.FailuresDown, d)
 			}
-			w("\nAfter the flapping stopped, the last recoveries were reported and every spool was empty in %v.\n\n", o.finalDrain.Round(10*time.Millisecond))
+			w("\nAfter the flapping stopped (every peer up), every flow was operational again after %v and every spool and queue empty after %v.\n\n",
+				o.operationalEnd.Round(10*time.Millisecond), o.finalDrain.Round(10*time.Millisecond))
 		}
 		w("| process (the whole fleet, its peers and the cluster) | |\n|---|---:|\n")
 		w("| CPU over the flapping and restarts | %.1f s in %.0f s = %.0f %% of a core |\n", o.cpu.Seconds(), o.measured.Seconds(), 100*o.cpu.Seconds()/o.measured.Seconds())
@@ -61,7 +62,7 @@ func report(outs []*outcome) string {
 		w("| RSS max (sampled) / VmHWM | %.0f / %.0f MiB |\n", float64(o.rssMaxKB)/1024, float64(o.hwmKB)/1024)
 		w("| Go heap / stacks in use at the end, after a GC | %.0f / %.0f MiB |\n", float64(o.heapKB)/1024, float64(o.stackKB)/1024)
 		w("| fds max / threads max | %d / %d |\n", o.fdsMax, o.threadsMax)
-		w("| the fleet's goroutines (managers, senders, producers, Kafka clients), every peer up and the spools empty: before the restarts / after | %d / %d |\n", o.gorWarm.Fleet, o.gorEnd.Fleet)
+		w("| the fleet's goroutines (managers, senders, producers, Kafka clients), every peer up and the spools empty: before the restarts / after (%v later) | %d / %d |\n", o.gorSettle.Round(time.Second), o.gorWarm.Fleet, o.gorEnd.Fleet)
 		w("| the process's goroutines (with the peers' and kfake's) during the flapping and restarts, min–max | %d–%d |\n", o.gorMin, o.gorMax)
 		w("| kfake's goroutines before / after the restarts (3 per client connection) | %d / %d |\n", o.gorWarm.Cluster, o.gorEnd.Cluster)
 		w("| goroutines of the process before the fleet / after it stopped | %d / %d |\n", o.gorBaseline, o.gorAfter)
