@@ -37,6 +37,8 @@ type bgpLab struct {
 	client   *client.Client
 	health   net.Listener // the service the announcements follow
 	healthAt string
+	// bfd runs BFD at 100 ms × 3 on both sessions, in BIRD and in reachd.
+	bfd bool
 }
 
 type syncBuf struct {
@@ -115,7 +117,14 @@ func (b *bgpLab) startBird(password string) {
 	if password != "" {
 		pw = fmt.Sprintf("password %q;", password)
 	}
-	conf := fmt.Sprintf(`
+	bfdProto := ""
+	if b.bfd {
+		pw += "\n  bfd on;"
+		bfdProto = `protocol bfd {
+  interface "eth0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}`
+	}
+	conf := bfdProto + fmt.Sprintf(`
 log stderr all;
 timeformat log "%%F %%T.%%3f";
 router id 192.0.2.2;
@@ -222,6 +231,9 @@ func (b *bgpLab) startReachd(password string, drain time.Duration) {
 	pw := ""
 	if password != "" {
 		pw = fmt.Sprintf(", password: %q", password)
+	}
+	if b.bfd {
+		pw += ", bfd: {interval: 100ms, multiplier: 3}"
 	}
 	cfg := strings.NewReplacer("{{DIR}}", b.dir, "{{HEALTH}}", b.healthAt, "{{PW}}", pw, "{{DRAIN}}", drain.String()).Replace(bgpConfig)
 	file := filepath.Join(b.dir, "reachd.yaml")

@@ -138,20 +138,23 @@ func bgpCmd(g *globals) *cobra.Command {
 
 func printNeighbors(w io.Writer, ns []apitype.BGPNeighbor, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NEIGHBOR\tAS\tSTATE\tUP\tRECEIVED\tADVERTISED\tLEARN\tLAST DOWN")
+	fmt.Fprintln(tw, "NEIGHBOR\tAS\tSTATE\tBFD\tUP\tRECEIVED\tADVERTISED\tLEARN\tLAST DOWN")
 	for _, n := range ns {
 		up := "-"
 		if n.Since != nil {
 			up = now.Sub(*n.Since).Truncate(time.Second).String()
 		}
-		learn, reason := n.Learn, n.Reason
+		learn, reason, bfd := n.Learn, n.Reason, n.BFD
 		if learn == "" {
 			learn = "-"
+		}
+		if bfd == "" {
+			bfd = "-"
 		}
 		if reason == "" {
 			reason = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.PeerAS, n.State, up, n.Received, n.Advertised, learn, reason)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n", n.Address, n.PeerAS, n.State, bfd, up, n.Received, n.Advertised, learn, reason)
 	}
 	tw.Flush()
 }

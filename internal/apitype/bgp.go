@@ -17,6 +17,9 @@ type BGPNeighbor struct {
 	Reason string `json:"reason,omitempty"`
 	// Learn is the service this neighbor's routes feed, if any.
 	Learn string `json:"learn,omitempty"`
+	// BFD is the state of the neighbor's BFD session (up, down, init,
+	// admin_down); empty when BFD is not configured.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // Announcement is one anycast route and its health (GET /v1/announce).

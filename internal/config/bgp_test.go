@@ -20,6 +20,8 @@ bgp:
   neighbors:
     - {address: 192.0.2.254, peer-as: 65000, password: s3cret, hold-time: 9}
     - {address: "2001:db8::fe", peer-as: 65000, multihop-ttl: 2}
+    - {address: 192.0.2.253, peer-as: 65000, bfd: {}}
+    - {address: 192.0.2.252, peer-as: 65000, bfd: {interval: 50ms, multiplier: 5}}
 announce:
   - name: dns
     prefix: 192.0.2.53/32
@@ -49,6 +51,12 @@ func TestBGPDecode(t *testing.T) {
 	if n := b.Neighbors[0]; n.HoldTime.D != 9*time.Second || n.Password != "s3cret" || b.Neighbors[1].HoldTime.D != DefaultBGPHoldTime {
 		t.Errorf("neighbors = %+v", b.Neighbors)
 	}
+	if f := b.Neighbors[2].BFD; f == nil || f.Interval.D != DefaultBFDInterval || f.Multiplier != DefaultBFDMultiplier || b.Neighbors[0].BFD != nil {
+		t.Errorf("bfd defaults: %+v", f)
+	}
+	if f := b.Neighbors[3].BFD; f.Interval.D != 50*time.Millisecond || f.Multiplier != 5 {
+		t.Errorf("bfd: %+v", f)
+	}
 	dns := c.Announce[0]
 	if dns.Comms[0] != 65100<<16|100 || dns.Comms[1] != 0xFFFF0000 || dns.LargeComms[0] != [3]uint32{65100, 1, 2} {
 		t.Errorf("communities %v %v", dns.Comms, dns.LargeComms)
@@ -76,6 +84,10 @@ func TestBGPErrors(t *testing.T) {
       peer-as: 65000
       hold-time: 1
       passive: true
+    - address: 192.0.2.253
+      peer-as: 65000
+      multihop-ttl: 3
+      bfd: {interval: 5ms, multiplier: 300}
 announce:
   - name: dns
     prefix: 192.0.2.53/24
@@ -92,12 +104,15 @@ announce:
 		"bad.yaml:2: bgp.router-id: \"2001:db8::1\" is not an IPv4 address",
 		"bad.yaml:7: bgp.neighbors[0].hold-time: 1s is too short",
 		"bad.yaml:8: bgp.neighbors[0].passive: a passive neighbor connects to us: set bgp.listen-port",
-		"bad.yaml:11: announce[0].prefix: 192.0.2.53/24 has host bits set; write 192.0.2.0/24",
-		"bad.yaml:12: announce[0].communities[0]: \"70000:1\" is not a community",
-		"bad.yaml:13: announce[0].health.service: no service is named \"nope\"",
-		"bad.yaml:13: announce[0].health.check: \"udp:53\": unknown check kind",
-		"bad.yaml:13: announce[0].health: follow one of service, path or check",
-		"bad.yaml:14: announce[0].on-unhealthy: \"sulk\": use withdraw, med or drain",
+		"bad.yaml:12: bgp.neighbors[1].bfd.interval: 5ms is out of range; use 10ms to 10s",
+		"bad.yaml:12: bgp.neighbors[1].bfd.multiplier: 300 must be 1-255",
+		"bad.yaml:12: bgp.neighbors[1].bfd: BFD here is single-hop",
+		"bad.yaml:15: announce[0].prefix: 192.0.2.53/24 has host bits set; write 192.0.2.0/24",
+		"bad.yaml:16: announce[0].communities[0]: \"70000:1\" is not a community",
+		"bad.yaml:17: announce[0].health.service: no service is named \"nope\"",
+		"bad.yaml:17: announce[0].health.check: \"udp:53\": unknown check kind",
+		"bad.yaml:17: announce[0].health: follow one of service, path or check",
+		"bad.yaml:18: announce[0].on-unhealthy: \"sulk\": use withdraw, med or drain",
 	}
 	got := err.Error()
 	for _, w := range want {

@@ -106,6 +106,9 @@ func bgpConfig(cfg *config.Config) bgp.Config {
 		if n.Learn != nil {
 			nb.LearnService, nb.MinLocalPref = n.Learn.Service, n.Learn.MinLocalPref
 		}
+		if n.BFD != nil {
+			nb.BFDInterval, nb.BFDMultiplier = n.BFD.Interval.D, n.BFD.Multiplier
+		}
 		out.Settings.Neighbors = append(out.Settings.Neighbors, nb)
 	}
 	for _, a := range cfg.Announce {

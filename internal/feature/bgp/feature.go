@@ -867,7 +867,7 @@ func (f *Feature) Neighbors(ctx context.Context) ([]apitype.BGPNeighbor, error) 
 	}
 	for _, p := range ps {
 		n := apitype.BGPNeighbor{Address: p.Addr.String(), PeerAS: p.PeerAS, State: p.State, Established: p.Established,
-			Received: p.Received, Accepted: p.Accepted, Advertised: p.Advertised, Reason: p.Reason, Learn: learn[p.Addr.String()]}
+			Received: p.Received, Accepted: p.Accepted, Advertised: p.Advertised, Reason: p.Reason, Learn: learn[p.Addr.String()], BFD: p.BFD}
 		if !p.Uptime.IsZero() {
 			t := p.Uptime
 			n.Since = &t

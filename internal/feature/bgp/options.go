@@ -45,6 +45,11 @@ type Neighbor struct {
 	LocalAddr    netip.Addr
 	LearnService string // "": not learning
 	MinLocalPref uint32
+	// BFDInterval > 0 runs single-hop BFD (RFC 5881) with the neighbor at
+	// this interval both ways; down after BFDMultiplier missed intervals,
+	// which resets the BGP session at once.
+	BFDInterval   time.Duration
+	BFDMultiplier int
 }
 
 // Announce is one announcement.

@@ -225,6 +225,14 @@ func peerConfig(cfg Settings, n Neighbor, restarting bool) *api.Peer {
 	if n.MultihopTTL > 1 {
 		p.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: uint32(n.MultihopTTL)}
 	}
+	if n.BFDInterval > 0 {
+		// gobgp's BFD (RFC 5880/5881, UDP 3784, TTL 255): when it goes
+		// down gobgp resets the BGP session, so the neighbor's routes go
+		// (and it drops ours) without waiting for the hold time.
+		us := uint32(n.BFDInterval / time.Microsecond)
+		p.Bfd = &api.BfdPeerConfig{Enabled: true, DesiredMinimumTxInterval: us, RequiredMinimumReceive: us,
+			DetectionMultiplier: uint32(max(n.BFDMultiplier, 1))}
+	}
 	if cfg.GracefulRestart {
 		// RFC 4724: the neighbor keeps our routes for restart-time when
 		// the session drops without a NOTIFICATION (reachd killed).
@@ -278,10 +286,19 @@ type peerInfo struct {
 	Received, Accepted, Advertised uint64
 	UpdatesSent                    uint64
 	Reason                         string
+	// BFD is the BFD session's state (up, down, init, admin_down), ""
+	// without BFD.
+	BFD string
 }
 
 func (sp *speaker) peers(ctx context.Context) ([]peerInfo, error) {
 	var out []peerInfo
+	bfd := map[netip.Addr]string{}
+	sp.s.ListBfdPeer(ctx, func(addr string, st *api.BfdPeerState) {
+		if a, err := netip.ParseAddr(addr); err == nil && st != nil {
+			bfd[a] = strings.TrimPrefix(strings.ToLower(st.SessionState.String()), "bfd_session_state_")
+		}
+	})
 	err := sp.s.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		pi := peerInfo{}
 		if p.Conf != nil {
@@ -306,6 +323,7 @@ func (sp *speaker) peers(ctx context.Context) ([]peerInfo, error) {
 				pi.Advertised += af.State.Advertised
 			}
 		}
+		pi.BFD = bfd[pi.Addr]
 		out = append(out, pi)
 	})
 	return out, err
