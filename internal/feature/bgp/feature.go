@@ -701,19 +701,43 @@ func (f *Feature) waitServing(d time.Duration) {
 // Reload applies a new config: new announcements start (unknown until
 // their health is known), removed ones are withdrawn and their VIP
 // removed, changed ones take the new settings (their health state stays
-// when the health settings did not change). Changes of the bgp section
-// itself need a restart (a gobgp server cannot be restarted in place).
+// when the health settings did not change). Neighbors are added, removed
+// and changed on the running speaker (an unchanged neighbor keeps its
+// session); drain-time and drain-file apply at once. What identifies the
+// speaker itself (router-id, local-as, listen-port and addresses,
+// graceful restart, and turning BGP on or off) needs a restart: a gobgp
+// server cannot be restarted in place, and rebuilding it would drop every
+// session. Those keys keep their running values and a warning names them.
 func (f *Feature) Reload(ctx context.Context, cfg Config) error {
-	if !reflect.DeepEqual(cfg.Settings, f.cfg.Settings) {
-		f.log.Warn("reload: changes of the bgp section take effect at the next restart")
-	}
-	return f.do(ctx, func() {
+	var perr error
+	err := f.do(ctx, func() {
 		old := f.cfg
+		live, restart := liveSettings(old.Settings, cfg.Settings)
+		if len(restart) > 0 {
+			f.log.Warn("reload: these bgp keys take effect at the next restart; their running values stay", "keys", strings.Join(restart, ", "))
+		}
 		f.cfg = cfg
-		f.cfg.Settings = old.Settings
-		f.learn.reload(cfg)
+		f.cfg.Settings = live
+		f.learn.reload(f.cfg)
 		if f.sp == nil {
 			return
+		}
+		changed, err := f.sp.reconcilePeers(ctx, live)
+		for _, c := range changed {
+			f.log.Info("bgp neighbor "+strings.Fields(c)[0]+" by reload", "neighbor", strings.Fields(c)[1])
+			if strings.HasPrefix(c, "removed ") {
+				a := strings.Fields(c)[1]
+				delete(f.peers, netip.MustParseAddr(a))
+				f.m.session.DeleteLabelValues(a)
+			}
+		}
+		if err != nil {
+			perr = err
+			f.log.Error("reload: a neighbor could not be applied", "err", err)
+		}
+		if d := f.drainFilePresent(); d != f.drainFile {
+			f.drainFile = d
+			f.applyAll()
 		}
 		want := map[string]Announce{}
 		for _, a := range f.allAnnounce(cfg) {
@@ -753,6 +777,33 @@ func (f *Feature) Reload(ctx context.Context, cfg Config) error {
 		}
 		f.save()
 	})
+	if err != nil {
+		return err
+	}
+	return perr
+}
+
+// liveSettings is next with the keys a reload cannot change in place
+// kept at their running values, and those keys' names when they differ.
+func liveSettings(run, next Settings) (Settings, []string) {
+	if run.Enabled() != next.Enabled() {
+		return run, []string{"bgp (turning BGP on or off)"}
+	}
+	out := next
+	var restart []string
+	if run.RouterID != next.RouterID {
+		restart, out.RouterID = append(restart, "bgp.router-id"), run.RouterID
+	}
+	if run.LocalAS != next.LocalAS {
+		restart, out.LocalAS = append(restart, "bgp.local-as"), run.LocalAS
+	}
+	if run.ListenPort != next.ListenPort || !slices.Equal(run.ListenAddrs, next.ListenAddrs) {
+		restart, out.ListenPort, out.ListenAddrs = append(restart, "bgp.listen-port/listen-addresses"), run.ListenPort, run.ListenAddrs
+	}
+	if run.GracefulRestart != next.GracefulRestart || run.RestartTime != next.RestartTime {
+		restart, out.GracefulRestart, out.RestartTime = append(restart, "bgp.graceful-restart/restart-time"), run.GracefulRestart, run.RestartTime
+	}
+	return out, restart
 }
 
 // removeEntry withdraws an entry and removes its VIP.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -355,6 +356,58 @@ func (sp *speaker) waitSent(ctx context.Context, before []peerInfo) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// reconcilePeers makes the running server's neighbors those of next:
+// removed ones are deleted (their routes go, the learner sees the
+// withdraws), new ones added, and a neighbor whose session settings
+// changed is deleted and added again. A neighbor that only changed what
+// reachd does with its routes (learn:) keeps its session, and so does
+// every neighbor that did not change. It returns what it changed, and
+// the first error (it goes on with the other neighbors).
+func (sp *speaker) reconcilePeers(ctx context.Context, next Settings) (changed []string, err error) {
+	was := map[netip.Addr]Neighbor{}
+	for _, n := range sp.cfg.Neighbors {
+		was[n.Addr] = n
+	}
+	keep := func(err2 error) {
+		if err == nil {
+			err = err2
+		}
+	}
+	for _, n := range next.Neighbors {
+		o, ok := was[n.Addr]
+		delete(was, n.Addr)
+		if ok {
+			o.LearnService, o.MinLocalPref = n.LearnService, n.MinLocalPref
+			if o == n {
+				continue
+			}
+			if e := sp.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: n.Addr.String()}); e != nil {
+				keep(fmt.Errorf("neighbor %v: removing it to apply its new settings: %w", n.Addr, e))
+				continue
+			}
+		}
+		if e := sp.s.AddPeer(ctx, &api.AddPeerRequest{Peer: peerConfig(next, n, false)}); e != nil {
+			keep(fmt.Errorf("neighbor %v: %w", n.Addr, e))
+			continue
+		}
+		if ok {
+			changed = append(changed, "changed "+n.Addr.String())
+		} else {
+			changed = append(changed, "added "+n.Addr.String())
+		}
+	}
+	for a := range was {
+		if e := sp.s.DeletePeer(ctx, &api.DeletePeerRequest{Address: a.String()}); e != nil {
+			keep(fmt.Errorf("neighbor %v: %w", a, e))
+			continue
+		}
+		changed = append(changed, "removed "+a.String())
+	}
+	slices.Sort(changed)
+	sp.cfg = next
+	return changed, err
 }
 
 // stop ends the watchers first (a watcher blocked on a callback would
