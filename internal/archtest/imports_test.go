@@ -88,7 +88,6 @@ var rules = []rule{
 var known = map[[2]string]string{
 	{"internal/feature/heartbeat", "internal/config"}:           "the heartbeat manager reloads from config types",
 	{"internal/feature/heartbeat", "internal/dataplane/bypass"}: "the heartbeat manager changes the kernel itself",
-	{"internal/feature/linktest", "internal/config"}:            "the link-test scheduler reloads from config types",
 }
 
 func match(pattern, p string) bool {

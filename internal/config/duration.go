@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reachd/reachd/internal/linkplan"
 )
 
 // Duration is a config duration. It accepts plain seconds ("10", "0.2") as the
@@ -61,23 +63,7 @@ func (d Duration) MarshalYAML() ([]byte, error) { return []byte(d.D.String()), n
 // String returns the Go duration form.
 func (d Duration) String() string { return d.D.String() }
 
-// ParseDuration accepts plain (possibly fractional) seconds or a Go duration.
-func ParseDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, fmt.Errorf("empty duration; write seconds (10) or a Go duration (250ms)")
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		if f < 0 {
-			return 0, fmt.Errorf("%q is negative; durations are zero or more", s)
-		}
-		return time.Duration(f * float64(time.Second)), nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not a duration; write seconds (10) or a Go duration (250ms)", s)
-	}
-	if v < 0 {
-		return 0, fmt.Errorf("%q is negative; durations are zero or more", s)
-	}
-	return v, nil
-}
+// ParseDuration accepts plain (possibly fractional) seconds or a Go
+// duration; it is linkplan.ParseDuration, which the API's on-demand link
+// tests parse with too.
+func ParseDuration(s string) (time.Duration, error) { return linkplan.ParseDuration(s) }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/linkplan"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
@@ -35,7 +34,7 @@ func RequestOptions(r apitype.LinktestRequest) (ttlloop.Options, error) {
 		if d.s == "" {
 			continue
 		}
-		v, err := config.ParseDuration(d.s)
+		v, err := linkplan.ParseDuration(d.s)
 		if err != nil {
 			bad("%s: %v", d.name, err)
 		}
@@ -58,7 +57,7 @@ func RequestOptions(r apitype.LinktestRequest) (ttlloop.Options, error) {
 			o.LinkSpeed = sp
 		}
 		if r.LoadWindow != "" {
-			w, err := config.ParseDuration(r.LoadWindow)
+			w, err := linkplan.ParseDuration(r.LoadWindow)
 			switch {
 			case err != nil:
 				bad("load-window: %v", err)

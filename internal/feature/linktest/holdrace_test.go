@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
@@ -40,7 +41,7 @@ func TestReloadDuringVerdictReleasesPath(t *testing.T) {
 		return ttlloop.Report{Sent: 10, Returned: 5, Lost: 5, LossPercent: 50}, nil
 	}
 	eng := &blockingSetter{entered: make(chan struct{}), release: make(chan struct{})}
-	s, err := linktest.New(linktest.Options{Tests: parse(t, fakeConfig).Linktests, Engine: eng, Run: run,
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

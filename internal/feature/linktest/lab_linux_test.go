@@ -18,6 +18,7 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/lab"
@@ -118,7 +119,7 @@ func TestLabScheduled(t *testing.T) {
 		t.Fatal(err)
 	}
 	reg := prometheus.NewRegistry()
-	s, err := linktest.New(linktest.Options{Tests: cfg.Linktests, Engine: eng, Registerer: reg, Logger: quiet, Run: in(r1)})
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(cfg.Linktests), Engine: eng, Registerer: reg, Logger: quiet, Run: in(r1)})
 	if err != nil {
 		t.Fatal(err)
 	}

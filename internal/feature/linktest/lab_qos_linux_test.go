@@ -12,6 +12,7 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/lab"
 )
@@ -39,7 +40,7 @@ linktests:
 		t.Fatal(err)
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	s, err := linktest.New(linktest.Options{Tests: cfg.Linktests, Logger: quiet, Run: in(r1)})
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(cfg.Linktests), Logger: quiet, Run: in(r1)})
 	if err != nil {
 		t.Fatal(err)
 	}

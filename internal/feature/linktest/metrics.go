@@ -4,7 +4,6 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
@@ -58,7 +57,7 @@ func (m *metrics) register(r prometheus.Registerer) error {
 	return errors.Join(errs...)
 }
 
-func (m *metrics) observe(c config.Linktest, r ttlloop.Report, err error) {
+func (m *metrics) observe(c Test, r ttlloop.Report, err error) {
 	if err != nil {
 		m.runs.WithLabelValues(c.Name, c.Interface, "error").Inc()
 		return
@@ -88,16 +87,16 @@ func (m *metrics) observe(c config.Linktest, r ttlloop.Report, err error) {
 	}
 }
 
-func (m *metrics) hold(c config.Linktest, down bool) {
+func (m *metrics) hold(c Test, down bool) {
 	v := 0.0
 	if down {
 		v = 1
 	}
-	m.holds.WithLabelValues(c.Name, c.Interface, c.AffectsService, c.AffectsPathNm).Set(v)
+	m.holds.WithLabelValues(c.Name, c.Interface, c.AffectsService, c.AffectsPathName).Set(v)
 }
 
 // forget drops a removed test's series.
-func (m *metrics) forget(c config.Linktest) {
+func (m *metrics) forget(c Test) {
 	p := prometheus.Labels{"name": c.Name, "interface": c.Interface}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{m.loss, m.rtt, m.runs, m.sent, m.returned, m.foreign, m.holds, m.production, m.rate, m.needed} {
 		v.DeletePartialMatch(p)

@@ -15,6 +15,7 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
@@ -41,7 +42,7 @@ linktests:
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := linktest.MeasureOptions(c.Linktests[0])
+	o := daemon.LinktestTests(c.Linktests)[0].Measure
 	if o.DSCP != 46 || !o.Sequential || o.MaxLoss != 0.01 || o.Confidence != 0.99 || o.Round != 25 || o.Count != 500 ||
 		o.Fill != 0.2 || o.LinkSpeed != 0 || o.LoadWindow != 10*time.Second || o.IgnoreProduction {
 		t.Errorf("ef: %+v", o)
@@ -49,7 +50,7 @@ linktests:
 	if err := o.Validate(); err != nil && !strings.Contains(err.Error(), "interface wan0") {
 		t.Errorf("ef: %v", err)
 	}
-	o = linktest.MeasureOptions(c.Linktests[1])
+	o = daemon.LinktestTests(c.Linktests)[1].Measure
 	if !o.IgnoreProduction || o.Sequential || o.DSCP != 0 {
 		t.Errorf("out of service: %+v", o)
 	}
@@ -120,7 +121,7 @@ func TestSkippedAndSequentialVerdicts(t *testing.T) {
 	}
 	eng := &setter{}
 	reg := prometheus.NewRegistry()
-	s, err := linktest.New(linktest.Options{Tests: parse(t, fakeConfig).Linktests, Engine: eng, Run: run, Registerer: reg,
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run, Registerer: reg,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)

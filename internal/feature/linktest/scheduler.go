@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"sort"
 	"sync"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
@@ -29,9 +29,30 @@ type pathSetter interface {
 // function that runs it inside a lab namespace.
 type RunFunc func(ctx context.Context, o ttlloop.Options) (ttlloop.Report, error)
 
+// Test is one scheduled link test, as the daemon builds it from the
+// config (internal/daemon/feature_linktest.go).
+type Test struct {
+	Name      string
+	Interface string
+	Loop      netip.Addr
+	// Interval is the time from the start of one run to the next.
+	Interval time.Duration
+	// Measure is what one run measures.
+	Measure ttlloop.Options
+	// HasMaxLoss: a run whose loss exceeds MaxLoss (per cent) holds
+	// AffectsService/AffectsPathName down; without it there is no verdict.
+	HasMaxLoss bool
+	MaxLoss    float64
+	// AffectsPath is "SERVICE/PATH" as configured (shown by the API),
+	// AffectsService and AffectsPathName its two halves; empty for none.
+	AffectsPath     string
+	AffectsService  string
+	AffectsPathName string
+}
+
 // Options configure a Scheduler.
 type Options struct {
-	Tests []config.Linktest
+	Tests []Test
 	// Engine receives the affects-path verdicts; nil disables them.
 	Engine     pathSetter
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -62,12 +83,12 @@ type Scheduler struct {
 	ctx     context.Context // Run's; nil before Run
 	wg      sync.WaitGroup
 	tests   map[string]*test
-	pending []config.Linktest // the config before Run starts
+	pending []Test // the config before Run starts
 }
 
 // test is one scheduled test and its results.
 type test struct {
-	cfg    config.Linktest
+	cfg    Test
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -128,7 +149,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 // Reload applies a new set of tests: unchanged tests keep running with
 // their results, changed ones restart, removed ones stop and release the
 // path they held down.
-func (s *Scheduler) Reload(_ context.Context, tests []config.Linktest) error {
+func (s *Scheduler) Reload(_ context.Context, tests []Test) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ctx == nil {
@@ -141,8 +162,8 @@ func (s *Scheduler) Reload(_ context.Context, tests []config.Linktest) error {
 
 // apply stops tests not in want (or changed), clearing their down
 // verdicts, and starts the new ones. Called with s.mu held.
-func (s *Scheduler) apply(want []config.Linktest) {
-	keep := map[string]config.Linktest{}
+func (s *Scheduler) apply(want []Test) {
+	keep := map[string]Test{}
 	for _, c := range want {
 		keep[c.Name] = c
 	}
@@ -177,7 +198,7 @@ func (s *Scheduler) release(t *test, why string) {
 		return
 	}
 	t.holding = false
-	svc, path, src := t.cfg.AffectsService, t.cfg.AffectsPathNm, source(t.cfg)
+	svc, path, src := t.cfg.AffectsService, t.cfg.AffectsPathName, source(t.cfg)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -205,13 +226,13 @@ func (s *Scheduler) loop(ctx context.Context, t *test) {
 		s.once(ctx, t)
 		// The next test starts one interval after this one started; a test
 		// that overran its interval is followed at once by the next.
-		timer.Reset(max(0, t.cfg.Interval.D-time.Since(start)))
+		timer.Reset(max(0, t.cfg.Interval-time.Since(start)))
 	}
 }
 
 // once runs the test, records it and passes the verdict on.
 func (s *Scheduler) once(ctx context.Context, t *test) {
-	rep, err := s.RunTest(ctx, MeasureOptions(t.cfg))
+	rep, err := s.RunTest(ctx, t.cfg.Measure)
 	if ctx.Err() != nil {
 		return // stopped: a partial burst says nothing about the link
 	}
@@ -247,17 +268,17 @@ func (s *Scheduler) once(ctx context.Context, t *test) {
 // it once a test is within max-loss again.
 func (s *Scheduler) verdict(ctx context.Context, t *test, rep ttlloop.Report) {
 	c := t.cfg
-	if s.eng == nil || c.AffectsService == "" || !c.MaxLoss.Set() {
+	if s.eng == nil || c.AffectsService == "" || !c.HasMaxLoss {
 		return
 	}
-	down, reason := Verdict(rep, c.MaxLoss.V)
+	down, reason := Verdict(rep, c.MaxLoss)
 	s.mu.Lock()
 	was := t.holding
 	s.mu.Unlock()
 	if !down && !was {
 		return
 	}
-	err := s.eng.SetExternal(ctx, c.AffectsService, c.AffectsPathNm, source(c), down, reason)
+	err := s.eng.SetExternal(ctx, c.AffectsService, c.AffectsPathName, source(c), down, reason)
 	s.mu.Lock()
 	if s.tests[c.Name] != t {
 		// A reload removed or changed the test while the engine was being
@@ -280,7 +301,7 @@ func (s *Scheduler) verdict(ctx context.Context, t *test, rep ttlloop.Report) {
 	s.mu.Unlock()
 	s.metrics.hold(c, down)
 	if down != was {
-		s.log.Info("link test verdict", "test", c.Name, "service", c.AffectsService, "path", c.AffectsPathNm, "down", down, "reason", reason)
+		s.log.Info("link test verdict", "test", c.Name, "service", c.AffectsService, "path", c.AffectsPathName, "down", down, "reason", reason)
 	}
 }
 
@@ -301,7 +322,7 @@ func Verdict(rep ttlloop.Report, maxLoss float64) (down bool, reason string) {
 }
 
 // source names the test in the engine's reasons ("linktest NAME").
-func source(c config.Linktest) string { return "linktest " + c.Name }
+func source(c Test) string { return "linktest " + c.Name }
 
 // RunTest runs one test, after any other test on the same interface has
 // finished. Scheduled tests and the API's on-demand tests both come here.
@@ -332,15 +353,15 @@ func (s *Scheduler) Status() []apitype.LinktestStatus {
 			Name:        t.cfg.Name,
 			Interface:   t.cfg.Interface,
 			Loop:        t.cfg.Loop.String(),
-			Interval:    t.cfg.Interval.D.String(),
+			Interval:    t.cfg.Interval.String(),
 			AffectsPath: t.cfg.AffectsPath,
 			Runs:        t.runs,
 			LastError:   t.lastErr,
 			Report:      reportJSONPtr(t.last),
 			HoldsDown:   t.holding,
 		}
-		if t.cfg.MaxLoss.Set() {
-			v := t.cfg.MaxLoss.V
+		if t.cfg.HasMaxLoss {
+			v := t.cfg.MaxLoss
 			st.MaxLossPercent = &v
 		}
 		if !t.lastRun.IsZero() {
@@ -354,31 +375,6 @@ func (s *Scheduler) Status() []apitype.LinktestStatus {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
-}
-
-// MeasureOptions is the measuring package's view of a configured test.
-func MeasureOptions(l config.Linktest) ttlloop.Options {
-	return ttlloop.Options{
-		Interface:   l.Interface,
-		Loop:        l.Loop,
-		TTL:         l.TTL,
-		AllowOddTTL: l.AllowOddTTL,
-		Count:       l.Count,
-		Size:        l.Size,
-		Timeout:     l.Timeout.D,
-		Mark:        l.Fwmark,
-		Fill:        l.FillShare,
-		LinkSpeed:   l.LinkSpeedBps,
-		DSCP:        l.DSCP.V,
-		// Config load-window 0 leaves production out; the measuring
-		// package's 0 means its default.
-		LoadWindow:       l.LoadWindow.D,
-		IgnoreProduction: l.FillShare > 0 && l.LoadWindow.Set() && l.LoadWindow.D == 0,
-		Sequential:       l.Sequential,
-		MaxLoss:          l.MaxLoss.V / 100,
-		Confidence:       l.Confidence.V / 100,
-		Round:            l.Round,
-	}
 }
 
 func reportJSONPtr(r *ttlloop.Report) *apitype.LinktestReport {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
@@ -91,7 +92,7 @@ func TestVerdictSequence(t *testing.T) {
 		return ttlloop.Report{Sent: o.Count, Returned: o.Count - l, Lost: l, LossPercent: 100 * float64(l) / float64(o.Count)}, nil
 	}
 	eng := &setter{}
-	s, err := linktest.New(linktest.Options{Tests: parse(t, fakeConfig).Linktests, Engine: eng, Run: run,
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -141,7 +142,7 @@ linktests:
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := linktest.MeasureOptions(c.Linktests[0])
+	o := daemon.LinktestTests(c.Linktests)[0].Measure
 	if o.Loop != netip.MustParseAddr("2001:db8:ffff:ffff::1") || o.TTL != 11 || !o.AllowOddTTL || o.Fill != 0.2 || o.LinkSpeed != 1e9 || o.Timeout != 2*time.Second {
 		t.Errorf("Options() = %+v", o)
 	}
