@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/dataplane/bypass"
 	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/vishvananda/netlink"
@@ -21,10 +23,26 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netlink for bypass actions: %w", err)
 	}
+	// A damaged state file is reported and replaced, never a reason not to
+	// start (a daemon that exits on it would restart into the same file).
+	changed := ""
+	if cfg.StateDir != "" {
+		changed = filepath.Join(cfg.StateDir, "bypass-changed.json")
+	}
+	acts, err := bypass.New(h, changed)
+	if err != nil {
+		h.Close()
+		return nil, err
+	}
+	if err := acts.LoadError(); err != nil {
+		d.Logger().Error("bypass: "+err.Error()+"; kept the kernel as it is and starts with nothing recorded as changed: "+
+			"addresses or links an earlier run removed or set down are not restored automatically, check them by hand",
+			"file", changed)
+	}
 	m, err := heartbeat.New(heartbeat.Options{
 		Logger:   d.Logger(),
 		Registry: d.Registry(),
-		Netlink:  h,
+		Actions:  acts,
 		StateDir: cfg.StateDir,
 		Events:   d.Events(),
 	}, cfg)

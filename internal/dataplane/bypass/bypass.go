@@ -26,61 +26,25 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reachd/reachd/internal/atomicfile"
+	"github.com/reachd/reachd/internal/policy/threshold"
 )
 
-// Kind is what an Item changes.
-type Kind int
+// The vocabulary of a decision is the threshold rule's
+// (internal/policy/threshold): what an item changes, the item, and its
+// desired mode.
+type (
+	Kind = threshold.Kind
+	Item = threshold.Item
+	Mode = threshold.Mode
+)
 
 const (
-	// RemoveAddress removes Item.Addr from Item.Interface in bypass mode.
-	RemoveAddress Kind = iota
-	// LinkDown sets Item.Interface down in bypass mode.
-	LinkDown
+	RemoveAddress = threshold.RemoveAddress
+	LinkDown      = threshold.LinkDown
+	Hold          = threshold.Hold
+	Normal        = threshold.Normal
+	Bypass        = threshold.Bypass
 )
-
-func (k Kind) String() string {
-	if k == LinkDown {
-		return "link-down"
-	}
-	return "remove-address"
-}
-
-// Item is one thing bypass mode changes.
-type Item struct {
-	Kind      Kind
-	Interface string
-	Addr      netip.Addr // RemoveAddress only
-}
-
-func (i Item) String() string {
-	if i.Kind == LinkDown {
-		return "down " + i.Interface
-	}
-	return fmt.Sprintf("remove %v from %s", i.Addr, i.Interface)
-}
-
-// Mode is the desired state of an Item.
-type Mode int
-
-const (
-	// Hold leaves the item as it is (start-up before every listener has
-	// reported: the state of the previous run stays).
-	Hold Mode = iota
-	// Normal restores what bypass changed.
-	Normal
-	// Bypass removes the address or sets the link down.
-	Bypass
-)
-
-func (m Mode) String() string {
-	switch m {
-	case Normal:
-		return "normal"
-	case Bypass:
-		return "bypass"
-	}
-	return "hold"
-}
 
 // Netlink is the part of *netlink.Handle that the actions use; tests
 // pass a handle bound to a lab namespace.
@@ -194,6 +158,20 @@ func (a *Actions) Changed() Changed {
 	}
 	sort.Strings(c.Downed)
 	return c
+}
+
+// Summary is what Changed holds, for people: every removed address as
+// "ADDRESS on INTERFACE" and every interface set down, each sorted.
+func (a *Actions) Summary() (removed, down []string) {
+	c := a.Changed()
+	removed = []string{}
+	for _, v := range c.Removed {
+		for _, s := range v {
+			removed = append(removed, s.Address+" on "+s.Interface)
+		}
+	}
+	sort.Strings(removed)
+	return removed, append([]string{}, c.Downed...)
 }
 
 // Apply brings every item to its mode. Items that reachd changed but that

@@ -4,29 +4,43 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/events"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
-	"github.com/reachd/reachd/internal/dataplane/bypass"
+	"github.com/reachd/reachd/internal/events"
+	"github.com/reachd/reachd/internal/policy/threshold"
 )
 
 // Options configure a Manager.
 type Options struct {
 	Logger   *slog.Logger
 	Registry prometheus.Registerer // nil: metrics are not exported
-	// Netlink acts on the kernel; tests pass a lab namespace's handle.
-	Netlink bypass.Netlink
-	// StateDir keeps forced modes and what bypass changed (config state-dir).
+	// Actions change the kernel for the groups' decisions
+	// (internal/dataplane/bypass; the daemon builds them on the state
+	// file of what bypass changed).
+	Actions Actions
+	// StateDir keeps forced modes (config state-dir).
 	StateDir string
 	// Events receives listener changes and bypass entries and exits; nil
 	// publishes nothing. Publish must not block.
 	Events events.Publisher
+}
+
+// Actions apply bypass decisions to the kernel; *bypass.Actions of
+// internal/dataplane/bypass is one.
+type Actions interface {
+	// Apply brings every item to its mode (items it changed that are
+	// absent are restored); it goes on after an error and returns all.
+	Apply(desired map[threshold.Item]threshold.Mode) error
+	// Summary lists what bypass changed and has not restored: removed
+	// addresses ("ADDRESS on INTERFACE") and interfaces set down, sorted.
+	Summary() (removed, down []string)
 }
 
 // listener is the manager's record of one configured listener.
@@ -55,7 +69,7 @@ var ErrStopped = errors.New("heartbeat manager stopped")
 type Manager struct {
 	opts    Options
 	log     *slog.Logger
-	actions *bypass.Actions
+	actions Actions
 	forces  *forceStore
 	metrics *metrics
 
@@ -83,8 +97,8 @@ func New(opts Options, cfg *config.Config) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Netlink == nil {
-		return nil, errors.New("heartbeat: no netlink handle")
+	if opts.Actions == nil {
+		return nil, errors.New("heartbeat: no bypass actions")
 	}
 	statePath := func(name string) string {
 		if opts.StateDir == "" {
@@ -92,24 +106,15 @@ func New(opts Options, cfg *config.Config) (*Manager, error) {
 		}
 		return filepath.Join(opts.StateDir, name)
 	}
-	// Damaged state files are reported and replaced, never a reason not to
-	// start (a daemon that exits on them would restart into the same file).
-	acts, err := bypass.New(opts.Netlink, statePath("bypass-changed.json"))
-	if err != nil {
-		return nil, err
-	}
-	if err := acts.LoadError(); err != nil {
-		opts.Logger.Error("bypass: "+err.Error()+"; kept the kernel as it is and starts with nothing recorded as changed: "+
-			"addresses or links an earlier run removed or set down are not restored automatically, check them by hand",
-			"file", statePath("bypass-changed.json"))
-	}
+	// A damaged state file is reported and replaced, never a reason not to
+	// start (a daemon that exits on it would restart into the same file).
 	fs, err := loadForces(statePath("bypass-force.json"))
 	if err != nil {
 		opts.Logger.Error("bypass: "+err.Error()+"; groups without a readable forced mode are on auto (heartbeats decide)",
 			"file", statePath("bypass-force.json"), "kept", len(fs.m))
 	}
 	return &Manager{
-		opts: opts, log: opts.Logger, actions: acts, forces: fs,
+		opts: opts, log: opts.Logger, actions: opts.Actions, forces: fs,
 		metrics: newMetrics(opts.Registry),
 		events:  make(chan event, 1024), reqs: make(chan func()),
 		started: make(chan struct{}), done: make(chan struct{}),
@@ -258,13 +263,13 @@ func buildSpec(hc config.Heartbeats) Spec {
 	return s
 }
 
-func items(b config.BypassActions) []bypass.Item {
-	var out []bypass.Item
+func items(b config.BypassActions) []threshold.Item {
+	var out []threshold.Item
 	for _, a := range b.RemoveAddresses {
-		out = append(out, bypass.Item{Kind: bypass.RemoveAddress, Interface: a.Interface, Addr: a.Addr})
+		out = append(out, threshold.Item{Kind: threshold.RemoveAddress, Interface: a.Interface, Addr: a.Addr})
 	}
 	for _, n := range b.DownInterfaces {
-		out = append(out, bypass.Item{Kind: bypass.LinkDown, Interface: n})
+		out = append(out, threshold.Item{Kind: threshold.LinkDown, Interface: n})
 	}
 	return out
 }
@@ -364,11 +369,11 @@ func (m *Manager) reconcile(now time.Time) {
 		}
 		m.metrics.bypass(g.Name, eff == "bypass" || eff == "forced-on")
 	}
-	before := m.actions.Changed()
+	removed, down := m.actions.Summary()
 	err := m.actions.Apply(desired)
-	after := m.actions.Changed()
-	if !sameChanged(before, after) {
-		m.log.Info("bypass actions applied", "removed", keys(after.Removed), "down", after.Downed)
+	removedAfter, downAfter := m.actions.Summary()
+	if !slices.Equal(removed, removedAfter) || !slices.Equal(down, downAfter) {
+		m.log.Info("bypass actions applied", "removed", removedAfter, "down", downAfter)
 	}
 	if err != nil {
 		if err.Error() != m.lastErr {

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
+	"github.com/reachd/reachd/internal/dataplane/bypass"
 	"github.com/reachd/reachd/internal/lab"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -98,7 +99,11 @@ func (r *rig) start(yaml string) {
 		r.stop()
 	}
 	cfg := r.config(yaml)
-	m, err := New(Options{Logger: slog.New(slog.NewTextHandler(r, nil)), Netlink: r.ns.Handle(), StateDir: r.dir}, cfg)
+	acts, err := bypass.New(r.ns.Handle(), filepath.Join(r.dir, "bypass-changed.json"))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m, err := New(Options{Logger: slog.New(slog.NewTextHandler(r, nil)), Actions: acts, StateDir: r.dir}, cfg)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -3,13 +3,10 @@ package heartbeat
 import (
 	"context"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/dataplane/bypass"
 )
 
 // Status returns every listener, group and what bypass holds changed.
@@ -82,24 +79,6 @@ func (m *Manager) status() apitype.HeartbeatStatus {
 		}
 		st.Groups = append(st.Groups, sg)
 	}
-	ch := m.actions.Changed()
-	st.Changed.RemovedAddresses = keys(ch.Removed)
-	st.Changed.DownInterfaces = append([]string{}, ch.Downed...)
+	st.Changed.RemovedAddresses, st.Changed.DownInterfaces = m.actions.Summary()
 	return st
-}
-
-func keys(m map[string][]bypass.SavedAddr) []string {
-	out := []string{}
-	for k, v := range m {
-		for _, s := range v {
-			out = append(out, s.Address+" on "+s.Interface)
-		}
-		_ = k
-	}
-	sort.Strings(out)
-	return out
-}
-
-func sameChanged(a, b bypass.Changed) bool {
-	return slices.Equal(keys(a.Removed), keys(b.Removed)) && slices.Equal(a.Downed, b.Downed)
 }

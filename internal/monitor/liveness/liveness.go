@@ -1,4 +1,7 @@
-package heartbeat
+// Package liveness is the pure state machine of a heartbeat listener:
+// unknown, alive, failed, from the heartbeats heard and the time that
+// passed. It holds no clock; callers pass the time.
+package liveness
 
 import (
 	"fmt"
@@ -50,8 +53,8 @@ type Liveness struct {
 	count uint64
 }
 
-// NewLiveness starts a listener in Unknown at now.
-func NewLiveness(timeout time.Duration, attempts int, now time.Time) *Liveness {
+// New starts a listener in Unknown at now.
+func New(timeout time.Duration, attempts int, now time.Time) *Liveness {
 	if attempts < 1 {
 		attempts = 1
 	}

@@ -1,10 +1,15 @@
-package heartbeat
+// Package threshold is the heartbeat groups' rule, pure: a group whose
+// failed listeners meet its threshold is in bypass, and every bypass item
+// (an address to remove, a link to set down) gets the mode its groups and
+// listeners vote for. internal/dataplane/bypass applies the items.
+package threshold
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
-	"github.com/reachd/reachd/internal/dataplane/bypass"
+	"github.com/reachd/reachd/internal/monitor/liveness"
 )
 
 // GroupMode is a threshold group's decision.
@@ -64,7 +69,7 @@ func ParseForce(s string) (Force, error) {
 // ListenerSpec is a listener's name and local action list.
 type ListenerSpec struct {
 	Name  string
-	Local []bypass.Item
+	Local []Item
 }
 
 // GroupSpec is a group's members, threshold and global action list.
@@ -72,7 +77,7 @@ type GroupSpec struct {
 	Name      string
 	Members   []string
 	Threshold int
-	Global    []bypass.Item
+	Global    []Item
 }
 
 // Spec is what the policy needs of the config.
@@ -95,13 +100,13 @@ type GroupDecision struct {
 // meets or exceeds the threshold (LISTEN_HEARTBEAT_FAILED), the daemon
 // switches to bypass mode"; below it, normal). A group with a member still
 // unknown and fewer failures than the threshold is unknown.
-func Decide(g GroupSpec, states map[string]State) GroupDecision {
+func Decide(g GroupSpec, states map[string]liveness.State) GroupDecision {
 	var failed, unknown []string
 	for _, m := range g.Members {
 		switch states[m] {
-		case Failed:
+		case liveness.Failed:
 			failed = append(failed, m)
-		case Unknown:
+		case liveness.Unknown:
 			unknown = append(unknown, m)
 		}
 	}
@@ -133,10 +138,10 @@ func Decide(g GroupSpec, states map[string]State) GroupDecision {
 //   - A forced group wins over heartbeats for its global items and for the
 //     local items of its members (force-on beats force-off when a listener
 //     is in two forced groups); forcing acts at once, also at start-up.
-func Desired(spec Spec, states map[string]State, force map[string]Force) (map[bypass.Item]bypass.Mode, map[string]GroupDecision) {
+func Desired(spec Spec, states map[string]liveness.State, force map[string]Force) (map[Item]Mode, map[string]GroupDecision) {
 	settled := true
 	for _, l := range spec.Listeners {
-		if states[l.Name] == Unknown {
+		if states[l.Name] == liveness.Unknown {
 			settled = false
 		}
 	}
@@ -155,47 +160,101 @@ func Desired(spec Spec, states map[string]State, force map[string]Force) (map[by
 			}
 		}
 	}
-	out := map[bypass.Item]bypass.Mode{}
-	vote := func(it bypass.Item, m bypass.Mode) {
+	out := map[Item]Mode{}
+	vote := func(it Item, m Mode) {
 		cur, seen := out[it]
 		switch {
-		case !seen, m == bypass.Bypass, m == bypass.Hold && cur == bypass.Normal:
+		case !seen, m == Bypass, m == Hold && cur == Normal:
 			out[it] = m
 		}
 	}
 	for _, g := range spec.Groups {
-		m := bypass.Hold
+		m := Hold
 		switch d := decisions[g.Name]; {
 		case d.Force == ForceOn:
-			m = bypass.Bypass
+			m = Bypass
 		case d.Force == ForceOff:
-			m = bypass.Normal
+			m = Normal
 		case d.Held || d.Mode == GroupUnknown:
 		case d.Mode == GroupBypass:
-			m = bypass.Bypass
+			m = Bypass
 		default:
-			m = bypass.Normal
+			m = Normal
 		}
 		for _, it := range g.Global {
 			vote(it, m)
 		}
 	}
 	for _, l := range spec.Listeners {
-		m := bypass.Hold
+		m := Hold
 		switch {
 		case memberForce[l.Name] == ForceOn:
-			m = bypass.Bypass
+			m = Bypass
 		case memberForce[l.Name] == ForceOff:
-			m = bypass.Normal
+			m = Normal
 		case !settled:
-		case states[l.Name] == Failed:
-			m = bypass.Bypass
+		case states[l.Name] == liveness.Failed:
+			m = Bypass
 		default:
-			m = bypass.Normal
+			m = Normal
 		}
 		for _, it := range l.Local {
 			vote(it, m)
 		}
 	}
 	return out, decisions
+}
+
+// Kind is what an Item changes.
+type Kind int
+
+const (
+	// RemoveAddress removes Item.Addr from Item.Interface in bypass mode.
+	RemoveAddress Kind = iota
+	// LinkDown sets Item.Interface down in bypass mode.
+	LinkDown
+)
+
+func (k Kind) String() string {
+	if k == LinkDown {
+		return "link-down"
+	}
+	return "remove-address"
+}
+
+// Item is one thing bypass mode changes.
+type Item struct {
+	Kind      Kind
+	Interface string
+	Addr      netip.Addr // RemoveAddress only
+}
+
+func (i Item) String() string {
+	if i.Kind == LinkDown {
+		return "down " + i.Interface
+	}
+	return fmt.Sprintf("remove %v from %s", i.Addr, i.Interface)
+}
+
+// Mode is the desired state of an Item.
+type Mode int
+
+const (
+	// Hold leaves the item as it is (start-up before every listener has
+	// reported: the state of the previous run stays).
+	Hold Mode = iota
+	// Normal restores what bypass changed.
+	Normal
+	// Bypass removes the address or sets the link down.
+	Bypass
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Normal:
+		return "normal"
+	case Bypass:
+		return "bypass"
+	}
+	return "hold"
 }

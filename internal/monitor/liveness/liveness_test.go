@@ -1,4 +1,4 @@
-package heartbeat
+package liveness
 
 import (
 	"testing"
@@ -34,7 +34,7 @@ func TestLiveness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			l := NewLiveness(tt.timeout, tt.attempts, t0)
+			l := New(tt.timeout, tt.attempts, t0)
 			for _, s := range tt.steps {
 				if s.heard {
 					l.Heard(ms(s.at))
@@ -51,7 +51,7 @@ func TestLiveness(t *testing.T) {
 
 func TestLivenessReasonsAndCounts(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	l := NewLiveness(100*time.Millisecond, 2, t0)
+	l := New(100*time.Millisecond, 2, t0)
 	tr, ok := l.Tick(t0.Add(200 * time.Millisecond))
 	if !ok || tr.From != Unknown || tr.To != Failed || tr.Reason != "2 of 2 windows of 100ms without a heartbeat (none received since start)" {
 		t.Fatalf("transition %+v %v", tr, ok)
@@ -69,35 +69,4 @@ func TestLivenessReasonsAndCounts(t *testing.T) {
 	if last, n := l.Last(); n != 2 || !last.Equal(t0.Add(time.Second+time.Millisecond)) {
 		t.Fatalf("Last = %v, %d", last, n)
 	}
-}
-
-func TestMatches(t *testing.T) {
-	tests := []struct {
-		payload, data string
-		want          bool
-	}{
-		{"", "anything", true},
-		{"", "", true},
-		{"HEARTBEAT", "HEARTBEAT", true},
-		{"HEARTBEAT", "HEARTBEAT\n", true},
-		{"HEARTBEAT", "HEARTBEAT\r\n", true},
-		{"HEARTBEAT", "HEARTBEAT\n\n", false},
-		{"HEARTBEAT", "heartbeat", false},
-		{"HEARTBEAT", "HEARTBEATX", false},
-		{"HEARTBEAT", "", false},
-	}
-	for _, tt := range tests {
-		if got := matches([]byte(tt.payload), []byte(tt.data)); got != tt.want {
-			t.Errorf("matches(%q, %q) = %v, want %v", tt.payload, tt.data, got, tt.want)
-		}
-	}
-}
-
-func FuzzMatches(f *testing.F) {
-	f.Add([]byte("HEARTBEAT"), []byte("HEARTBEAT\r\n"))
-	f.Fuzz(func(t *testing.T, payload, data []byte) {
-		if matches(payload, data) && len(payload) > 0 && len(data) > len(payload)+2 {
-			t.Fatalf("matched %q against %q", data, payload)
-		}
-	})
 }

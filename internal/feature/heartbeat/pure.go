@@ -1,0 +1,43 @@
+package heartbeat
+
+import (
+	"github.com/reachd/reachd/internal/monitor/liveness"
+	"github.com/reachd/reachd/internal/policy/threshold"
+)
+
+// The pure parts live with their kind: a listener's liveness beside the
+// monitors (internal/monitor/liveness), the groups' threshold rule beside
+// the policies (internal/policy/threshold). The manager, its API and its
+// tests use them under these names.
+type (
+	State      = liveness.State
+	Transition = liveness.Transition
+	Liveness   = liveness.Liveness
+
+	GroupMode     = threshold.GroupMode
+	Force         = threshold.Force
+	Spec          = threshold.Spec
+	ListenerSpec  = threshold.ListenerSpec
+	GroupSpec     = threshold.GroupSpec
+	GroupDecision = threshold.GroupDecision
+)
+
+const (
+	Unknown = liveness.Unknown
+	Alive   = liveness.Alive
+	Failed  = liveness.Failed
+
+	GroupUnknown = threshold.GroupUnknown
+	GroupNormal  = threshold.GroupNormal
+	GroupBypass  = threshold.GroupBypass
+
+	Auto     = threshold.Auto
+	ForceOn  = threshold.ForceOn
+	ForceOff = threshold.ForceOff
+)
+
+var (
+	NewLiveness = liveness.New
+	ParseForce  = threshold.ParseForce
+	Desired     = threshold.Desired
+)
