@@ -11,6 +11,7 @@ import (
 	"github.com/reachd/reachd/internal/dataplane/bypass"
 	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/heartbeat"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/vishvananda/netlink"
 )
 
@@ -40,12 +41,13 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 			"file", changed)
 	}
 	m, err := heartbeat.New(heartbeat.Options{
-		Logger:   d.Logger(),
-		Registry: d.Registry(),
-		Actions:  acts,
-		StateDir: cfg.StateDir,
-		Events:   d.Events(),
-	}, cfg)
+		Logger:     d.Logger(),
+		Registry:   d.Registry(),
+		Actions:    acts,
+		StateDir:   cfg.StateDir,
+		Heartbeats: HeartbeatConfig(cfg.Heartbeats),
+		Events:     d.Events(),
+	})
 	if err != nil {
 		h.Close()
 		return nil, err
@@ -57,7 +59,52 @@ func newHeartbeatFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 // Prepare: listeners and groups were checked with the config; commit
 // reconfigures them on the manager's goroutine.
 func (f heartbeatFeature) Prepare(ctx context.Context, cfg *config.Config) (func() error, error) {
-	return func() error { return f.Manager.Reload(ctx, cfg) }, nil
+	hc := HeartbeatConfig(cfg.Heartbeats)
+	return func() error { return f.Manager.Reload(ctx, hc) }, nil
+}
+
+// HeartbeatConfig builds the heartbeat feature's listeners and groups
+// from the config: the one place where a configured listener becomes a
+// heartbeat.Listener.
+func HeartbeatConfig(hc config.Heartbeats) heartbeat.Config {
+	var out heartbeat.Config
+	for _, l := range hc.Listeners {
+		out.Listeners = append(out.Listeners, heartbeat.Listener{
+			Name:      l.Name,
+			Protocol:  l.Protocol,
+			Listen:    l.Listen,
+			Interface: l.Interface,
+			Payload:   l.Payload,
+			Timeout:   l.Timeout.D,
+			Attempts:  l.Attempts,
+			Local:     bypassItems(l.Bypass),
+			AllowFrom: l.AllowPrefixes,
+			SharedKey: l.SharedKey,
+			MaxSkew:   l.MaxSkew.D,
+		})
+	}
+	for _, g := range hc.Groups {
+		out.Groups = append(out.Groups, heartbeat.Group{
+			Name:      g.Name,
+			Members:   g.Listeners,
+			Threshold: g.FailedThreshold,
+			Global:    bypassItems(g.Bypass),
+		})
+	}
+	return out
+}
+
+// bypassItems are a bypass section's addresses to remove and interfaces
+// to set down.
+func bypassItems(b config.BypassActions) []threshold.Item {
+	var out []threshold.Item
+	for _, a := range b.RemoveAddresses {
+		out = append(out, threshold.Item{Kind: threshold.RemoveAddress, Interface: a.Interface, Addr: a.Addr})
+	}
+	for _, n := range b.DownInterfaces {
+		out = append(out, threshold.Item{Kind: threshold.LinkDown, Interface: n})
+	}
+	return out
 }
 
 func (f heartbeatFeature) Routes(r feature.Router) { heartbeat.Routes(r, f) }

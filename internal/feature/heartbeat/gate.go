@@ -6,7 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/hbauth"
 )
 
@@ -25,10 +24,10 @@ type gate struct {
 	v  *hbauth.Verifier // nil: plain payloads (the seed's behaviour)
 }
 
-func newGate(lc config.HeartbeatListener, reject func(string)) *gate {
-	g := &gate{payload: []byte(lc.Payload), allow: lc.AllowPrefixes, now: time.Now, reject: reject}
+func newGate(lc Listener, reject func(string)) *gate {
+	g := &gate{payload: []byte(lc.Payload), allow: lc.AllowFrom, now: time.Now, reject: reject}
 	if len(lc.SharedKey) > 0 {
-		g.v = &hbauth.Verifier{Key: lc.SharedKey, Payload: []byte(lc.Payload), Window: lc.MaxSkew.D}
+		g.v = &hbauth.Verifier{Key: lc.SharedKey, Payload: []byte(lc.Payload), Window: lc.MaxSkew}
 	}
 	return g
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/reachd/reachd/internal/hbauth"
 )
 
-func listenerConfig(t *testing.T, extra string) config.HeartbeatListener {
+func listenerConfig(t *testing.T, extra string) Listener {
 	t.Helper()
 	c, err := config.Parse("hb.yaml", []byte(fmt.Sprintf(`
 heartbeats:
@@ -26,7 +26,7 @@ heartbeats:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c.Heartbeats.Listeners[0]
+	return fromConfig(c.Heartbeats).Listeners[0]
 }
 
 type rejects struct {
@@ -43,7 +43,7 @@ func (r *rejects) get(reason string) int {
 
 // runGate starts a receiver for lc on loopback and returns its address,
 // its events and its refusals.
-func runGate(t *testing.T, lc config.HeartbeatListener) (string, chan event, *rejects) {
+func runGate(t *testing.T, lc Listener) (string, chan event, *rejects) {
 	t.Helper()
 	rj := &rejects{m: map[string]int{}}
 	events := make(chan event, 16)

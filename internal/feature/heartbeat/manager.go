@@ -12,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/policy/threshold"
 )
@@ -27,6 +26,8 @@ type Options struct {
 	Actions Actions
 	// StateDir keeps forced modes (config state-dir).
 	StateDir string
+	// Heartbeats are the listeners and groups to run; Reload replaces them.
+	Heartbeats Config
 	// Events receives listener changes and bypass entries and exits; nil
 	// publishes nothing. Publish must not block.
 	Events events.Publisher
@@ -45,7 +46,7 @@ type Actions interface {
 
 // listener is the manager's record of one configured listener.
 type listener struct {
-	cfg    config.HeartbeatListener
+	cfg    Listener
 	live   *Liveness
 	since  time.Time // last transition
 	reason string
@@ -81,7 +82,7 @@ type Manager struct {
 	// Owned by Run's goroutine.
 	runCtx    context.Context
 	wg        sync.WaitGroup
-	cfg       config.Heartbeats
+	cfg       Config
 	order     []string // listener names in config order
 	listeners map[string]*listener
 	spec      Spec
@@ -91,9 +92,8 @@ type Manager struct {
 	lastErr   string
 }
 
-// New builds a manager for cfg's heartbeats section; it binds nothing
-// until Run.
-func New(opts Options, cfg *config.Config) (*Manager, error) {
+// New builds a manager for opts.Heartbeats; it binds nothing until Run.
+func New(opts Options) (*Manager, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -118,7 +118,7 @@ func New(opts Options, cfg *config.Config) (*Manager, error) {
 		metrics: newMetrics(opts.Registry),
 		events:  make(chan event, 1024), reqs: make(chan func()),
 		started: make(chan struct{}), done: make(chan struct{}),
-		cfg:       cfg.Heartbeats,
+		cfg:       opts.Heartbeats,
 		listeners: map[string]*listener{},
 		groups:    map[string]*groupRec{},
 	}, nil
@@ -184,13 +184,13 @@ func (m *Manager) call(ctx context.Context, fn func()) error {
 // which holds the heartbeat-driven actions until they report (seed: "During
 // startup and reload, the daemon does not manage interfaces and IPs until
 // all listeners report their statuses").
-func (m *Manager) Reload(ctx context.Context, cfg *config.Config) error {
-	return m.call(ctx, func() { m.configure(cfg.Heartbeats) })
+func (m *Manager) Reload(ctx context.Context, hc Config) error {
+	return m.call(ctx, func() { m.configure(hc) })
 }
 
-func (m *Manager) configure(hc config.Heartbeats) {
+func (m *Manager) configure(hc Config) {
 	now := time.Now()
-	want := map[string]config.HeartbeatListener{}
+	want := map[string]Listener{}
 	for _, lc := range hc.Listeners {
 		want[lc.Name] = lc
 	}
@@ -210,10 +210,10 @@ func (m *Manager) configure(hc config.Heartbeats) {
 		m.order = append(m.order, lc.Name)
 		if l, ok := m.listeners[lc.Name]; ok {
 			l.cfg = lc
-			l.live.Timeout, l.live.Attempts = lc.Timeout.D, lc.Attempts
+			l.live.Timeout, l.live.Attempts = lc.Timeout, lc.Attempts
 			continue
 		}
-		l := &listener{cfg: lc, live: NewLiveness(lc.Timeout.D, lc.Attempts, now), since: now, reason: "starting", done: make(chan struct{})}
+		l := &listener{cfg: lc, live: NewLiveness(lc.Timeout, lc.Attempts, now), since: now, reason: "starting", done: make(chan struct{})}
 		var lctx context.Context
 		lctx, l.cancel = context.WithCancel(m.runCtx)
 		m.listeners[lc.Name] = l
@@ -224,7 +224,7 @@ func (m *Manager) configure(hc config.Heartbeats) {
 			receive(lctx, lc, l, m.events, newGate(lc, func(reason string) { m.metrics.rejected.WithLabelValues(lc.Name, reason).Inc() }))
 		}()
 		m.log.Info("heartbeat listener started", "listener", lc.Name, "protocol", lc.Protocol, "listen", lc.Listen,
-			"timeout", lc.Timeout.D, "attempts", lc.Attempts)
+			"timeout", lc.Timeout, "attempts", lc.Attempts)
 	}
 	for name := range m.groups {
 		if !hasGroup(hc, name) {
@@ -237,7 +237,7 @@ func (m *Manager) configure(hc config.Heartbeats) {
 	m.dirty = true
 }
 
-func hasGroup(hc config.Heartbeats, name string) bool {
+func hasGroup(hc Config, name string) bool {
 	for _, g := range hc.Groups {
 		if g.Name == name {
 			return true
@@ -246,32 +246,21 @@ func hasGroup(hc config.Heartbeats, name string) bool {
 	return false
 }
 
-func buildSpec(hc config.Heartbeats) Spec {
+func buildSpec(hc Config) Spec {
 	var s Spec
 	var all []string
 	for _, l := range hc.Listeners {
 		all = append(all, l.Name)
-		s.Listeners = append(s.Listeners, ListenerSpec{Name: l.Name, Local: items(l.Bypass)})
+		s.Listeners = append(s.Listeners, ListenerSpec{Name: l.Name, Local: l.Local})
 	}
 	for _, g := range hc.Groups {
-		members := g.Listeners
+		members := g.Members
 		if len(members) == 0 {
 			members = all
 		}
-		s.Groups = append(s.Groups, GroupSpec{Name: g.Name, Members: members, Threshold: g.FailedThreshold, Global: items(g.Bypass)})
+		s.Groups = append(s.Groups, GroupSpec{Name: g.Name, Members: members, Threshold: g.Threshold, Global: g.Global})
 	}
 	return s
-}
-
-func items(b config.BypassActions) []threshold.Item {
-	var out []threshold.Item
-	for _, a := range b.RemoveAddresses {
-		out = append(out, threshold.Item{Kind: threshold.RemoveAddress, Interface: a.Interface, Addr: a.Addr})
-	}
-	for _, n := range b.DownInterfaces {
-		out = append(out, threshold.Item{Kind: threshold.LinkDown, Interface: n})
-	}
-	return out
 }
 
 // handle takes a receiver's event; events of stopped listeners are dropped.

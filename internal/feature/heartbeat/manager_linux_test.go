@@ -103,7 +103,7 @@ func (r *rig) start(yaml string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	m, err := New(Options{Logger: slog.New(slog.NewTextHandler(r, nil)), Actions: acts, StateDir: r.dir}, cfg)
+	m, err := New(Options{Logger: slog.New(slog.NewTextHandler(r, nil)), Actions: acts, StateDir: r.dir, Heartbeats: fromConfig(cfg.Heartbeats)})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -469,7 +469,7 @@ heartbeats:
     - {name: a, listen: "127.0.0.1:0", timeout: 300ms, attempts: 2}
     - {name: c, listen: "127.0.0.1:0", timeout: 200ms}
 `)
-	if err := r.m.Reload(context.Background(), cfg); err != nil {
+	if err := r.m.Reload(context.Background(), fromConfig(cfg.Heartbeats)); err != nil {
 		t.Fatal(err)
 	}
 	r.waitBound()

@@ -51,7 +51,7 @@ func (m *Manager) status() apitype.HeartbeatStatus {
 		sl := apitype.HeartbeatListener{
 			Name: name, Protocol: l.cfg.Protocol, Listen: l.cfg.Listen, Bound: l.bound,
 			State: l.live.State().String(), Since: l.since, Reason: l.reason, Count: n,
-			Timeout: l.cfg.Timeout.D.String(), Attempts: l.cfg.Attempts, Error: l.err,
+			Timeout: l.cfg.Timeout.String(), Attempts: l.cfg.Attempts, Error: l.err,
 		}
 		if !last.IsZero() {
 			sl.LastHeartbeat = &last

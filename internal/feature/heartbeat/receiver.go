@@ -10,7 +10,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/reachd/reachd/internal/config"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,14 +34,14 @@ var maxTCPConns = 64
 // is closed: twice the listener's failure window (attempts × timeout), at
 // least 30 s. A sender that is quiet for that long has already made the
 // listener fail; it reconnects when it sends again.
-var tcpIdle = func(lc config.HeartbeatListener) time.Duration {
-	return max(2*time.Duration(max(lc.Attempts, 1))*lc.Timeout.D, 30*time.Second)
+var tcpIdle = func(lc Listener) time.Duration {
+	return max(2*time.Duration(max(lc.Attempts, 1))*lc.Timeout, 30*time.Second)
 }
 
 // receive owns one listener's socket until ctx ends: it binds (retrying
 // while binding fails, e.g. the address is not configured yet) and turns
 // every matching datagram or TCP write into an event.
-func receive(ctx context.Context, lc config.HeartbeatListener, l *listener, events chan<- event, g *gate) {
+func receive(ctx context.Context, lc Listener, l *listener, events chan<- event, g *gate) {
 	send := func(e event) bool {
 		select {
 		case events <- e:
@@ -106,7 +105,7 @@ func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func()
 	return func() { close(done); wg.Wait() }
 }
 
-func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool, g *gate) error {
+func receiveUDP(ctx context.Context, lc Listener, l *listener, send func(event) bool, g *gate) error {
 	pc, err := listenConfig(lc.Interface).ListenPacket(ctx, "udp", lc.Listen)
 	if err != nil {
 		return err
@@ -133,7 +132,7 @@ func receiveUDP(ctx context.Context, lc config.HeartbeatListener, l *listener, s
 	}
 }
 
-func receiveTCP(ctx context.Context, lc config.HeartbeatListener, l *listener, send func(event) bool, g *gate) error {
+func receiveTCP(ctx context.Context, lc Listener, l *listener, send func(event) bool, g *gate) error {
 	ln, err := listenConfig(lc.Interface).Listen(ctx, "tcp", lc.Listen)
 	if err != nil {
 		return err

@@ -6,8 +6,6 @@ import (
 	"net"
 	"testing"
 	"time"
-
-	"github.com/reachd/reachd/internal/config"
 )
 
 // startTCP runs one TCP receiver on loopback and returns its address and
@@ -16,7 +14,7 @@ func startTCP(t *testing.T) (string, chan event) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan event, 1024)
-	lc := config.HeartbeatListener{Name: "t", Protocol: "tcp", Listen: "127.0.0.1:0"}
+	lc := Listener{Name: "t", Protocol: "tcp", Listen: "127.0.0.1:0"}
 	done := make(chan struct{})
 	go func() { defer close(done); receive(ctx, lc, &listener{}, events, newGate(lc, func(string) {})) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -108,7 +106,7 @@ func TestTCPConnectionLimit(t *testing.T) {
 // A connection that sends nothing for the idle window is closed.
 func TestTCPIdleConnectionClosed(t *testing.T) {
 	old := tcpIdle
-	tcpIdle = func(config.HeartbeatListener) time.Duration { return 50 * time.Millisecond }
+	tcpIdle = func(Listener) time.Duration { return 50 * time.Millisecond }
 	t.Cleanup(func() { tcpIdle = old })
 	addr, _ := startTCP(t)
 	c, err := net.Dial("tcp", addr)
@@ -131,8 +129,8 @@ func TestTCPIdleDefault(t *testing.T) {
 		{10 * time.Second, 3, 60 * time.Second},
 		{time.Second, 0, 30 * time.Second},
 	} {
-		lc := config.HeartbeatListener{Attempts: c.attempts}
-		lc.Timeout.D = c.timeout
+		lc := Listener{Attempts: c.attempts}
+		lc.Timeout = c.timeout
 		if got := tcpIdle(lc); got != c.want {
 			t.Errorf("timeout %v × %d: idle %v, want %v", c.timeout, c.attempts, got, c.want)
 		}
