@@ -5,19 +5,27 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reachd/reachd/internal/defaults"
 )
 
 // Flow defaults (seed document "Flow pings": flow.ping.interval and
 // flow.ping.fail.delay).
+// They are internal/defaults', which the flow feature and the STAMP prober
+// fall back to as well.
 const (
-	DefaultFlowPingInterval = time.Second
-	DefaultFlowFailDelay    = 10 * time.Second
-	DefaultStampPort        = 862 // RFC 8762 §4.1
-	DefaultStampListen      = "[::]:862"
+	DefaultFlowPingInterval = defaults.FlowPingInterval
+	DefaultFlowFailDelay    = defaults.FlowFailDelay
+	DefaultStampPort        = defaults.StampPort // RFC 8762 §4.1
 	DefaultOpenTSDBMetric   = "sdn.flow.latency"
 )
+
+// DefaultStampListen is the reflector's default listen address: every
+// address (IPv4 too, v4-mapped) on the STAMP port.
+var DefaultStampListen = net.JoinHostPort("::", strconv.Itoa(DefaultStampPort))
 
 // StampReflector runs reachd as an RFC 8762 session-reflector (stateful
 // mode) so that peers can measure flows to this host. It listens only when

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/defaults"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
@@ -210,10 +211,10 @@ func normalize(flows []Options) ([]Options, error) {
 			return nil, fmt.Errorf("flow %q: no peer address", f.ID)
 		}
 		if f.Interval <= 0 {
-			f.Interval = time.Second
+			f.Interval = defaults.FlowPingInterval
 		}
 		if f.FailDelay <= 0 {
-			f.FailDelay = 10 * time.Second
+			f.FailDelay = defaults.FlowFailDelay
 		}
 		if f.Timeout <= 0 {
 			f.Timeout = min(f.Interval, 2*time.Second)

@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/reachd/reachd/internal/defaults"
 )
 
 // DefaultPort is the UDP port assigned to STAMP (RFC 8762 §4.1).
-const DefaultPort = 862
+const DefaultPort = defaults.StampPort
 
 // BaseLen is the length of both unauthenticated base test packets
 // (RFC 8762 §4.2.1 and §4.3.1). Longer packets carry padding.
