@@ -65,6 +65,7 @@ func TestBurstLargerThanBatch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitAnswers(t, ns, fmt.Sprintf("2001:db8:fffe::%x", n)) // fresh addresses: see waitAnswers
 	p := New(Options{})
 	defer p.Close()
 	var wg sync.WaitGroup
