@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/reachd/reachd/internal/health"
 )
 
 // BGP defaults. Health timing follows ExaBGP's healthcheck (rise/fall) with
@@ -170,87 +172,25 @@ func (h Health) Bound() time.Duration {
 	return time.Duration(h.Fall)*h.Interval.D + h.Timeout.D
 }
 
-// CheckKind is the kind of an own health check.
-type CheckKind string
+// A health check's spec and its parser are internal/health's, which the
+// checks' runner (internal/probe/check) uses too.
+type (
+	CheckKind = health.Kind
+	Check     = health.Check
+)
 
 // Kinds of checks.
 const (
-	CheckNone CheckKind = ""
-	CheckTCP  CheckKind = "tcp"
-	CheckHTTP CheckKind = "http"
-	CheckICMP CheckKind = "icmp"
-	CheckExec CheckKind = "exec"
+	CheckNone = health.None
+	CheckTCP  = health.TCP
+	CheckHTTP = health.HTTP
+	CheckICMP = health.ICMP
+	CheckExec = health.Exec
 )
-
-// Check is a parsed health check.
-type Check struct {
-	Kind    CheckKind
-	Addr    netip.AddrPort // tcp (address defaults to loopback)
-	URL     string         // http
-	Target  netip.Addr     // icmp
-	Command string         // exec (run with /bin/sh -c)
-}
-
-func (c Check) String() string {
-	switch c.Kind {
-	case CheckTCP:
-		return "tcp:" + c.Addr.String()
-	case CheckHTTP:
-		return "http:" + c.URL
-	case CheckICMP:
-		return "icmp:" + c.Target.String()
-	case CheckExec:
-		return "exec:" + c.Command
-	}
-	return ""
-}
 
 // ParseCheck reads a check: tcp:PORT, tcp:HOST:PORT, http:URL (http:// or
 // https://), icmp:ADDR, exec:COMMAND, and gocast's port:tcp:PORT.
-func ParseCheck(s string) (Check, error) {
-	kind, rest, ok := strings.Cut(s, ":")
-	if !ok || rest == "" {
-		return Check{}, fmt.Errorf("%q is not a check; write tcp:PORT, http:URL, icmp:ADDR or exec:COMMAND", s)
-	}
-	switch kind {
-	case "port":
-		proto, port, ok := strings.Cut(rest, ":")
-		if !ok || proto != "tcp" {
-			return Check{}, fmt.Errorf("%q: a port monitor is port:tcp:PORT", s)
-		}
-		return ParseCheck("tcp:" + port)
-	case "tcp":
-		if n, err := strconv.Atoi(rest); err == nil {
-			if n < 1 || n > 65535 {
-				return Check{}, fmt.Errorf("%q: port %d is not 1-65535", s, n)
-			}
-			return Check{Kind: CheckTCP, Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(n))}, nil
-		}
-		ap, err := netip.ParseAddrPort(rest)
-		if err != nil || ap.Port() == 0 {
-			return Check{}, fmt.Errorf("%q: write tcp:PORT or tcp:ADDRESS:PORT ([v6]:PORT)", s)
-		}
-		return Check{Kind: CheckTCP, Addr: ap}, nil
-	case "http", "https":
-		u := s
-		if kind == "http" && (strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://")) {
-			u = rest
-		}
-		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
-			return Check{}, fmt.Errorf("%q: write http:http://HOST:PORT/PATH", s)
-		}
-		return Check{Kind: CheckHTTP, URL: u}, nil
-	case "icmp":
-		a, err := netip.ParseAddr(rest)
-		if err != nil {
-			return Check{}, fmt.Errorf("%q: write icmp:ADDRESS (an IP)", s)
-		}
-		return Check{Kind: CheckICMP, Target: a}, nil
-	case "exec":
-		return Check{Kind: CheckExec, Command: rest}, nil
-	}
-	return Check{}, fmt.Errorf("%q: unknown check kind %q; use tcp, http, icmp or exec", s, kind)
-}
+func ParseCheck(s string) (Check, error) { return health.ParseCheck(s) }
 
 // ParseCommunity reads a standard community: ASN:VALUE (16 bits each) or
 // a well-known name (graceful-shutdown, no-export, no-advertise, blackhole).

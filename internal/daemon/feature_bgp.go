@@ -10,7 +10,6 @@ import (
 	"github.com/reachd/reachd/internal/dataplane"
 	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/bgp"
-	"github.com/reachd/reachd/internal/probe/check"
 )
 
 // bgpFeature is BGP anycast: announcements follow their health; the learn
@@ -131,9 +130,8 @@ func bgpAnnounce(a config.Announce, checks []config.Check) bgp.Announce {
 	if checks == nil && a.Check.Kind != config.CheckNone {
 		checks = []config.Check{a.Check}
 	}
-	for _, c := range checks {
-		out.Health.Checks = append(out.Health.Checks, check.Spec{Kind: check.Kind(c.Kind), Addr: c.Addr, URL: c.URL, Target: c.Target, Command: c.Command})
-	}
+	// The config's checks are the runner's (both internal/health.Check).
+	out.Health.Checks = append(out.Health.Checks, checks...)
 	return out
 }
 

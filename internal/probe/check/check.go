@@ -11,48 +11,28 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/netip"
 	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/reachd/reachd/internal/health"
 	"github.com/reachd/reachd/internal/probe"
 )
 
-// Kind is the kind of a check.
-type Kind string
+// A check's spec is internal/health's (the config parses it there).
+type (
+	Kind = health.Kind
+	Spec = health.Check
+)
 
 // Kinds of checks.
 const (
-	None Kind = ""
-	TCP  Kind = "tcp"
-	HTTP Kind = "http"
-	ICMP Kind = "icmp"
-	Exec Kind = "exec"
+	None = health.None
+	TCP  = health.TCP
+	HTTP = health.HTTP
+	ICMP = health.ICMP
+	Exec = health.Exec
 )
-
-// Spec is one check (the config's parsed form).
-type Spec struct {
-	Kind    Kind
-	Addr    netip.AddrPort // tcp
-	URL     string         // http
-	Target  netip.Addr     // icmp
-	Command string         // exec, run with /bin/sh -c
-}
-
-func (c Spec) String() string {
-	switch c.Kind {
-	case TCP:
-		return "tcp:" + c.Addr.String()
-	case HTTP:
-		return "http:" + c.URL
-	case ICMP:
-		return "icmp:" + c.Target.String()
-	case Exec:
-		return "exec:" + c.Command
-	}
-	return ""
-}
 
 // Runner runs checks.
 type Runner struct {
