@@ -54,7 +54,7 @@ var rules = []rule{
 		why: "leaf helpers import nothing of reachd"},
 	{from: []string{"internal/events"}, only: []string{"internal/apitype"}, transitive: true,
 		why: "the event feed is what every feature publishes to; it knows only the event's shape"},
-	{from: []string{"internal/probe/..."}, only: []string{"internal/probe/...", "internal/linkplan", "internal/clock", "internal/defaults", "internal/health"},
+	{from: []string{"internal/probe/..."}, only: []string{"internal/probe/...", "internal/linkplan", "internal/clock", "internal/defaults", "internal/health", "internal/hbauth"},
 		why: "a prober reports results; it knows nothing of monitors, policies, services or the kernel's routes"},
 	{from: []string{"internal/monitor/..."}, only: []string{"internal/clock"},
 		why: "monitors are pure state machines over results"},

@@ -12,6 +12,7 @@ import (
 	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/reachd/reachd/internal/policy/threshold"
+	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 	"github.com/vishvananda/netlink"
 )
 
@@ -70,17 +71,19 @@ func HeartbeatConfig(hc config.Heartbeats) heartbeat.Config {
 	var out heartbeat.Config
 	for _, l := range hc.Listeners {
 		out.Listeners = append(out.Listeners, heartbeat.Listener{
-			Name:      l.Name,
-			Protocol:  l.Protocol,
-			Listen:    l.Listen,
-			Interface: l.Interface,
-			Payload:   l.Payload,
-			Timeout:   l.Timeout.D,
-			Attempts:  l.Attempts,
-			Local:     bypassItems(l.Bypass),
-			AllowFrom: l.AllowPrefixes,
-			SharedKey: l.SharedKey,
-			MaxSkew:   l.MaxSkew.D,
+			Listener: hbprobe.Listener{
+				Name:      l.Name,
+				Protocol:  l.Protocol,
+				Listen:    l.Listen,
+				Interface: l.Interface,
+				Payload:   l.Payload,
+				Timeout:   l.Timeout.D,
+				Attempts:  l.Attempts,
+				AllowFrom: l.AllowPrefixes,
+				SharedKey: l.SharedKey,
+				MaxSkew:   l.MaxSkew.D,
+			},
+			Local: bypassItems(l.Bypass),
 		})
 	}
 	for _, g := range hc.Groups {

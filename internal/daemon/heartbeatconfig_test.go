@@ -11,6 +11,7 @@ import (
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/reachd/reachd/internal/policy/threshold"
+	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 )
 
 // TestHeartbeatConfig: every field of a configured listener and group
@@ -52,18 +53,22 @@ heartbeats:
 	b := cfg.Heartbeats.Listeners[1] // its defaults are the config's
 	want := heartbeat.Config{
 		Listeners: []heartbeat.Listener{{
-			Name: "a", Protocol: "tcp", Listen: "192.0.2.1:5000", Interface: "wan0", Payload: "PING",
-			Timeout: 2 * time.Second, Attempts: 3,
+			Listener: hbprobe.Listener{
+				Name: "a", Protocol: "tcp", Listen: "192.0.2.1:5000", Interface: "wan0", Payload: "PING",
+				Timeout: 2 * time.Second, Attempts: 3,
+				AllowFrom: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
+				SharedKey: []byte("0123456789abcdef0123"),
+				MaxSkew:   10 * time.Second,
+			},
 			Local: []threshold.Item{
 				{Kind: threshold.RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.50")},
 				{Kind: threshold.LinkDown, Interface: "cubro0"},
 			},
-			AllowFrom: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")},
-			SharedKey: []byte("0123456789abcdef0123"),
-			MaxSkew:   10 * time.Second,
 		}, {
-			Name: "b", Protocol: b.Protocol, Listen: "192.0.2.1:5001", Payload: b.Payload,
-			Timeout: b.Timeout.D, Attempts: b.Attempts, MaxSkew: b.MaxSkew.D,
+			Listener: hbprobe.Listener{
+				Name: "b", Protocol: b.Protocol, Listen: "192.0.2.1:5001", Payload: b.Payload,
+				Timeout: b.Timeout.D, Attempts: b.Attempts, MaxSkew: b.MaxSkew.D,
+			},
 		}},
 		Groups: []heartbeat.Group{{
 			Name: "g", Members: []string{"a"}, Threshold: 1,

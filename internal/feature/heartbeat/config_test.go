@@ -3,6 +3,7 @@ package heartbeat
 import (
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/policy/threshold"
+	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 )
 
 // fromConfig builds the manager's Config from a parsed config file, as
@@ -13,9 +14,10 @@ func fromConfig(hc config.Heartbeats) Config {
 	var out Config
 	for _, l := range hc.Listeners {
 		out.Listeners = append(out.Listeners, Listener{
-			Name: l.Name, Protocol: l.Protocol, Listen: l.Listen, Interface: l.Interface,
-			Payload: l.Payload, Timeout: l.Timeout.D, Attempts: l.Attempts, Local: items(l.Bypass),
-			AllowFrom: l.AllowPrefixes, SharedKey: l.SharedKey, MaxSkew: l.MaxSkew.D,
+			Listener: hbprobe.Listener{Name: l.Name, Protocol: l.Protocol, Listen: l.Listen, Interface: l.Interface,
+				Payload: l.Payload, Timeout: l.Timeout.D, Attempts: l.Attempts,
+				AllowFrom: l.AllowPrefixes, SharedKey: l.SharedKey, MaxSkew: l.MaxSkew.D},
+			Local: items(l.Bypass),
 		})
 	}
 	for _, g := range hc.Groups {

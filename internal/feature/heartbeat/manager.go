@@ -14,6 +14,7 @@ import (
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/policy/threshold"
+	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 )
 
 // Options configure a Manager.
@@ -42,6 +43,14 @@ type Actions interface {
 	// Summary lists what bypass changed and has not restored: removed
 	// addresses ("ADDRESS on INTERFACE") and interfaces set down, sorted.
 	Summary() (removed, down []string)
+}
+
+// event is what a listener's receiver tells the manager.
+type event struct {
+	l     *listener
+	beat  bool   // a heartbeat arrived
+	bound string // the socket is bound to this address
+	err   error  // the socket could not be bound
 }
 
 // listener is the manager's record of one configured listener.
@@ -221,7 +230,15 @@ func (m *Manager) configure(hc Config) {
 		go func() {
 			defer m.wg.Done()
 			defer close(l.done)
-			receive(lctx, lc, l, m.events, newGate(lc, func(reason string) { m.metrics.rejected.WithLabelValues(lc.Name, reason).Inc() }))
+			send := func(e hbprobe.Event) bool {
+				select {
+				case m.events <- event{l: l, beat: e.Beat, bound: e.Bound, err: e.Err}:
+					return true
+				case <-lctx.Done():
+					return false
+				}
+			}
+			hbprobe.Receive(lctx, lc.Listener, send, func(reason string) { m.metrics.rejected.WithLabelValues(lc.Name, reason).Inc() })
 		}()
 		m.log.Info("heartbeat listener started", "listener", lc.Name, "protocol", lc.Protocol, "listen", lc.Listen,
 			"timeout", lc.Timeout, "attempts", lc.Attempts)
@@ -274,7 +291,7 @@ func (m *Manager) handle(e event) {
 		m.metrics.received.WithLabelValues(l.cfg.Name).Inc()
 		m.transition(l, now)(l.live.Heard(now))
 	case e.err != nil:
-		msg := fmt.Sprintf("cannot listen on %s %s: %v (retrying every %v)", l.cfg.Protocol, l.cfg.Listen, e.err, rebindDelay)
+		msg := fmt.Sprintf("cannot listen on %s %s: %v (retrying every %v)", l.cfg.Protocol, l.cfg.Listen, e.err, hbprobe.RebindDelay)
 		if l.err != msg {
 			m.log.Error("heartbeat listener", "listener", l.cfg.Name, "err", msg)
 		}

@@ -1,13 +1,8 @@
 package heartbeat
 
 import (
-	"crypto/sha256"
-	"fmt"
-	"net/netip"
-	"strconv"
-	"time"
-
 	"github.com/reachd/reachd/internal/policy/threshold"
+	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 )
 
 // Config is the heartbeats the manager runs: its listeners and groups, as
@@ -17,32 +12,12 @@ type Config struct {
 	Groups    []Group
 }
 
-// Listener is one heartbeat listener.
+// Listener is one heartbeat listener: its socket and what counts on it
+// (internal/probe/heartbeat receives), and its local bypass items.
 type Listener struct {
-	Name      string
-	Protocol  string // "udp" or "tcp"
-	Listen    string // host:port
-	Interface string // bound to this interface when set
-	// Payload is what a heartbeat carries (or what a signed one signs).
-	Payload string
-	// Attempts windows of Timeout without a heartbeat make it failed.
-	Timeout  time.Duration
-	Attempts int
+	hbprobe.Listener
 	// Local are the bypass items that follow this listener alone.
 	Local []threshold.Item
-	// AllowFrom, when set, are the only sources that count.
-	AllowFrom []netip.Prefix
-	// SharedKey, when set, makes only signed heartbeats count
-	// (internal/hbauth), MaxSkew off this host's clock at most.
-	SharedKey []byte
-	MaxSkew   time.Duration
-}
-
-// Key identifies what the listener's socket and gate depend on: a reload
-// that keeps it keeps the listener running with its state.
-func (l Listener) Key() string {
-	return l.Protocol + "|" + l.Listen + "|" + l.Interface + "|" + strconv.Quote(l.Payload) +
-		"|" + fmt.Sprint(l.AllowFrom) + "|" + fmt.Sprintf("%x", sha256.Sum256(l.SharedKey)) + "|" + l.MaxSkew.String()
 }
 
 // Group is a threshold over listeners: bypass when at least Threshold of

@@ -10,24 +10,36 @@ import (
 
 // startTCP runs one TCP receiver on loopback and returns its address and
 // the channel of its events.
-func startTCP(t *testing.T) (string, chan event) {
+func startTCP(t *testing.T) (string, chan Event) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	events := make(chan event, 1024)
+	events := make(chan Event, 1024)
 	lc := Listener{Name: "t", Protocol: "tcp", Listen: "127.0.0.1:0"}
 	done := make(chan struct{})
-	go func() { defer close(done); receive(ctx, lc, &listener{}, events, newGate(lc, func(string) {})) }()
+	go func() { defer close(done); Receive(ctx, lc, toChan(ctx, events), func(string) {}) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case e := <-events:
-		if e.bound == "" {
+		if e.Bound == "" {
 			t.Fatalf("first event %+v, want the bound address", e)
 		}
-		return e.bound, events
+		return e.Bound, events
 	case <-time.After(10 * time.Second):
 		t.Fatal("the receiver did not bind")
 	}
 	return "", nil
+}
+
+// toChan sends a receiver's events to ch until ctx ends.
+func toChan(ctx context.Context, ch chan<- Event) func(Event) bool {
+	return func(e Event) bool {
+		select {
+		case ch <- e:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // closedSoon reports whether the server closes c within d.
@@ -65,7 +77,7 @@ func TestTCPConnectionLimit(t *testing.T) {
 		}
 		select {
 		case e := <-events:
-			if !e.beat {
+			if !e.Beat {
 				t.Fatalf("event %+v, want a heartbeat", e)
 			}
 		case <-time.After(10 * time.Second):

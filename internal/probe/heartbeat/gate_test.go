@@ -26,7 +26,9 @@ heartbeats:
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fromConfig(c.Heartbeats).Listeners[0]
+	l := c.Heartbeats.Listeners[0] // as the daemon hands it on
+	return Listener{Name: l.Name, Protocol: l.Protocol, Listen: l.Listen, Interface: l.Interface, Payload: l.Payload,
+		Timeout: l.Timeout.D, Attempts: l.Attempts, AllowFrom: l.AllowPrefixes, SharedKey: l.SharedKey, MaxSkew: l.MaxSkew.D}
 }
 
 type rejects struct {
@@ -43,20 +45,20 @@ func (r *rejects) get(reason string) int {
 
 // runGate starts a receiver for lc on loopback and returns its address,
 // its events and its refusals.
-func runGate(t *testing.T, lc Listener) (string, chan event, *rejects) {
+func runGate(t *testing.T, lc Listener) (string, chan Event, *rejects) {
 	t.Helper()
 	rj := &rejects{m: map[string]int{}}
-	events := make(chan event, 16)
+	events := make(chan Event, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { receive(ctx, lc, &listener{}, events, newGate(lc, rj.add)); close(done) }()
+	go func() { Receive(ctx, lc, toChan(ctx, events), rj.add); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case e := <-events:
-		if e.bound == "" {
+		if e.Bound == "" {
 			t.Fatalf("first event %+v", e)
 		}
-		return e.bound, events, rj
+		return e.Bound, events, rj
 	case <-time.After(5 * time.Second):
 		t.Fatal("not bound")
 	}
@@ -64,11 +66,11 @@ func runGate(t *testing.T, lc Listener) (string, chan event, *rejects) {
 }
 
 // expectBeat waits for one heartbeat, after which no other is pending.
-func expectBeat(t *testing.T, events chan event, what string) {
+func expectBeat(t *testing.T, events chan Event, what string) {
 	t.Helper()
 	select {
 	case e := <-events:
-		if !e.beat {
+		if !e.Beat {
 			t.Fatalf("%s: event %+v", what, e)
 		}
 	case <-time.After(5 * time.Second):

@@ -1,11 +1,19 @@
+// Package heartbeat receives heartbeats: a UDP or TCP listener (bound to
+// an interface when asked) that turns every datagram or line that is the
+// payload, or a fresh heartbeat signed with the shared key
+// (internal/hbauth), from an allowed source into an event. It decides
+// nothing: the heartbeat feature's liveness machines do.
 package heartbeat
 
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -13,16 +21,42 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// event is what a receiver tells the manager.
-type event struct {
-	l     *listener
-	beat  bool   // a heartbeat arrived
-	bound string // the socket is bound to this address
-	err   error  // the socket could not be bound
+// Listener is one heartbeat listener's socket and what counts on it.
+type Listener struct {
+	Name      string
+	Protocol  string // "udp" or "tcp"
+	Listen    string // host:port
+	Interface string // bound to this interface when set
+	// Payload is what a heartbeat carries (or what a signed one signs).
+	Payload string
+	// Attempts windows of Timeout without a heartbeat make the listener
+	// failed; a TCP connection silent for twice that is closed.
+	Timeout  time.Duration
+	Attempts int
+	// AllowFrom, when set, are the only sources that count.
+	AllowFrom []netip.Prefix
+	// SharedKey, when set, makes only signed heartbeats count
+	// (internal/hbauth), MaxSkew off this host's clock at most.
+	SharedKey []byte
+	MaxSkew   time.Duration
 }
 
-// rebindDelay is how long a receiver waits before trying again to bind.
-const rebindDelay = 2 * time.Second
+// Key identifies what the socket and what counts on it depend on: a
+// reload that keeps it keeps the listener running with its state.
+func (l Listener) Key() string {
+	return l.Protocol + "|" + l.Listen + "|" + l.Interface + "|" + strconv.Quote(l.Payload) +
+		"|" + fmt.Sprint(l.AllowFrom) + "|" + fmt.Sprintf("%x", sha256.Sum256(l.SharedKey)) + "|" + l.MaxSkew.String()
+}
+
+// Event is what a receiver reports.
+type Event struct {
+	Beat  bool   // a heartbeat arrived
+	Bound string // the socket is bound to this address
+	Err   error  // the socket could not be bound
+}
+
+// RebindDelay is how long a receiver waits before trying again to bind.
+const RebindDelay = 2 * time.Second
 
 // maxTCPConns bounds the connections one TCP listener serves at once: a
 // heartbeat listener expects one sender (or a few, reconnecting); more
@@ -38,35 +72,30 @@ var tcpIdle = func(lc Listener) time.Duration {
 	return max(2*time.Duration(max(lc.Attempts, 1))*lc.Timeout, 30*time.Second)
 }
 
-// receive owns one listener's socket until ctx ends: it binds (retrying
+// Receive owns one listener's socket until ctx ends: it binds (retrying
 // while binding fails, e.g. the address is not configured yet) and turns
 // every matching datagram or TCP write into an event.
-func receive(ctx context.Context, lc Listener, l *listener, events chan<- event, g *gate) {
-	send := func(e event) bool {
-		select {
-		case events <- e:
-			return true
-		case <-ctx.Done():
-			return false
-		}
-	}
+// send must return false once the receiver should stop (ctx ended);
+// reject is told why bytes were refused (counted by reason).
+func Receive(ctx context.Context, lc Listener, send func(Event) bool, reject func(reason string)) {
+	g := newGate(lc, reject)
 	for {
 		var err error
 		if lc.Protocol == "tcp" {
-			err = receiveTCP(ctx, lc, l, send, g)
+			err = receiveTCP(ctx, lc, send, g)
 		} else {
-			err = receiveUDP(ctx, lc, l, send, g)
+			err = receiveUDP(ctx, lc, send, g)
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		if !send(event{l: l, err: err}) {
+		if !send(Event{Err: err}) {
 			return
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(rebindDelay):
+		case <-time.After(RebindDelay):
 		}
 	}
 }
@@ -105,7 +134,7 @@ func closeOnDone(ctx context.Context, c interface{ Close() error }) (stop func()
 	return func() { close(done); wg.Wait() }
 }
 
-func receiveUDP(ctx context.Context, lc Listener, l *listener, send func(event) bool, g *gate) error {
+func receiveUDP(ctx context.Context, lc Listener, send func(Event) bool, g *gate) error {
 	pc, err := listenConfig(lc.Interface).ListenPacket(ctx, "udp", lc.Listen)
 	if err != nil {
 		return err
@@ -113,7 +142,7 @@ func receiveUDP(ctx context.Context, lc Listener, l *listener, send func(event) 
 	defer pc.Close()
 	stop := closeOnDone(ctx, pc)
 	defer stop()
-	if !send(event{l: l, bound: pc.LocalAddr().String()}) {
+	if !send(Event{Bound: pc.LocalAddr().String()}) {
 		return nil
 	}
 	buf := make([]byte, 65536)
@@ -126,13 +155,13 @@ func receiveUDP(ctx context.Context, lc Listener, l *listener, send func(event) 
 			return fmt.Errorf("reading: %w", err)
 		}
 		src := addrOf(from)
-		if g.allowed(src) && g.beat(src, buf[:n]) && !send(event{l: l, beat: true}) {
+		if g.allowed(src) && g.beat(src, buf[:n]) && !send(Event{Beat: true}) {
 			return nil
 		}
 	}
 }
 
-func receiveTCP(ctx context.Context, lc Listener, l *listener, send func(event) bool, g *gate) error {
+func receiveTCP(ctx context.Context, lc Listener, send func(Event) bool, g *gate) error {
 	ln, err := listenConfig(lc.Interface).Listen(ctx, "tcp", lc.Listen)
 	if err != nil {
 		return err
@@ -140,7 +169,7 @@ func receiveTCP(ctx context.Context, lc Listener, l *listener, send func(event) 
 	defer ln.Close()
 	stop := closeOnDone(ctx, ln)
 	defer stop()
-	if !send(event{l: l, bound: ln.Addr().String()}) {
+	if !send(Event{Bound: ln.Addr().String()}) {
 		return nil
 	}
 	var wg sync.WaitGroup
@@ -178,7 +207,7 @@ func receiveTCP(ctx context.Context, lc Listener, l *listener, send func(event) 
 			defer c.Close()
 			stop := closeOnDone(ctx, c)
 			defer stop()
-			readStream(deadlineConn{c, idle}, payload, g.v != nil, func(line []byte) bool { return g.beat(src, line) }, func() bool { return send(event{l: l, beat: true}) })
+			readStream(deadlineConn{c, idle}, payload, g.v != nil, func(line []byte) bool { return g.beat(src, line) }, func() bool { return send(Event{Beat: true}) })
 		}()
 	}
 }
