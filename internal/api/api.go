@@ -40,8 +40,9 @@ type Backend interface {
 
 // Server is the HTTP API.
 type Server struct {
-	b   Backend
-	mux *http.ServeMux
+	b      Backend
+	mux    *http.ServeMux
+	status statusShare
 }
 
 // New returns the API for b. Extra routes can be added with Handle.
@@ -49,7 +50,7 @@ func New(b Backend) *Server {
 	s := &Server{b: b, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /path-info", s.pathInfo)
 	s.mux.HandleFunc("POST /ping-status", s.pingStatus)
-	s.mux.HandleFunc("GET /v1/status", s.status)
+	s.mux.HandleFunc("GET /v1/status", s.statusHandler)
 	s.mux.HandleFunc("POST /v1/paths/{service}/{path}/override", s.override)
 	s.mux.HandleFunc("POST /v1/reload", s.reload)
 	started := time.Now()
@@ -85,13 +86,15 @@ func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, pi)
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	st, err := s.b.Status(r.Context())
+func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
+	body, err := s.status.get(r.Context(), func(ctx context.Context) (any, error) { return s.b.Status(ctx) })
 	if err != nil {
 		WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, st)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
 }
 
 // pingStatus accepts the seed notifier's update as JSON

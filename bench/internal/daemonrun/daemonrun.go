@@ -78,6 +78,8 @@ type Config struct {
 	// LogLevel is log.level; default warn (a path transition is still
 	// logged at info; warn keeps the log of a big run short).
 	LogLevel string
+	// LogFormat is log.format (text or json); "" leaves the default (text).
+	LogFormat string
 	// Extra is YAML appended at the top level (e.g. "dashboard: ...").
 	Extra string
 }
@@ -117,6 +119,9 @@ func (c Config) YAML() string {
 		}
 	}
 	fmt.Fprintf(&b, "log:\n  level: %s\n", c.LogLevel)
+	if c.LogFormat != "" {
+		fmt.Fprintf(&b, "  format: %s\n", c.LogFormat)
+	}
 	b.WriteString("services:\n  - name: bench\n    address: [\"2001:db8:200::/64\"]\n    paths:\n")
 	n := len(c.Targets)
 	for p := 0; p < c.Paths; p++ {

@@ -1,0 +1,84 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/apitype"
+)
+
+// countingBackend counts Status calls and makes each take a while.
+type countingBackend struct {
+	fakeBackend
+	calls atomic.Int64
+	inUse atomic.Int64
+	most  atomic.Int64
+	took  time.Duration
+}
+
+func (b *countingBackend) Status(ctx context.Context) (apitype.Status, error) {
+	n := b.calls.Add(1)
+	if c := b.inUse.Add(1); c > b.most.Load() {
+		b.most.Store(c)
+	}
+	defer b.inUse.Add(-1)
+	time.Sleep(b.took)
+	return apitype.Status{Config: string(rune('a' + n%26))}, nil
+}
+
+// Many clients polling /v1/status at once share builds: one at a time,
+// spaced by statusDuty × a build's duration, every client answered.
+func TestStatusBuildsAreShared(t *testing.T) {
+	b := &countingBackend{took: 20 * time.Millisecond}
+	s := New(b)
+	const clients, each = 50, 10
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	start := time.Now()
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, httptest.NewRequest("GET", "/v1/status", nil))
+				if w.Code == http.StatusOK && w.Header().Get("Content-Type") == "application/json" && len(w.Body.Bytes()) > 0 {
+					ok.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if ok.Load() != clients*each {
+		t.Errorf("%d of %d requests answered", ok.Load(), clients*each)
+	}
+	if b.most.Load() != 1 {
+		t.Errorf("%d builds ran at once, want 1", b.most.Load())
+	}
+	// Each build takes 20 ms and the next starts 100 ms after it began:
+	// at most elapsed / 100 ms + 1 builds (500 requests).
+	if max := int64(elapsed/(statusDuty*b.took)) + 2; b.calls.Load() > max {
+		t.Errorf("%d builds in %v for %d requests, want at most %d", b.calls.Load(), elapsed, clients*each, max)
+	}
+	t.Logf("%d requests, %d builds in %v", clients*each, b.calls.Load(), elapsed.Round(time.Millisecond))
+}
+
+// A request never gets a snapshot from before it arrived: sequential
+// requests each see a new build.
+func TestStatusIsFresh(t *testing.T) {
+	b := &countingBackend{}
+	s := New(b)
+	for i := range 5 {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", "/v1/status", nil))
+		if got := b.calls.Load(); got != int64(i+1) {
+			t.Fatalf("request %d: %d builds", i, got)
+		}
+	}
+}
