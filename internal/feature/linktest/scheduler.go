@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
@@ -58,6 +59,9 @@ type Options struct {
 	Registerer prometheus.Registerer // nil: metrics are not registered
 	Logger     *slog.Logger
 	Run        RunFunc
+	// Clock times the schedule and stamps the last run; nil is the real
+	// clock (tests pass a clock.Fake).
+	Clock clock.Clock
 	// OnReport is called after every scheduled run that measured something
 	// (the dashboard's history); it must not block.
 	OnReport func(name string, rep ttlloop.Report)
@@ -69,6 +73,7 @@ type Options struct {
 // only read by the API, so a message round-trip would buy nothing.
 type Scheduler struct {
 	log      *slog.Logger
+	clock    clock.Clock
 	eng      pathSetter
 	run      RunFunc
 	metrics  *metrics
@@ -111,6 +116,7 @@ func New(opts Options) (*Scheduler, error) {
 	}
 	s := &Scheduler{
 		log:      opts.Logger,
+		clock:    clock.OrReal(opts.Clock),
 		eng:      opts.Engine,
 		run:      opts.Run,
 		metrics:  newMetrics(),
@@ -214,19 +220,19 @@ func (s *Scheduler) release(t *test, why string) {
 func (s *Scheduler) loop(ctx context.Context, t *test) {
 	defer s.wg.Done()
 	defer close(t.done)
-	timer := time.NewTimer(0)
+	timer := s.clock.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-timer.C:
+		case <-timer.C():
 		}
-		start := time.Now()
+		start := s.clock.Now()
 		s.once(ctx, t)
 		// The next test starts one interval after this one started; a test
 		// that overran its interval is followed at once by the next.
-		timer.Reset(max(0, t.cfg.Interval-time.Since(start)))
+		timer.Reset(max(0, t.cfg.Interval-s.clock.Now().Sub(start)))
 	}
 }
 
@@ -239,7 +245,7 @@ func (s *Scheduler) once(ctx context.Context, t *test) {
 	s.metrics.observe(t.cfg, rep, err)
 	s.mu.Lock()
 	t.runs++
-	t.lastRun = time.Now()
+	t.lastRun = s.clock.Now()
 	if err != nil {
 		t.lastErr = err.Error()
 	} else {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
@@ -195,5 +196,57 @@ func TestRunTestSerialisesPerInterface(t *testing.T) {
 	}
 	if both == 0 {
 		t.Error("tests on wan0 and wan1 never ran side by side")
+	}
+}
+
+// TestScheduleOnFakeClock: a test runs at once, then one interval after
+// each run started, on the scheduler's clock: simulated time, no sleeping.
+func TestScheduleOnFakeClock(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(t0)
+	ran := make(chan time.Time, 10)
+	run := func(ctx context.Context, o ttlloop.Options) (ttlloop.Report, error) {
+		ran <- clk.Now()
+		return ttlloop.Report{Sent: o.Count, Returned: o.Count}, nil
+	}
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Run: run, Clock: clk,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second) // only a hang ends it
+	defer wcancel()
+	// rearmed waits until the test's loop has armed its timer for the next
+	// run, which it does after recording the last one.
+	rearmed := func() {
+		t.Helper()
+		if err := clk.WaitFor(wctx, func(n int) bool { return n == 1 }); err != nil {
+			t.Fatal("the test's timer was not armed again")
+		}
+	}
+	if at := <-ran; !at.Equal(t0) {
+		t.Errorf("first run at %v, want at once (%v)", at, t0)
+	}
+	rearmed()
+	if st := s.Status()[0]; st.Runs != 1 || st.LastRun == nil || !st.LastRun.Equal(t0) {
+		t.Errorf("after the first run: %+v", st)
+	}
+	clk.Advance(19 * time.Millisecond) // the interval is 20ms
+	select {
+	case at := <-ran:
+		t.Fatalf("a run at %v, before the interval passed", at)
+	default:
+	}
+	clk.Advance(time.Millisecond)
+	if at := <-ran; !at.Equal(t0.Add(20 * time.Millisecond)) {
+		t.Errorf("second run at %v, want %v", at, t0.Add(20*time.Millisecond))
+	}
+	rearmed()
+	if st := s.Status()[0]; st.Runs != 2 || !st.LastRun.Equal(t0.Add(20*time.Millisecond)) {
+		t.Errorf("after the second run: %+v", st)
 	}
 }
