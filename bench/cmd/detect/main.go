@@ -17,10 +17,7 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -175,54 +172,11 @@ func run(o options) int {
 	return 0
 }
 
-// transition is one "target state" line of reachd's log.
-type transition struct {
-	at     time.Time
-	target string
-	to     string
-}
-
-// transitions parses reachd's JSON log. The engine logs a target's state
-// as the monitor.State number (0 unknown, 1 up, 2 down, 3 hold-down) or,
-// should that change, its name.
-func transitions(log string) []transition {
-	var out []transition
-	sc := bufio.NewScanner(strings.NewReader(log))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.Contains(line, []byte(`"msg":"target state"`)) {
-			continue
-		}
-		var l struct {
-			Time   time.Time       `json:"time"`
-			Target string          `json:"target"`
-			To     json.RawMessage `json:"to"`
-		}
-		if json.Unmarshal(line, &l) != nil {
-			continue
-		}
-		to := strings.Trim(string(l.To), `"`)
-		switch to {
-		case "0":
-			to = "unknown"
-		case "1":
-			to = "up"
-		case "2":
-			to = "down"
-		case "3":
-			to = "hold-down"
-		}
-		out = append(out, transition{at: l.Time, target: l.Target, to: to})
-	}
-	return out
-}
-
 // states is each target's last state in ts.
-func states(ts []transition) map[string]string {
+func states(ts []daemonrun.Transition) map[string]string {
 	m := map[string]string{}
 	for _, t := range ts {
-		m[t.target] = t.to
+		m[t.Target] = t.To
 	}
 	return m
 }
@@ -240,7 +194,7 @@ func count(m map[string]string, state string) int {
 func waitState(d *daemonrun.Daemon, state string, n int, limit time.Duration) (map[string]string, error) {
 	deadline := time.Now().Add(limit)
 	for {
-		m := states(transitions(d.Log()))
+		m := states(daemonrun.Transitions(d.Log()))
 		if count(m, state) >= n {
 			return m, nil
 		}
@@ -299,19 +253,19 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	if cerr := t.Targets.Clear(); cerr != nil {
 		return r, fmt.Errorf("lifting the cut: %w", cerr)
 	}
-	ts := transitions(d.Log())
+	ts := daemonrun.Transitions(d.Log())
 	seen := map[string]bool{}
 	for _, tr := range ts {
-		if tr.to != "down" || seen[tr.target] {
+		if tr.To != "down" || seen[tr.Target] {
 			continue
 		}
-		if tr.at.Before(a) {
+		if tr.At.Before(a) {
 			r.early++
-			seen[tr.target] = true
+			seen[tr.Target] = true
 			continue
 		}
-		seen[tr.target] = true
-		r.lat = append(r.lat, float64(tr.at.Sub(cut))/float64(time.Millisecond))
+		seen[tr.Target] = true
+		r.lat = append(r.lat, float64(tr.At.Sub(cut))/float64(time.Millisecond))
 	}
 	slices.Sort(r.lat)
 	r.notDown = n - len(r.lat) - r.early

@@ -3,6 +3,8 @@ package main
 import (
 	"testing"
 	"time"
+
+	"github.com/reachd/reachd/bench/internal/daemonrun"
 )
 
 func TestTransitions(t *testing.T) {
@@ -12,15 +14,15 @@ not json at all
 {"time":"2026-12-05T01:28:33.5Z","level":"DEBUG","msg":"target state","target":"2001:db8:100::1","from":"up","to":"down"}
 {"time":"2026-12-05T01:28:34Z","level":"DEBUG","msg":"target state","target":"2001:db8:100::2","to":2}
 `
-	ts := transitions(log)
+	ts := daemonrun.Transitions(log)
 	if len(ts) != 3 {
 		t.Fatalf("%d transitions: %+v", len(ts), ts)
 	}
-	if ts[0].to != "up" || ts[1].to != "down" || ts[2].to != "down" || ts[2].target != "2001:db8:100::2" {
+	if ts[0].To != "up" || ts[1].To != "down" || ts[2].To != "down" || ts[2].Target != "2001:db8:100::2" {
 		t.Errorf("%+v", ts)
 	}
-	if want := time.Date(2026, 12, 5, 1, 28, 31, 974562138, time.UTC); !ts[0].at.Equal(want) {
-		t.Errorf("time %v, want %v (ns kept)", ts[0].at, want)
+	if want := time.Date(2026, 12, 5, 1, 28, 31, 974562138, time.UTC); !ts[0].At.Equal(want) {
+		t.Errorf("time %v, want %v (ns kept)", ts[0].At, want)
 	}
 	m := states(ts)
 	if count(m, "down") != 2 || count(m, "up") != 0 {
