@@ -18,36 +18,6 @@ import (
 // is signalled by the server itself (GRACEFUL_SHUTDOWN), not configured
 // on the load balancer.
 
-const anycastLBConfig = `
-api: {socket: "{{DIR}}/reachd.sock"}
-state-dir: "{{DIR}}/state"
-services:
-  - name: anycast
-    address: ["%s/32"]
-    selection: ecmp
-    hold-down: 1s
-bgp:
-  router-id: %s
-  local-as: 65000
-  listen-port: 179
-  neighbors:
-%s`
-
-const anycastServerConfig = `
-api: {socket: "{{DIR}}/reachd.sock"}
-state-dir: "{{DIR}}/state"
-bgp:
-  router-id: %s
-  local-as: 65100
-  neighbors:
-    - {address: %s, peer-as: 65000, hold-time: 3}
-announce:
-  - name: web
-    prefix: %s/32
-    communities: ["65100:100"]
-    health: {check: "tcp:%s", interval: 200ms, timeout: 200ms, rise: 2, fall: 2}
-`
-
 type anycastLab struct {
 	top     *lab.LBTopology
 	lb      *labdaemon.Reachd
@@ -68,7 +38,7 @@ func startAnycast(t *testing.T) *anycastLab {
 		startNamedEcho(t, s, top.VIP4)
 		fmt.Fprintf(&nbs, "    - {address: %s, peer-as: 65100, passive: true, hold-time: 3, learn: {service: anycast}}\n", s.Addr4)
 	}
-	a.lb, err = labdaemon.StartNS(top.LB, reachdBin, t.TempDir(), fmt.Sprintf(anycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
+	a.lb, err = labdaemon.StartNS(top.LB, reachdBin, t.TempDir(), fmt.Sprintf(labdaemon.AnycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +56,7 @@ func startAnycast(t *testing.T) *anycastLab {
 		go acceptAll(hl)
 		t.Cleanup(func() { hl.Close() })
 		a.health = append(a.health, hl)
-		r, err := labdaemon.StartNS(s.NS, reachdBin, t.TempDir(), fmt.Sprintf(anycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, hl.Addr()))
+		r, err := labdaemon.StartNS(s.NS, reachdBin, t.TempDir(), fmt.Sprintf(labdaemon.AnycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, hl.Addr()))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -20,7 +20,10 @@ import (
 // AnycastPort is the port of the demo's named TCP servers on the VIP.
 const AnycastPort = 7
 
-const anycastLBConfig = `# the load balancer: learns the VIP's next-hops from the servers over BGP
+// AnycastLBConfig is the load balancer's config in the anycast lab (the
+// demo and the e2e tests): Sprintf it with the VIP, the router id and the
+// neighbors' YAML lines.
+const AnycastLBConfig = `# the load balancer: learns the VIP's next-hops from the servers over BGP
 api: {socket: "{{DIR}}/reachd.sock"}
 state-dir: "{{DIR}}/state"
 services:
@@ -35,7 +38,10 @@ bgp:
   neighbors:
 %s`
 
-const anycastServerConfig = `# a server: announces the VIP while its TCP server answers
+// AnycastServerConfig is a server's config in the anycast lab: Sprintf it
+// with the router id, the load balancer's address, the VIP and the health
+// listener's address.
+const AnycastServerConfig = `# a server: announces the VIP while its TCP server answers
 api: {socket: "{{DIR}}/reachd.sock"}
 state-dir: "{{DIR}}/state"
 bgp:
@@ -184,7 +190,7 @@ func DemoAnycast(ctx context.Context, out io.Writer, binary string) (err error) 
 	if err != nil {
 		return err
 	}
-	lb, err := StartNS(top.LB, binary, d, fmt.Sprintf(anycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
+	lb, err := StartNS(top.LB, binary, d, fmt.Sprintf(AnycastLBConfig, top.VIP4, top.Servers[0].LB4.Addr(), nbs.String()))
 	if err != nil {
 		return err
 	}
@@ -200,7 +206,7 @@ func DemoAnycast(ctx context.Context, out io.Writer, binary string) (err error) 
 		if err != nil {
 			return err
 		}
-		r, err := StartNS(s.NS, binary, d, fmt.Sprintf(anycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, srvs[i].health.Addr()))
+		r, err := StartNS(s.NS, binary, d, fmt.Sprintf(AnycastServerConfig, s.Addr4, s.LB4.Addr(), top.VIP4, srvs[i].health.Addr()))
 		if err != nil {
 			return err
 		}

@@ -46,6 +46,28 @@ func (s *sink) get(svc string) string {
 	return out
 }
 
+// tcpService is a TCP listener on loopback that accepts and closes every
+// connection: what a tcp: health check passes on. Closing it fails the
+// check; the test's cleanup closes it too.
+func tcpService(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
 func freePort(t *testing.T, host string) int {
 	t.Helper()
 	l, err := net.Listen("tcp", host+":0")
@@ -95,20 +117,7 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // while the TCP check passes, sees it drain (GRACEFUL_SHUTDOWN) on an
 // operator drain, and loses it when the check fails.
 func TestAnnounceDrainWithdrawLearn(t *testing.T) {
-	svcLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := svcLn.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	defer svcLn.Close()
+	svcLn := tcpService(t)
 	port := freePort(t, "127.0.0.1")
 	lo1, lo2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
 	med := uint32(10)

@@ -2,7 +2,6 @@ package bgp
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -17,20 +16,7 @@ import (
 // stays up through reloads that change others; keys that identify the
 // speaker keep their running values until a restart.
 func TestReloadNeighbors(t *testing.T) {
-	svcLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for {
-			c, err := svcLn.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
-	defer svcLn.Close()
+	svcLn := tcpService(t)
 	port := freePort(t, "127.0.0.1")
 	deadPort := freePort(t, "127.0.0.1") // nothing listens there
 	lo1, lo2 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")
