@@ -94,7 +94,8 @@ type BGPBFD struct {
 }
 
 // BFD defaults: 300 ms × 3 notices a dead server in under a second
-// without being fragile on a loaded host.
+// (interval × multiplier = 900 ms; at 100 ms × 3 the lab measured 269 ms
+// with BIRD, e2e TestBIRDBFDNoticesADeadServer).
 const (
 	DefaultBFDInterval   = 300 * time.Millisecond
 	DefaultBFDMultiplier = 3

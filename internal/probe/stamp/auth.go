@@ -88,15 +88,32 @@ func verify(key, b []byte) error {
 // AppendAuth appends p encoded in authenticated mode, signed with key, to
 // b. Padding follows the 112-byte packet.
 func (p *SenderPacket) AppendAuth(b []byte, key []byte) []byte {
+	return appendSigned(b, p.Padding, p.Seq, p.Timestamp, p.ErrorEstimate, key, nil)
+}
+
+// appendSigned appends an authenticated packet of either direction: the
+// fields both share (sequence number at 0, timestamp at 16, error estimate
+// at 24), fill's (the reflector's), the HMAC over the 96 bytes before it,
+// then padding zero bytes.
+func appendSigned(b []byte, padding int, seq uint32, ts Timestamp, est ErrorEstimate, key []byte, fill func(w []byte)) []byte {
 	off := len(b)
-	b = append(b, make([]byte, AuthLen+max(p.Padding, 0))...)
+	b = append(b, make([]byte, AuthLen+max(padding, 0))...)
 	w := b[off:]
-	binary.BigEndian.PutUint32(w[0:], p.Seq)
-	binary.BigEndian.PutUint64(w[16:], uint64(p.Timestamp))
-	binary.BigEndian.PutUint16(w[24:], p.ErrorEstimate.Uint16())
+	binary.BigEndian.PutUint32(w[0:], seq)
+	binary.BigEndian.PutUint64(w[16:], uint64(ts))
+	binary.BigEndian.PutUint16(w[24:], est.Uint16())
+	if fill != nil {
+		fill(w)
+	}
 	mac := sum(key, w)
 	copy(w[hmacOff:], mac[:])
 	return b
+}
+
+// signedHeader reads the fields both directions share from a verified
+// authenticated packet.
+func signedHeader(b []byte) (seq uint32, ts Timestamp, est ErrorEstimate) {
+	return binary.BigEndian.Uint32(b[0:]), Timestamp(binary.BigEndian.Uint64(b[16:])), ParseErrorEstimate(binary.BigEndian.Uint16(b[24:]))
 }
 
 // DecodeSenderAuth verifies and decodes a Session-Sender packet in
@@ -105,12 +122,8 @@ func DecodeSenderAuth(b []byte, key []byte) (SenderPacket, error) {
 	if err := verify(key, b); err != nil {
 		return SenderPacket{}, fmt.Errorf("decoding authenticated session-sender packet: %w", err)
 	}
-	p := SenderPacket{
-		Seq:           binary.BigEndian.Uint32(b[0:]),
-		Timestamp:     Timestamp(binary.BigEndian.Uint64(b[16:])),
-		ErrorEstimate: ParseErrorEstimate(binary.BigEndian.Uint16(b[24:])),
-		Padding:       len(b) - AuthLen,
-	}
+	p := SenderPacket{Padding: len(b) - AuthLen}
+	p.Seq, p.Timestamp, p.ErrorEstimate = signedHeader(b)
 	if _, err := p.Timestamp.Time(p.ErrorEstimate.PTP); err != nil {
 		return SenderPacket{}, fmt.Errorf("decoding authenticated session-sender timestamp: %w", err)
 	}
@@ -120,20 +133,13 @@ func DecodeSenderAuth(b []byte, key []byte) (SenderPacket, error) {
 // AppendAuth appends p encoded in authenticated mode, signed with key, to
 // b. Padding follows the 112-byte packet.
 func (p *ReflectorPacket) AppendAuth(b []byte, key []byte) []byte {
-	off := len(b)
-	b = append(b, make([]byte, AuthLen+max(p.Padding, 0))...)
-	w := b[off:]
-	binary.BigEndian.PutUint32(w[0:], p.Seq)
-	binary.BigEndian.PutUint64(w[16:], uint64(p.Timestamp))
-	binary.BigEndian.PutUint16(w[24:], p.ErrorEstimate.Uint16())
-	binary.BigEndian.PutUint64(w[32:], uint64(p.ReceiveTimestamp))
-	binary.BigEndian.PutUint32(w[48:], p.SenderSeq)
-	binary.BigEndian.PutUint64(w[64:], uint64(p.SenderTimestamp))
-	binary.BigEndian.PutUint16(w[72:], p.SenderErrorEst.Uint16())
-	w[80] = p.SenderTTL
-	mac := sum(key, w)
-	copy(w[hmacOff:], mac[:])
-	return b
+	return appendSigned(b, p.Padding, p.Seq, p.Timestamp, p.ErrorEstimate, key, func(w []byte) {
+		binary.BigEndian.PutUint64(w[32:], uint64(p.ReceiveTimestamp))
+		binary.BigEndian.PutUint32(w[48:], p.SenderSeq)
+		binary.BigEndian.PutUint64(w[64:], uint64(p.SenderTimestamp))
+		binary.BigEndian.PutUint16(w[72:], p.SenderErrorEst.Uint16())
+		w[80] = p.SenderTTL
+	})
 }
 
 // DecodeReflectorAuth verifies and decodes a Session-Reflector packet in
@@ -143,9 +149,6 @@ func DecodeReflectorAuth(b []byte, key []byte) (ReflectorPacket, error) {
 		return ReflectorPacket{}, fmt.Errorf("decoding authenticated session-reflector packet: %w", err)
 	}
 	p := ReflectorPacket{
-		Seq:              binary.BigEndian.Uint32(b[0:]),
-		Timestamp:        Timestamp(binary.BigEndian.Uint64(b[16:])),
-		ErrorEstimate:    ParseErrorEstimate(binary.BigEndian.Uint16(b[24:])),
 		ReceiveTimestamp: Timestamp(binary.BigEndian.Uint64(b[32:])),
 		SenderSeq:        binary.BigEndian.Uint32(b[48:]),
 		SenderTimestamp:  Timestamp(binary.BigEndian.Uint64(b[64:])),
@@ -153,6 +156,7 @@ func DecodeReflectorAuth(b []byte, key []byte) (ReflectorPacket, error) {
 		SenderTTL:        b[80],
 		Padding:          len(b) - AuthLen,
 	}
+	p.Seq, p.Timestamp, p.ErrorEstimate = signedHeader(b)
 	if err := p.checkTimestamps(); err != nil {
 		return ReflectorPacket{}, fmt.Errorf("decoding authenticated session-reflector %w", err)
 	}
