@@ -86,6 +86,7 @@ func (d *Daemon) Reload(ctx context.Context) error {
 		d.notify.Send("READY=1\nSTATUS=reload rejected, running the previous config; " + statusLine(d.cfg))
 		return err
 	}
+	releaseStartGarbage()
 	d.notify.Send("READY=1\nSTATUS=" + statusLine(d.cfg))
 	return nil
 }
