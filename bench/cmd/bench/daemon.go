@@ -30,6 +30,9 @@ import (
 // jitter: every gap between two requests to the same target minus the
 // interval.
 
+// toolAPILoad is the name of reachd's run with the API under load.
+const toolAPILoad = "reachd + API load"
+
 // daemonResult is one tool at one size.
 type daemonResult struct {
 	tool       string
@@ -122,11 +125,13 @@ func runDaemon(o options) int {
 			var err error
 			switch tool = strings.TrimSpace(tool); tool {
 			case "reachd":
-				r, err = daemonToolRun(&t, bin, tmp, o, n)
+				r, err = daemonToolRun(&t, bin, tmp, o, n, false)
+			case "reachd+api":
+				r, err = daemonToolRun(&t, bin, tmp, o, n, true)
 			case "fping":
 				r, err = fpingToolRun(&t, tmp, o, n)
 			default:
-				err = fmt.Errorf("%q: %w (the -daemon mode runs reachd and fping)", tool, errNoTool)
+				err = fmt.Errorf("%q: %w (the -daemon mode runs reachd, reachd+api and fping)", tool, errNoTool)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
@@ -158,10 +163,16 @@ func runDaemon(o options) int {
 }
 
 // daemonToolRun runs reachd with the first n targets: warm-up, one
-// measured window, /metrics scrapes, stop.
-func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResult, error) {
+// measured window, /metrics scrapes, stop. With apiLoad, the API is under
+// issue 17's load (-api-rate GET /v1/status a second from -api-clients
+// clients, /metrics every 5 s) from the warm-up to the window's end.
+func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool) (daemonResult, error) {
 	r := daemonResult{tool: "reachd", n: n, window: o.duration}
 	dir := filepath.Join(tmp, fmt.Sprintf("reachd-%d", n))
+	if apiLoad {
+		r.tool = toolAPILoad
+		dir += "-api"
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return r, err
 	}
@@ -199,6 +210,10 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResul
 	}
 	ctx := context.Background()
 	sm := d.StartSampler(2*time.Second, true)
+	var load *daemonrun.APILoad
+	if apiLoad {
+		load = d.StartAPILoad(o.apiRate, o.apiClients)
+	}
 	time.Sleep(o.warmup)
 	m0, err := d.Scrape(ctx)
 	if err != nil {
@@ -211,6 +226,11 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int) (daemonResul
 	time.Sleep(o.duration)
 	to := time.Now()
 	r.cpu1, _ = daemonrun.Sample(d.PID())
+	if load != nil {
+		st := load.Stop()
+		r.note = fmt.Sprintf("API load: %d GET /v1/status answered in %v (%.0f/s of %d/s asked by %d clients, %d bytes each), %d errors, %d /metrics scrapes",
+			st.Requests, st.For.Round(time.Second), float64(st.Requests)/st.For.Seconds(), o.apiRate, o.apiClients, st.BodyBytes, st.Errors, st.Scrapes)
+	}
 	m1, err := d.Scrape(ctx)
 	if err != nil {
 		capt.Stop()

@@ -171,6 +171,12 @@ func (r *daemonReport) goals() string {
 		rows = append(rows, row{"10,000: zero self-inflicted loss", fmt.Sprintf("%.0f of %.0f in the window, %.0f since start", rd.losses, rd.attempts, rd.lostTotal), yes(rd.losses == 0 && rd.lostTotal == 0)})
 		p := rd.jit.Quantile(0.99)
 		rows = append(rows, row{"10,000: send jitter p99 ≤ 5 ms", ms(p) + " ms", yes(p <= 5000)})
+		if ld := r.find(toolAPILoad, 10000); ld != nil {
+			pl := ld.jit.Quantile(0.99)
+			rows = append(rows, row{"10,000 with the API under load: send jitter p99 unchanged within 10 %",
+				fmt.Sprintf("%s ms against %s ms without (%+.0f %%); p50 %s against %s ms", ms(pl), ms(p), (pl/p-1)*100, ms(ld.jit.Quantile(0.5)), ms(rd.jit.Quantile(0.5))),
+				yes(pl <= 1.1*p)})
+		}
 	}
 	if rd := r.find("reachd", 50000); rd != nil {
 		rows = append(rows, row{"50,000: ≤ 1 CPU core", fmt.Sprintf("%.2f cores", rd.cores()), yes(rd.cores() <= 1)})

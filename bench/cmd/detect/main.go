@@ -17,21 +17,15 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
-	"io"
 	"math"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -226,7 +220,11 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	}
 	var stopLoad func()
 	if load {
-		stopLoad = startLoad(d, filepath.Join(dir, "reachd.sock"), o.rate, o.clients, &r)
+		load := d.StartAPILoad(o.rate, o.clients)
+		stopLoad = func() {
+			st := load.Stop()
+			r.requests, r.reqErrs, r.scrapes, r.loadFor, r.bodyBytes = st.Requests, st.Errors, st.Scrapes, st.For, st.BodyBytes
+		}
 	}
 	if load {
 		time.Sleep(5 * time.Second) // a steady load, and a scrape in it
@@ -281,82 +279,6 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	logf("%d targets, api load %v: %d down, p50 %.1f ms, p99 %.1f ms, max %.1f ms (bound %v); %d up again",
 		n, load, len(r.lat), quantile(r.lat, 0.5), quantile(r.lat, 0.99), quantile(r.lat, 1), bound, r.backUp)
 	return r, nil
-}
-
-// startLoad sends rate GET /v1/status a second on the API socket from
-// workers clients (each on its own schedule, waiting for its answer: with
-// 10,000 targets a status is megabytes, so fewer get through than asked)
-// and scrapes /metrics every 5 s, until the returned func is called.
-func startLoad(d *daemonrun.Daemon, sock string, rate, workers int, r *result) func() {
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var dl net.Dialer
-			return dl.DialContext(ctx, "unix", sock)
-		},
-		MaxIdleConnsPerHost: 32,
-	}, Timeout: 5 * time.Second}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var ok, bad atomic.Uint64
-	var lastBody atomic.Int64
-	per := time.Second * time.Duration(workers) / time.Duration(rate)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tick := time.NewTicker(per)
-			defer tick.Stop()
-			time.Sleep(per * time.Duration(w) / time.Duration(workers))
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-tick.C:
-				}
-				req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://reachd/v1/status", nil)
-				resp, err := hc.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						bad.Add(1)
-					}
-					continue
-				}
-				if nb, _ := io.Copy(io.Discard, resp.Body); nb > 0 {
-					lastBody.Store(nb)
-				}
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					ok.Add(1)
-				} else {
-					bad.Add(1)
-				}
-			}
-		}()
-	}
-	began := time.Now()
-	var scrapes atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(5 * time.Second)
-		defer tick.Stop()
-		for {
-			if _, err := d.Scrape(ctx); err == nil {
-				scrapes.Add(1)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		wg.Wait()
-		r.requests, r.reqErrs, r.scrapes, r.loadFor = ok.Load(), bad.Load(), int(scrapes.Load()), time.Since(began)
-		r.bodyBytes = int(lastBody.Load())
-	}
 }
 
 func quantile(s []float64, q float64) float64 {
