@@ -50,7 +50,7 @@ func TestManagerAuthenticated(t *testing.T) {
 		OnResult:      rec.result,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	waitFor(t, "the authenticated flow operational and the others failed", func() bool {
+	rec.waitFor(t, "the authenticated flow operational and the others failed", func() bool {
 		return len(rec.changes("auth")) > 0 && len(rec.changes("to-plain")) > 0 && len(rec.changes("other-key")) > 0
 	})
 	if c := rec.changes("auth"); c[0] != "unknown→operational" {
@@ -75,7 +75,7 @@ func TestManagerAuthenticated(t *testing.T) {
 		}
 		return m.GetCounter().GetValue()
 	}
-	waitFor(t, "refusals counted", func() bool { return refused("to-plain", "unauthenticated") > 0 })
+	rec.waitFor(t, "refusals counted", func() bool { return refused("to-plain", "unauthenticated") > 0 })
 	if n := refused("auth", "unauthenticated") + refused("auth", "bad_hmac"); n != 0 {
 		t.Errorf("the authenticated flow refused %v replies", n)
 	}

@@ -67,13 +67,13 @@ func TestNamespaceFlow(t *testing.T) {
 	peer := netip.AddrPortFrom(netip.MustParseAddr("198.51.100.2"), r.Addr().Port())
 	m := startManager(t, ManagerOptions{
 		Flows:      []Options{{ID: "flowping-alpha", Peer: peer, Interval: 10 * time.Millisecond, Timeout: 10 * time.Millisecond, FailDelay: 200 * time.Millisecond}},
-		Registerer: reg, OnEvent: rec.event, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
+		Registerer: reg, OnEvent: rec.event, OnResult: rec.result, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
 		NewSender: func(o stamp.SenderOptions) (s *stamp.Sender, err error) {
 			err = snd.Do(func() error { s, err = stamp.NewSender(o); return err })
 			return s, err
 		},
 	})
-	waitFor(t, "operational", func() bool { return len(rec.changes("flowping-alpha")) == 1 })
+	rec.waitFor(t, "operational", func() bool { return len(rec.changes("flowping-alpha")) == 1 })
 
 	loss := func(dir string) float64 {
 		return metricValue(t, reg, "reachd_flow_loss_total", map[string]string{"flowid": "flowping-alpha", "direction": dir}).GetCounter().GetValue()
@@ -82,11 +82,14 @@ func TestNamespaceFlow(t *testing.T) {
 	if err := rfl.Loss("s0", 30, lab.In); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "forward loss counted", func() bool { return loss("forward") >= 10 })
+	rec.waitFor(t, "forward loss counted", func() bool { return loss("forward") >= 10 })
 	if err := rfl.Clear(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond) // a few clean replies settle the count
+	// A few clean replies settle the count (a ping lost before the clear
+	// is counted when its successor comes back).
+	clean := rec.count("flowping-alpha") + 5
+	rec.waitFor(t, "5 more pings", func() bool { return rec.count("flowping-alpha") >= clean })
 	fwd, rev := loss("forward"), loss("reverse")
 	t.Logf("after 30%% forward loss: forward %v reverse %v, state %+v", fwd, rev, m.Flows()[0])
 	if rev != 0 {
@@ -100,7 +103,7 @@ func TestNamespaceFlow(t *testing.T) {
 	if err := rfl.Loss("s0", 100, lab.In); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "failed", func() bool { return len(rec.changes("flowping-alpha")) == 2 })
+	rec.waitFor(t, "failed", func() bool { return len(rec.changes("flowping-alpha")) == 2 })
 	resp, err := m.OnDemand(context.Background(), "flowping-alpha", 100*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +117,7 @@ func TestNamespaceFlow(t *testing.T) {
 	if err := rfl.Clear(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "recovered", func() bool { return len(rec.changes("flowping-alpha")) == 3 })
+	rec.waitFor(t, "recovered", func() bool { return len(rec.changes("flowping-alpha")) == 3 })
 	resp, err = m.OnDemand(context.Background(), "flowping-alpha", time.Second)
 	if err != nil || !resp.Forward.PingSuccess || !resp.Reverse.PingSuccess {
 		t.Errorf("on-demand after recovery: %+v, %v", resp, err)

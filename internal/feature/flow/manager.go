@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/defaults"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
@@ -70,13 +71,14 @@ type ManagerOptions struct {
 	// Registerer receives the flow collectors; nil means no metrics.
 	Registerer prometheus.Registerer
 	// OnResult is called with every ping result and OnEvent with every
-	// status change, from the flow's goroutine or an OnDemand caller (so
-	// possibly concurrently): they must not block (the exporters' Put and
-	// Report return at once).
+	// status change, on the manager's goroutine: they must not block (the
+	// exporters' Put and Report return at once) nor call the Manager.
 	OnResult func(Result)
 	OnEvent  func(Event)
-	// Now is the clock of the status logic; default time.Now.
-	Now func() time.Time
+	// Clock schedules the pings and runs the status logic; default the
+	// real clock. (A ping's own reply timeout is the STAMP sender's, in
+	// real time.)
+	Clock clock.Clock
 	// ClockEstimate overrides the Error Estimate of our packets (default
 	// stamp.KernelClockEstimate); tests use it.
 	ClockEstimate func() stamp.ErrorEstimate
@@ -103,17 +105,31 @@ func (s FlowState) JSON() apitype.FlowState {
 
 // Manager pings every configured flow. New → Run → Close; Reload swaps
 // the set of flows while it runs.
+//
+// One goroutine owns the flows: Run's. Reload, Flows, Flow and OnDemand's
+// bookkeeping reach it through a queue of closures (call); a ping runs in a
+// goroutine of its own (it waits for its reply) and hands its result back
+// through a channel; each open session has its reader goroutine. None of
+// those touches a flow's state. Before Run started and after it ended there
+// is no owner, and a call runs in its caller under runMu.
 type Manager struct {
 	opts    ManagerOptions
-	now     func() time.Time
+	clk     clock.Clock
 	log     *slog.Logger
 	metrics *metrics
 
-	mu     sync.Mutex // guards flows, order, runCtx, and each flow's stop and done
+	reqs    chan func()
+	results chan pingDone
+
+	runMu   sync.Mutex    // guards running and stopped; without an owner, the state below too
+	running bool          // Run owns the state
+	stopped chan struct{} // closed when the running Run gave the state up
+
+	// Owned by Run's goroutine while it runs.
 	flows  map[string]*flow
 	order  []string
-	runCtx context.Context // set while Run runs
-	wg     sync.WaitGroup  // the flows' goroutines started by Run or Reload
+	runCtx context.Context // nil while Run is not running
+	wg     sync.WaitGroup  // pings and session readers
 
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -122,12 +138,14 @@ type Manager struct {
 
 type flow struct {
 	opts Options
-	stop context.CancelFunc // ends runFlow; nil before it started
-	done chan struct{}      // closed when runFlow returned
-
-	mu      sync.Mutex // guards the fields below
+	// ctx ends the flow's pings and session reader; stop cancels it. Nil
+	// while the flow is not running.
+	ctx     context.Context
+	stop    context.CancelFunc
 	sender  *stamp.Sender
 	tracker *tracker
+	next    time.Time // when the next periodic ping is due
+	busy    bool      // a periodic ping is out
 	// rejected is sender's refusals already counted in the metrics.
 	rejected stamp.Rejected
 	// modeWarned is when the last "the peer speaks the other mode" line
@@ -135,12 +153,16 @@ type flow struct {
 	modeWarned time.Time
 }
 
+// pingDone is a ping's result on its way back to the owner.
+type pingDone struct {
+	f *flow
+	r Result
+}
+
 // countRejected adds the replies f's sender refused since the last call
 // to the metrics.
 func (m *Manager) countRejected(f *flow) {
-	f.mu.Lock()
 	if f.sender == nil {
-		f.mu.Unlock()
 		return
 	}
 	now, last := f.sender.Rejected(), f.rejected
@@ -149,11 +171,11 @@ func (m *Manager) countRejected(f *flow) {
 		Malformed: now.Malformed - last.Malformed, Unknown: now.Unknown - last.Unknown, Forged: now.Forged - last.Forged,
 		Unauthenticated: now.Unauthenticated - last.Unauthenticated, BadHMAC: now.BadHMAC - last.BadHMAC,
 	}
-	warn := (d.Unauthenticated > 0 || d.BadHMAC > 0) && m.now().Sub(f.modeWarned) >= time.Minute
+	t := m.clk.Now()
+	warn := (d.Unauthenticated > 0 || d.BadHMAC > 0) && t.Sub(f.modeWarned) >= time.Minute
 	if warn {
-		f.modeWarned = m.now()
+		f.modeWarned = t
 	}
-	f.mu.Unlock()
 	m.metrics.reject(f.opts.ID, d)
 	switch {
 	case warn && d.Unauthenticated > 0:
@@ -167,16 +189,14 @@ func (m *Manager) countRejected(f *flow) {
 
 // New validates the flows and registers the metrics; it opens no socket.
 func New(opts ManagerOptions) (*Manager, error) {
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
 	if opts.NewSender == nil {
 		opts.NewSender = stamp.NewSender
 	}
-	m := &Manager{opts: opts, now: opts.Now, log: opts.Logger, flows: map[string]*flow{}}
+	m := &Manager{opts: opts, clk: clock.OrReal(opts.Clock), log: opts.Logger, flows: map[string]*flow{},
+		reqs: make(chan func()), results: make(chan pingDone)}
 	flows, err := normalize(opts.Flows)
 	if err != nil {
 		return nil, err
@@ -231,6 +251,30 @@ func Check(flows []Options) error {
 	return err
 }
 
+// call runs fn with the flows' state: on Run's goroutine while it runs,
+// else here under runMu. It returns ctx's error if ctx ends first.
+func (m *Manager) call(ctx context.Context, fn func()) error {
+	for {
+		m.runMu.Lock()
+		if !m.running {
+			fn()
+			m.runMu.Unlock()
+			return nil
+		}
+		stopped := m.stopped
+		m.runMu.Unlock()
+		done := make(chan struct{})
+		select {
+		case m.reqs <- func() { fn(); close(done) }:
+			<-done // the owner runs it to its end
+			return nil
+		case <-stopped: // Run gave the state up: run it here
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 // Reload makes flows the set of flows. A flow whose options did not change
 // keeps running with its session, status and counters; a changed or
 // removed flow is stopped (its session closed), and a changed or new one
@@ -240,8 +284,10 @@ func (m *Manager) Reload(flows []Options) error {
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	return m.call(context.Background(), func() { m.apply(flows) })
+}
+
+func (m *Manager) apply(flows []Options) {
 	want := map[string]Options{}
 	for _, f := range flows {
 		want[f.ID] = f
@@ -251,17 +297,14 @@ func (m *Manager) Reload(flows []Options) error {
 		if nf, ok := want[id]; ok && nf == old.opts {
 			continue
 		}
-		// Waiting under mu is safe: runFlow never takes mu.
-		if old.stop != nil {
-			old.stop()
-			<-old.done
-		}
+		m.halt(old)
 		delete(m.flows, id)
 		if _, ok := want[id]; !ok {
 			m.metrics.remove(id)
 		}
 	}
 	m.order = m.order[:0]
+	now := m.clk.Now()
 	for _, f := range flows {
 		m.order = append(m.order, f.ID)
 		if m.flows[f.ID] != nil {
@@ -271,32 +314,29 @@ func (m *Manager) Reload(flows []Options) error {
 		m.flows[f.ID] = nf
 		m.metrics.init(f.ID)
 		if m.runCtx != nil {
-			m.startLocked(nf, m.now())
+			m.start(nf, now)
 		}
 	}
-	return nil
 }
 
-// startLocked starts f's goroutine under Run's context; m.mu is held.
-func (m *Manager) startLocked(f *flow, start time.Time) {
-	f.mu.Lock()
-	f.tracker = newTracker(f.opts.ID, f.opts.FailDelay, start)
-	f.mu.Unlock()
-	ctx, stop := context.WithCancel(m.runCtx)
-	f.stop, f.done = stop, make(chan struct{})
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		defer close(f.done)
-		m.runFlow(ctx, f)
-	}()
+// start makes f run under Run's context: its status starts now and its
+// first ping is due at once.
+func (m *Manager) start(f *flow, now time.Time) {
+	f.tracker = newTracker(f.opts.ID, f.opts.FailDelay, now)
+	f.ctx, f.stop = context.WithCancel(m.runCtx)
+	f.next, f.busy = now, false
 }
 
-// lookup returns flow id, or nil.
-func (m *Manager) lookup(id string) *flow {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.flows[id]
+// halt stops f's pings and closes its session; a ping still out reports
+// to nobody (its result is dropped).
+func (m *Manager) halt(f *flow) {
+	if f.stop != nil {
+		f.stop()
+	}
+	if f.sender != nil {
+		f.sender.Close()
+		f.sender = nil
+	}
 }
 
 // Run pings every flow until ctx ends or Close is called, then closes the
@@ -306,62 +346,100 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(m.ctx, cancel)
 	defer stop()
-	start := m.now()
-	m.mu.Lock()
-	m.runCtx = ctx
-	for _, id := range m.order {
-		m.startLocked(m.flows[id], start)
+	m.runMu.Lock()
+	if m.running {
+		m.runMu.Unlock()
+		return errors.New("flow: Run called twice")
 	}
-	m.mu.Unlock()
-	<-ctx.Done()
-	// No Reload starts a flow after this; then wait for those running.
-	m.mu.Lock()
-	m.runCtx = nil
-	m.mu.Unlock()
-	m.wg.Wait()
-	return nil
-}
-
-// runFlow owns f's session: it opens it (again after a failure), runs its
-// reader and pings every Interval.
-func (m *Manager) runFlow(ctx context.Context, f *flow) {
-	var readers sync.WaitGroup
-	defer readers.Wait()
-	defer func() {
-		f.mu.Lock()
-		if f.sender != nil {
-			f.sender.Close()
-			f.sender = nil
-		}
-		f.mu.Unlock()
-	}()
-	tick := time.NewTicker(f.opts.Interval)
-	defer tick.Stop()
+	m.running, m.stopped, m.runCtx = true, make(chan struct{}), ctx
+	now := m.clk.Now()
+	for _, id := range m.order {
+		m.start(m.flows[id], now)
+	}
+	m.runMu.Unlock()
+	timer := m.clk.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		s, err := m.session(ctx, f, &readers)
-		var r Result
-		if err != nil {
-			r = Result{FlowID: f.opts.ID, At: m.now(), Err: err}
-		} else {
-			r = resultFrom(f.opts.ID, s.Ping(ctx, f.opts.Timeout), false)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		m.record(f, r)
-		m.countRejected(f)
+		timer.Reset(m.pingDue(m.clk.Now()))
 		select {
 		case <-ctx.Done():
-			return
-		case <-tick.C:
+			m.runMu.Lock()
+			for _, f := range m.flows {
+				m.halt(f)
+			}
+			m.running, m.runCtx = false, nil
+			close(m.stopped)
+			m.runMu.Unlock()
+			m.wg.Wait()
+			return nil
+		case fn := <-m.reqs:
+			fn()
+		case d := <-m.results:
+			m.finish(d)
+		case <-timer.C():
 		}
 	}
 }
 
-// session returns f's sender, opening it if needed.
-func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup) (*stamp.Sender, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// pingDue sends the periodic pings due at now and returns how long until
+// the next one is due.
+func (m *Manager) pingDue(now time.Time) time.Duration {
+	wait := time.Hour
+	for _, id := range m.order {
+		f := m.flows[id]
+		if f.ctx == nil || f.busy {
+			continue
+		}
+		if f.next.After(now) {
+			wait = min(wait, f.next.Sub(now))
+			continue
+		}
+		// As a ticker would: every Interval from the start, and at once
+		// when a ping took longer than that.
+		f.next = f.next.Add(f.opts.Interval)
+		if !f.next.After(now) {
+			f.next = now.Add(f.opts.Interval)
+		}
+		wait = min(wait, f.next.Sub(now))
+		s, err := m.session(f)
+		if err != nil {
+			m.record(f, Result{FlowID: f.opts.ID, At: now, Err: err})
+			continue
+		}
+		f.busy = true
+		m.ping(f, s, f.opts.Timeout)
+	}
+	return wait
+}
+
+// ping sends one periodic ping on s in a goroutine of its own.
+func (m *Manager) ping(f *flow, s *stamp.Sender, timeout time.Duration) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r := resultFrom(f.opts.ID, s.Ping(f.ctx, timeout), false)
+		select {
+		case m.results <- pingDone{f, r}:
+		case <-f.ctx.Done():
+		}
+	}()
+}
+
+// finish takes a periodic ping's result in, unless its flow was stopped or
+// replaced meanwhile.
+func (m *Manager) finish(d pingDone) {
+	f := d.f
+	if m.flows[f.opts.ID] != f || f.ctx == nil || f.ctx.Err() != nil {
+		return
+	}
+	f.busy = false
+	m.record(f, d.r)
+	m.countRejected(f)
+}
+
+// session returns f's sender, opening it (and starting its reader) if
+// needed.
+func (m *Manager) session(f *flow) (*stamp.Sender, error) {
 	if f.sender != nil {
 		return f.sender, nil
 	}
@@ -373,9 +451,10 @@ func (m *Manager) session(ctx context.Context, f *flow, readers *sync.WaitGroup)
 		return nil, fmt.Errorf("opening flow %s session: %w", f.opts.ID, err)
 	}
 	f.sender, f.rejected = s, stamp.Rejected{}
-	readers.Add(1)
+	ctx := f.ctx
+	m.wg.Add(1)
 	go func() {
-		defer readers.Done()
+		defer m.wg.Done()
 		s.Run(ctx)
 	}()
 	return s, nil
@@ -387,9 +466,7 @@ func (m *Manager) record(f *flow, r Result) {
 	if m.opts.OnResult != nil {
 		m.opts.OnResult(r)
 	}
-	f.mu.Lock()
-	ev, changed := f.tracker.observe(r.Success, m.now())
-	f.mu.Unlock()
+	ev, changed := f.tracker.observe(r.Success, m.clk.Now())
 	if !changed {
 		return
 	}
@@ -411,23 +488,34 @@ func (m *Manager) record(f *flow, r Result) {
 // directions, not an error; errors are ErrUnknownFlow, ErrNotRunning and
 // ctx's. The result also goes to metrics, status and OnResult.
 func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration) (apitype.FlowPingResponse, error) {
-	f := m.lookup(id)
-	if f == nil {
-		return apitype.FlowPingResponse{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
-	}
 	if timeout <= 0 {
 		timeout = DefaultOnDemandTimeout
 	}
-	f.mu.Lock()
-	s, tr := f.sender, f.tracker
-	f.mu.Unlock()
-	if tr == nil {
-		return apitype.FlowPingResponse{}, fmt.Errorf("flow %q: %w", id, ErrNotRunning)
+	var (
+		f    *flow
+		s    *stamp.Sender
+		peer netip.AddrPort
+		err  error
+	)
+	if cerr := m.call(ctx, func() {
+		switch f = m.flows[id]; {
+		case f == nil:
+			err = fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
+		case f.tracker == nil:
+			err = fmt.Errorf("flow %q: %w", id, ErrNotRunning)
+		default:
+			s, peer = f.sender, f.opts.Peer
+		}
+	}); cerr != nil {
+		return apitype.FlowPingResponse{}, cerr
+	}
+	if err != nil {
+		return apitype.FlowPingResponse{}, err
 	}
 	if s == nil {
-		// The periodic loop could not open the session; say why.
+		// The periodic pings could not open the session; say why.
 		resp := Result{FlowID: id}.Response()
-		msg := fmt.Sprintf("flow %s has no open session to %v", id, f.opts.Peer)
+		msg := fmt.Sprintf("flow %s has no open session to %v", id, peer)
 		resp.Error = &msg
 		return resp, nil
 	}
@@ -435,37 +523,41 @@ func (m *Manager) OnDemand(ctx context.Context, id string, timeout time.Duration
 	if err := ctx.Err(); err != nil {
 		return apitype.FlowPingResponse{}, err
 	}
-	m.record(f, r)
+	if err := m.call(ctx, func() {
+		if m.flows[id] == f && f.ctx != nil && f.ctx.Err() == nil {
+			m.record(f, r)
+		}
+	}); err != nil {
+		return apitype.FlowPingResponse{}, err
+	}
 	return r.Response(), nil
 }
 
 // Flows returns the state of every flow in configuration order.
 func (m *Manager) Flows() []FlowState {
-	m.mu.Lock()
-	fs := make([]*flow, 0, len(m.order))
-	for _, id := range m.order {
-		fs = append(fs, m.flows[id])
-	}
-	m.mu.Unlock()
-	out := make([]FlowState, 0, len(fs))
-	for _, f := range fs {
-		out = append(out, f.state())
-	}
+	var out []FlowState
+	m.call(context.Background(), func() {
+		out = make([]FlowState, 0, len(m.order))
+		for _, id := range m.order {
+			out = append(out, m.flows[id].state())
+		}
+	})
 	return out
 }
 
 // Flow returns the state of one flow.
 func (m *Manager) Flow(id string) (FlowState, error) {
-	f := m.lookup(id)
-	if f == nil {
-		return FlowState{}, fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
-	}
-	return f.state(), nil
+	var st FlowState
+	err := fmt.Errorf("flow %q: %w", id, ErrUnknownFlow)
+	m.call(context.Background(), func() {
+		if f := m.flows[id]; f != nil {
+			st, err = f.state(), nil
+		}
+	})
+	return st, err
 }
 
 func (f *flow) state() FlowState {
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	st := FlowState{ID: f.opts.ID, Peer: f.opts.Peer}
 	if f.tracker != nil {
 		st.Status, st.LastSuccess = f.tracker.status, f.tracker.lastOK

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
@@ -61,14 +63,53 @@ func silentPort(t *testing.T) netip.AddrPort {
 	return pc.LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
+// recorder keeps the manager's events and results, and wakes waitFor at
+// each one.
 type recorder struct {
 	mu      sync.Mutex
 	events  []Event
 	results []Result
+	once    sync.Once
+	changed chan struct{} // capacity 1: "something was recorded"
 }
 
-func (r *recorder) event(e Event)   { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
-func (r *recorder) result(x Result) { r.mu.Lock(); r.results = append(r.results, x); r.mu.Unlock() }
+func (r *recorder) notify() chan struct{} {
+	r.once.Do(func() { r.changed = make(chan struct{}, 1) })
+	return r.changed
+}
+
+func (r *recorder) poke() {
+	select {
+	case r.notify() <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) event(e Event) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+	r.poke()
+}
+func (r *recorder) result(x Result) {
+	r.mu.Lock()
+	r.results = append(r.results, x)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// count is how many results flow id had.
+func (r *recorder) count(id string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, x := range r.results {
+		if x.FlowID == id {
+			n++
+		}
+	}
+	return n
+}
 func (r *recorder) changes(id string) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -81,15 +122,20 @@ func (r *recorder) changes(id string) []string {
 	return out
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor checks cond each time the manager records a result or an event
+// (the pings go on, so each check has a next one), and fails the test if
+// cond is still false after 10 s.
+func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 300 {
-		if cond() {
-			return
+	guard := time.NewTimer(10 * time.Second)
+	defer guard.Stop()
+	for !cond() {
+		select {
+		case <-r.notify():
+		case <-guard.C:
+			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func startManager(t *testing.T, opts ManagerOptions) *Manager {
@@ -142,7 +188,7 @@ func TestManagerLoopback(t *testing.T) {
 		Registerer: reg, OnEvent: rec.event, OnResult: rec.result, ClockEstimate: synced,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	waitFor(t, "alpha operational and dead failed", func() bool {
+	rec.waitFor(t, "alpha operational and dead failed", func() bool {
 		return len(rec.changes("flowping-alpha")) == 1 && len(rec.changes("flowping-dead")) == 1
 	})
 	if got := rec.changes("flowping-alpha"); got[0] != "unknown→operational" {
@@ -236,10 +282,10 @@ func TestManagerRecovery(t *testing.T) {
 		Flows:   []Options{{ID: "late", Peer: addr, Interval: 20 * time.Millisecond, FailDelay: 100 * time.Millisecond}},
 		OnEvent: rec.event, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
 	})
-	waitFor(t, "failed", func() bool { return len(rec.changes("late")) == 1 })
+	rec.waitFor(t, "failed", func() bool { return len(rec.changes("late")) == 1 })
 	pc.Close()
 	startReflector(t, addr)
-	waitFor(t, "recovered", func() bool { return len(rec.changes("late")) == 2 })
+	rec.waitFor(t, "recovered", func() bool { return len(rec.changes("late")) == 2 })
 	got := rec.changes("late")
 	if got[0] != "unknown→failed" || got[1] != "failed→operational" {
 		t.Errorf("changes %v", got)
@@ -261,5 +307,42 @@ func TestNewErrors(t *testing.T) {
 	m, _ := New(ManagerOptions{Flows: []Options{{ID: "a", Peer: p}}})
 	if _, err := m.OnDemand(context.Background(), "a", 0); !errors.Is(err, ErrNotRunning) {
 		t.Errorf("OnDemand before Run: %v", err)
+	}
+}
+
+// TestScheduleOnSimulatedTime: the pings and fail-delay run on the
+// manager's clock: an hourly flow to a silent peer pings once at start and
+// once per simulated hour, and fails exactly when three simulated hours
+// passed without an answer (the replies' own timeout is real: 5 ms).
+func TestScheduleOnSimulatedTime(t *testing.T) {
+	clk := clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	start := clk.Now()
+	rec := &recorder{}
+	m := startManager(t, ManagerOptions{
+		Flows:   []Options{{ID: "hourly", Peer: silentPort(t), Interval: time.Hour, FailDelay: 3 * time.Hour, Timeout: 5 * time.Millisecond}},
+		OnEvent: rec.event, OnResult: rec.result, Clock: clk, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
+	})
+	for hour := range 4 {
+		if hour > 0 {
+			clk.Advance(time.Hour)
+		}
+		rec.waitFor(t, fmt.Sprintf("the ping of hour %d", hour), func() bool { return rec.count("hourly") == hour+1 })
+		m.Flows() // a round trip through the owner: the result is in
+		want := 0
+		if hour == 3 {
+			want = 1
+		}
+		if got := rec.changes("hourly"); len(got) != want {
+			t.Fatalf("after %d simulated hours: changes %v", hour, got)
+		}
+	}
+	rec.mu.Lock()
+	ev := rec.events[0]
+	rec.mu.Unlock()
+	if ev.Old != StatusUnknown || ev.New != StatusFailed || !ev.At.Equal(start.Add(3*time.Hour)) {
+		t.Errorf("event %+v, want unknown→failed at %v", ev, start.Add(3*time.Hour))
+	}
+	if n := rec.count("hourly"); n != 4 {
+		t.Errorf("%d pings in three simulated hours, want 4", n)
 	}
 }

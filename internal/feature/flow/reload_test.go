@@ -17,7 +17,8 @@ func TestManagerReload(t *testing.T) {
 	keep := Options{ID: "keep", Peer: r.Addr(), Interval: 10 * time.Millisecond}
 	change := Options{ID: "change", Peer: r.Addr(), Interval: 10 * time.Millisecond}
 	gone := Options{ID: "gone", Peer: r.Addr(), Interval: 10 * time.Millisecond}
-	m := startManager(t, ManagerOptions{Flows: []Options{keep, change, gone}, Registerer: reg, ClockEstimate: synced})
+	rec := &recorder{}
+	m := startManager(t, ManagerOptions{Flows: []Options{keep, change, gone}, Registerer: reg, ClockEstimate: synced, OnResult: rec.result, OnEvent: rec.event})
 	sent := func(id string) uint64 {
 		st, err := m.Flow(id)
 		if err != nil {
@@ -25,7 +26,7 @@ func TestManagerReload(t *testing.T) {
 		}
 		return st.Loss.Sent
 	}
-	waitFor(t, "10 pings on each flow", func() bool { return sent("keep") >= 10 && sent("change") >= 10 })
+	rec.waitFor(t, "10 pings on each flow", func() bool { return sent("keep") >= 10 && sent("change") >= 10 })
 	before := sent("keep")
 	change.Interval = 15 * time.Millisecond
 	added := Options{ID: "added", Peer: r.Addr(), Interval: 10 * time.Millisecond}
@@ -38,7 +39,7 @@ func TestManagerReload(t *testing.T) {
 	if got := sent("change"); got >= 10 {
 		t.Errorf("changed flow kept its old session (%d sent)", got)
 	}
-	waitFor(t, "added flow operational", func() bool {
+	rec.waitFor(t, "added flow operational", func() bool {
 		st, _ := m.Flow("added")
 		return st.Status == StatusOperational
 	})
