@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/policy/threshold"
 	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
@@ -32,6 +33,9 @@ type Options struct {
 	// Events receives listener changes and bypass entries and exits; nil
 	// publishes nothing. Publish must not block.
 	Events events.Publisher
+	// Clock times the listeners' windows and the actions' retries; nil is
+	// the real clock (tests pass a clock.Fake).
+	Clock clock.Clock
 }
 
 // Actions apply bypass decisions to the kernel; *bypass.Actions of
@@ -78,6 +82,7 @@ var ErrStopped = errors.New("heartbeat manager stopped")
 // API calls reach it as messages.
 type Manager struct {
 	opts    Options
+	clk     clock.Clock
 	log     *slog.Logger
 	actions Actions
 	forces  *forceStore
@@ -123,7 +128,7 @@ func New(opts Options) (*Manager, error) {
 			"file", statePath("bypass-force.json"), "kept", len(fs.m))
 	}
 	return &Manager{
-		opts: opts, log: opts.Logger, actions: opts.Actions, forces: fs,
+		opts: opts, clk: clock.OrReal(opts.Clock), log: opts.Logger, actions: opts.Actions, forces: fs,
 		metrics: newMetrics(opts.Registry),
 		events:  make(chan event, 1024), reqs: make(chan func()),
 		started: make(chan struct{}), done: make(chan struct{}),
@@ -147,15 +152,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.wg.Wait()
 	}()
 	close(m.started)
-	timer := time.NewTimer(time.Hour)
+	timer := m.clk.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		now := time.Now()
+		now := m.clk.Now()
 		m.tick(now)
 		if m.dirty || (!m.retryAt.IsZero() && !now.Before(m.retryAt)) {
 			m.reconcile(now)
 		}
-		timer.Reset(m.nextWake(time.Now()))
+		timer.Reset(m.nextWake(m.clk.Now()))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -163,7 +168,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.handle(e)
 		case req := <-m.reqs:
 			req()
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
@@ -198,7 +203,7 @@ func (m *Manager) Reload(ctx context.Context, hc Config) error {
 }
 
 func (m *Manager) configure(hc Config) {
-	now := time.Now()
+	now := m.clk.Now()
 	want := map[string]Listener{}
 	for _, lc := range hc.Listeners {
 		want[lc.Name] = lc
@@ -285,7 +290,7 @@ func (m *Manager) handle(e event) {
 	if m.listeners[e.l.cfg.Name] != e.l {
 		return
 	}
-	l, now := e.l, time.Now()
+	l, now := e.l, m.clk.Now()
 	switch {
 	case e.beat:
 		m.metrics.received.WithLabelValues(l.cfg.Name).Inc()

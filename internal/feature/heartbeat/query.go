@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
 )
@@ -30,7 +29,7 @@ func (m *Manager) SetForce(ctx context.Context, group string, f Force) (apitype.
 			return
 		}
 		m.log.Info("bypass group forced", "group", group, "mode", f)
-		m.reconcile(time.Now())
+		m.reconcile(m.clk.Now())
 		for _, sg := range m.status().Groups {
 			if sg.Name == group {
 				g = sg
