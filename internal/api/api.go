@@ -17,6 +17,7 @@ import (
 
 	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/policy"
 	"github.com/reachd/reachd/internal/version"
 )
@@ -46,8 +47,12 @@ type Server struct {
 }
 
 // New returns the API for b. Extra routes can be added with Handle.
-func New(b Backend) *Server {
-	s := &Server{b: b, mux: http.NewServeMux(), status: statusShare{heavy: newHeavyWork()}}
+func New(b Backend) *Server { return newServer(b, clock.Real{}) }
+
+// newServer is New with the clock that spaces the status builds (tests
+// pass a clock.Fake).
+func newServer(b Backend, clk clock.Clock) *Server {
+	s := &Server{b: b, mux: http.NewServeMux(), status: statusShare{heavy: newHeavyWork(), clk: clk}}
 	s.mux.HandleFunc("GET /path-info", s.pathInfo)
 	s.mux.HandleFunc("POST /ping-status", s.pingStatus)
 	s.mux.HandleFunc("GET /v1/status", s.statusHandler)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/reachd/reachd/internal/clock"
 )
 
 // statusShare makes concurrent GET /v1/status requests share one snapshot
@@ -23,6 +25,7 @@ import (
 type statusShare struct {
 	building sync.Mutex // held by the build that runs: one at a time
 	heavy    heavyWork  // runs the encoding (and, in the handler, the write)
+	clk      clock.Clock
 
 	mu     sync.Mutex
 	next   *statusBuild // the build the next requests join; nil: none waiting
@@ -65,10 +68,11 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	c.building.Lock()
 	defer c.building.Unlock()
 	c.mu.Lock()
-	wait := time.Until(c.notBef)
+	wait := c.notBef.Sub(c.clk.Now())
 	c.mu.Unlock()
 	if wait > 0 {
-		time.Sleep(wait)
+		t := c.clk.NewTimer(wait)
+		<-t.C()
 	}
 	// From here on, new requests wait for the next build: this one's
 	// snapshot may be taken before they arrived.
@@ -79,7 +83,7 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	start := time.Now()
+	start := c.clk.Now()
 	v, err := build(ctx)
 	if err == nil {
 		var buf bytes.Buffer
@@ -90,7 +94,7 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 		}
 	}
 	b.err = err
-	took := time.Since(start)
+	took := c.clk.Now().Sub(start)
 	c.mu.Lock()
 	c.notBef = start.Add(took * statusDuty)
 	c.mu.Unlock()

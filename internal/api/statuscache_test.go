@@ -10,11 +10,14 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 )
 
-// countingBackend counts Status calls and makes each take a while.
+// countingBackend counts Status calls and makes each take a while of
+// simulated time.
 type countingBackend struct {
 	fakeBackend
+	clk   *clock.Fake
 	calls atomic.Int64
 	inUse atomic.Int64
 	most  atomic.Int64
@@ -27,19 +30,36 @@ func (b *countingBackend) Status(ctx context.Context) (apitype.Status, error) {
 		b.most.Store(c)
 	}
 	defer b.inUse.Add(-1)
-	time.Sleep(b.took)
+	if b.took > 0 {
+		b.clk.Advance(b.took)
+	}
 	return apitype.Status{Config: string(rune('a' + n%26))}, nil
 }
 
 // Many clients polling /v1/status at once share builds: one at a time,
 // spaced by statusDuty × a build's duration, every client answered.
 func TestStatusBuildsAreShared(t *testing.T) {
-	b := &countingBackend{took: 20 * time.Millisecond}
-	s := New(b)
+	clk := clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	b := &countingBackend{clk: clk, took: 20 * time.Millisecond}
+	s := newServer(b, clk)
+	// Simulated time moves when a build waits for its turn: to the end
+	// of the wait.
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go func() {
+		for ctx.Err() == nil {
+			if clk.WaitFor(ctx, func(n int) bool { return n > 0 }) != nil {
+				return
+			}
+			if next, ok := clk.Next(); ok {
+				clk.Set(next)
+			}
+		}
+	}()
 	const clients, each = 50, 10
 	var wg sync.WaitGroup
 	var ok atomic.Int64
-	start := time.Now()
+	start := clk.Now()
 	for range clients {
 		wg.Add(1)
 		go func() {
@@ -54,7 +74,7 @@ func TestStatusBuildsAreShared(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
+	elapsed := clk.Now().Sub(start)
 	if ok.Load() != clients*each {
 		t.Errorf("%d of %d requests answered", ok.Load(), clients*each)
 	}
@@ -72,8 +92,9 @@ func TestStatusBuildsAreShared(t *testing.T) {
 // A request never gets a snapshot from before it arrived: sequential
 // requests each see a new build.
 func TestStatusIsFresh(t *testing.T) {
-	b := &countingBackend{}
-	s := New(b)
+	clk := clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	b := &countingBackend{clk: clk}
+	s := newServer(b, clk)
 	for i := range 5 {
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, httptest.NewRequest("GET", "/v1/status", nil))
