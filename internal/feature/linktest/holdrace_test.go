@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
@@ -41,7 +42,8 @@ func TestReloadDuringVerdictReleasesPath(t *testing.T) {
 		return ttlloop.Report{Sent: 10, Returned: 5, Lost: 5, LossPercent: 50}, nil
 	}
 	eng := &blockingSetter{entered: make(chan struct{}), release: make(chan struct{})}
-	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run,
+	clk := clock.NewFake(time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)) // one run: time does not move
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +51,13 @@ func TestReloadDuringVerdictReleasesPath(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
 	select {
 	case <-eng.entered:
 	case <-time.After(10 * time.Second):
@@ -60,15 +68,10 @@ func TestReloadDuringVerdictReleasesPath(t *testing.T) {
 		t.Fatal(err)
 	}
 	close(eng.release)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		calls := eng.get()
-		if n := len(calls); n > 0 && strings.Contains(calls[n-1], " clear: ") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the path stays held down after the test was removed; engine calls:\n%s", strings.Join(eng.get(), "\n"))
-		}
-		time.Sleep(5 * time.Millisecond)
+	cancel()
+	<-done // Run returns once the verdicts decided reached the engine
+	stopped = true
+	if calls := eng.get(); len(calls) == 0 || !strings.Contains(calls[len(calls)-1], " clear: ") {
+		t.Fatalf("the path stays held down after the test was removed; engine calls:\n%s", strings.Join(calls, "\n"))
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/feature/linktest"
@@ -121,7 +122,8 @@ func TestSkippedAndSequentialVerdicts(t *testing.T) {
 	}
 	eng := &setter{}
 	reg := prometheus.NewRegistry()
-	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run, Registerer: reg,
+	clk := clock.NewFake(time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC))
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run, Registerer: reg, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -129,22 +131,14 @@ func TestSkippedAndSequentialVerdicts(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	var seen []string
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		st := s.Status()
-		if len(st) > 0 && st[0].Runs == 2 && len(seen) == 0 {
-			// After the skipped run: still held down, and the metrics say why.
-			if !st[0].HoldsDown {
-				t.Errorf("a skipped test released the path: %+v", st[0])
-			}
-			seen = append(seen, gather(t, reg))
-		}
-		if len(st) > 0 && st[0].Runs >= len(reps) {
-			break
-		}
-		time.Sleep(2 * time.Millisecond)
+	runsReach(t, s, 1)
+	clk.Advance(20 * time.Millisecond)
+	// After the skipped run: still held down.
+	if st := runsReach(t, s, 2); !st.HoldsDown {
+		t.Errorf("a skipped test released the path: %+v", st)
 	}
+	clk.Advance(20 * time.Millisecond)
+	runsReach(t, s, len(reps))
 	cancel()
 	<-done
 	want := []string{

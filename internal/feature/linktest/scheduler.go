@@ -67,10 +67,15 @@ type Options struct {
 	OnReport func(name string, rep ttlloop.Report)
 }
 
-// Scheduler runs every configured test in its own goroutine, each started
-// and stopped by Run and Reload. The last results are kept under a mutex
-// rather than in an owner goroutine: they are written once per test run and
-// only read by the API, so a message round-trip would buy nothing.
+// Scheduler runs the configured tests on their schedule. One goroutine
+// owns the tests and their last results: Run's. Reload and Status reach it
+// through a queue of closures (call); a test's burst runs in a goroutine of
+// its own (it takes real time on the link) and hands its report back
+// through a channel; the verdicts go to the engine in order through one
+// worker (verdictQueue), so the engine's last word for a test is always
+// the owner's last decision, also when a reload removes the test while a
+// verdict is on its way. Before Run and after it there is no owner, and a
+// call runs in its caller under runMu.
 type Scheduler struct {
 	log      *slog.Logger
 	clock    clock.Clock
@@ -84,9 +89,18 @@ type Scheduler struct {
 	ifMu    sync.Mutex
 	ifLocks map[string]chan struct{}
 
-	mu      sync.Mutex
-	ctx     context.Context // Run's; nil before Run
-	wg      sync.WaitGroup
+	reqs     chan func()
+	finished chan runDone
+	verdicts verdictQueue
+
+	runMu   sync.Mutex    // guards running, ran and stopped; without an owner, the state below too
+	running bool          // Run owns the state
+	ran     bool          // Run was called
+	stopped chan struct{} // closed when the running Run gave the state up
+
+	// Owned by Run's goroutine while it runs.
+	ctx     context.Context // Run's; nil when not running
+	wg      sync.WaitGroup  // bursts and the verdict worker
 	tests   map[string]*test
 	pending []Test // the config before Run starts
 }
@@ -94,16 +108,25 @@ type Scheduler struct {
 // test is one scheduled test and its results.
 type test struct {
 	cfg    Test
+	ctx    context.Context // ends the test's burst; nil while not running
 	cancel context.CancelFunc
-	done   chan struct{}
+	next   time.Time // when the next run is due
+	busy   bool      // a burst is out
 
-	// Guarded by Scheduler.mu.
 	runs      int
 	last      *ttlloop.Report
 	lastErr   string
 	lastRun   time.Time
 	holding   bool // the affects-path verdict is "down"
 	holdingOf string
+}
+
+// runDone is a burst's report on its way back to the owner.
+type runDone struct {
+	t       *test
+	started time.Time
+	rep     ttlloop.Report
+	err     error
 }
 
 // New builds a scheduler; tests start with Run.
@@ -121,6 +144,9 @@ func New(opts Options) (*Scheduler, error) {
 		run:      opts.Run,
 		metrics:  newMetrics(),
 		ifLocks:  map[string]chan struct{}{},
+		reqs:     make(chan func()),
+		finished: make(chan runDone),
+		verdicts: verdictQueue{wake: make(chan struct{}, 1)},
 		tests:    map[string]*test{},
 		pending:  opts.Tests,
 		onReport: opts.OnReport,
@@ -133,41 +159,90 @@ func New(opts Options) (*Scheduler, error) {
 	return s, nil
 }
 
-// Run starts the configured tests and waits until ctx ends and every
-// test goroutine has stopped. Verdicts are not released on the way out:
-// the engine keeps them in memory and stops with the daemon.
+// call runs fn with the tests' state: on Run's goroutine while it runs,
+// else here under runMu.
+func (s *Scheduler) call(ctx context.Context, fn func()) error {
+	for {
+		s.runMu.Lock()
+		if !s.running {
+			fn()
+			s.runMu.Unlock()
+			return nil
+		}
+		stopped := s.stopped
+		s.runMu.Unlock()
+		done := make(chan struct{})
+		select {
+		case s.reqs <- func() { fn(); close(done) }:
+			<-done // the owner runs it to its end
+			return nil
+		case <-stopped: // Run gave the state up: run it here
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Run starts the configured tests and works until ctx ends; then it waits
+// for the bursts to stop and for the verdicts already decided to reach the
+// engine (each within 2 s). Holds are not released on the way out: the
+// engine keeps them in memory and stops with the daemon.
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.mu.Lock()
-	if s.ctx != nil {
-		s.mu.Unlock()
+	s.runMu.Lock()
+	if s.ran {
+		s.runMu.Unlock()
 		return fmt.Errorf("linktests: already running")
 	}
-	s.ctx = ctx
+	s.ran, s.running, s.stopped, s.ctx = true, true, make(chan struct{}), ctx
 	s.apply(s.pending)
-	s.mu.Unlock()
-	<-ctx.Done()
-	// Every test's context derives from ctx, so all are ending; their
-	// last results stay for Status.
-	s.wg.Wait()
-	return nil
+	s.runMu.Unlock()
+	if s.eng != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.verdicts.work(ctx, s.eng, s.log)
+		}()
+	}
+	timer := s.clock.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		timer.Reset(s.startDue(s.clock.Now()))
+		select {
+		case <-ctx.Done():
+			s.runMu.Lock()
+			for _, t := range s.tests {
+				t.cancel()
+			}
+			// The last results stay for Status.
+			s.running, s.ctx = false, nil
+			close(s.stopped)
+			s.runMu.Unlock()
+			s.wg.Wait()
+			return nil
+		case fn := <-s.reqs:
+			fn()
+		case d := <-s.finished:
+			s.finish(d)
+		case <-timer.C():
+		}
+	}
 }
 
 // Reload applies a new set of tests: unchanged tests keep running with
 // their results, changed ones restart, removed ones stop and release the
 // path they held down.
-func (s *Scheduler) Reload(_ context.Context, tests []Test) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ctx == nil {
-		s.pending = tests
-		return nil
-	}
-	s.apply(tests)
-	return nil
+func (s *Scheduler) Reload(ctx context.Context, tests []Test) error {
+	return s.call(ctx, func() {
+		if s.ctx == nil {
+			s.pending = tests
+			return
+		}
+		s.apply(tests)
+	})
 }
 
 // apply stops tests not in want (or changed), clearing their down
-// verdicts, and starts the new ones. Called with s.mu held.
+// verdicts, and starts the new ones, due at once.
 func (s *Scheduler) apply(want []Test) {
 	keep := map[string]Test{}
 	for _, c := range want {
@@ -178,86 +253,86 @@ func (s *Scheduler) apply(want []Test) {
 			delete(keep, name)
 			continue
 		}
-		t.cancel()
+		if t.cancel != nil {
+			t.cancel()
+		}
 		delete(s.tests, name)
 		s.metrics.forget(t.cfg)
 		if t.holding {
 			s.release(t, "link test removed or changed")
 		}
 	}
+	now := s.clock.Now()
 	for _, c := range want {
 		if _, ok := keep[c.Name]; !ok {
 			continue
 		}
-		ctx, cancel := context.WithCancel(s.ctx)
-		t := &test{cfg: c, cancel: cancel, done: make(chan struct{})}
+		t := &test{cfg: c, next: now}
+		t.ctx, t.cancel = context.WithCancel(s.ctx)
 		s.tests[c.Name] = t
-		s.wg.Add(1)
-		go s.loop(ctx, t)
 	}
 }
 
-// release clears a test's down verdict in the background (the engine may
-// be stopping, and s.mu is held).
+// release clears a test's down verdict.
 func (s *Scheduler) release(t *test, why string) {
+	t.holding = false
 	if s.eng == nil {
 		return
 	}
-	t.holding = false
-	svc, path, src := t.cfg.AffectsService, t.cfg.AffectsPathName, source(t.cfg)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := s.eng.SetExternal(ctx, svc, path, src, false, why); err != nil {
-			s.log.Debug("link test: releasing path", "test", t.cfg.Name, "err", err)
-		}
-	}()
+	c := t.cfg
+	s.verdicts.push(verdictCall{c.Name, c.AffectsService, c.AffectsPathName, source(c), false, why})
 }
 
-// loop runs one test now and then every interval until ctx ends.
-func (s *Scheduler) loop(ctx context.Context, t *test) {
-	defer s.wg.Done()
-	defer close(t.done)
-	timer := s.clock.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C():
+// startDue starts the bursts due at now and returns how long until the
+// next one is due.
+func (s *Scheduler) startDue(now time.Time) time.Duration {
+	wait := time.Hour
+	for _, t := range s.tests {
+		if t.busy || t.ctx == nil {
+			continue
 		}
-		start := s.clock.Now()
-		s.once(ctx, t)
-		// The next test starts one interval after this one started; a test
-		// that overran its interval is followed at once by the next.
-		timer.Reset(max(0, t.cfg.Interval-s.clock.Now().Sub(start)))
+		if t.next.After(now) {
+			wait = min(wait, t.next.Sub(now))
+			continue
+		}
+		t.busy = true
+		s.wg.Add(1)
+		go func(t *test, started time.Time) {
+			defer s.wg.Done()
+			rep, err := s.RunTest(t.ctx, t.cfg.Measure)
+			select {
+			case s.finished <- runDone{t: t, started: started, rep: rep, err: err}:
+			case <-t.ctx.Done():
+			}
+		}(t, now)
 	}
+	return wait
 }
 
-// once runs the test, records it and passes the verdict on.
-func (s *Scheduler) once(ctx context.Context, t *test) {
-	rep, err := s.RunTest(ctx, t.cfg.Measure)
-	if ctx.Err() != nil {
-		return // stopped: a partial burst says nothing about the link
+// finish records a burst's report and passes the verdict on, unless the
+// test was stopped or replaced meanwhile (a partial burst says nothing
+// about the link).
+func (s *Scheduler) finish(d runDone) {
+	t := d.t
+	if s.tests[t.cfg.Name] != t || t.ctx.Err() != nil {
+		return
 	}
+	t.busy = false
+	// The next run starts one interval after this one started; a run that
+	// overran its interval is followed at once by the next.
+	t.next = d.started.Add(t.cfg.Interval)
+	rep, err := d.rep, d.err
 	s.metrics.observe(t.cfg, rep, err)
-	s.mu.Lock()
 	t.runs++
 	t.lastRun = s.clock.Now()
 	if err != nil {
 		t.lastErr = err.Error()
-	} else {
-		t.lastErr = ""
-		t.last = &rep
-	}
-	s.mu.Unlock()
-	if err != nil {
 		// Nothing was measured, so the verdict stays as it was.
 		s.log.Warn("link test could not run", "test", t.cfg.Name, "interface", t.cfg.Interface, "err", err)
 		return
 	}
+	t.lastErr = ""
+	t.last = &rep
 	if rep.Skipped {
 		// Nothing was measured, so the verdict stays as it was.
 		s.log.Info("link test skipped", "test", t.cfg.Name, "interface", t.cfg.Interface, "reason", rep.SkipReason)
@@ -267,48 +342,93 @@ func (s *Scheduler) once(ctx context.Context, t *test) {
 	if s.onReport != nil {
 		s.onReport(t.cfg.Name, rep)
 	}
-	s.verdict(ctx, t, rep)
+	s.verdict(t, rep)
 }
 
 // verdict holds the test's path down while loss > max-loss and releases
 // it once a test is within max-loss again.
-func (s *Scheduler) verdict(ctx context.Context, t *test, rep ttlloop.Report) {
+func (s *Scheduler) verdict(t *test, rep ttlloop.Report) {
 	c := t.cfg
 	if s.eng == nil || c.AffectsService == "" || !c.HasMaxLoss {
 		return
 	}
 	down, reason := Verdict(rep, c.MaxLoss)
-	s.mu.Lock()
 	was := t.holding
-	s.mu.Unlock()
 	if !down && !was {
 		return
 	}
-	err := s.eng.SetExternal(ctx, c.AffectsService, c.AffectsPathName, source(c), down, reason)
-	s.mu.Lock()
-	if s.tests[c.Name] != t {
-		// A reload removed or changed the test while the engine was being
-		// told: apply released what it saw then, which may have been before
-		// the engine took this "down". Release again, so that a removed
-		// test never leaves its path held down.
-		if down && s.ctx != nil && s.ctx.Err() == nil {
-			t.holding = true
-			s.release(t, "link test removed or changed")
-		}
-		s.mu.Unlock()
-		return
-	}
-	if err != nil {
-		s.mu.Unlock()
-		s.log.Error("link test: passing the verdict to the engine", "test", c.Name, "err", err)
-		return
-	}
 	t.holding, t.holdingOf = down, reason
-	s.mu.Unlock()
+	s.verdicts.push(verdictCall{c.Name, c.AffectsService, c.AffectsPathName, source(c), down, reason})
 	s.metrics.hold(c, down)
 	if down != was {
 		s.log.Info("link test verdict", "test", c.Name, "service", c.AffectsService, "path", c.AffectsPathName, "down", down, "reason", reason)
 	}
+}
+
+// verdictCall is one SetExternal for the engine.
+type verdictCall struct {
+	test, service, path, source string
+	down                        bool
+	reason                      string
+}
+
+// verdictQueue passes the owner's verdicts to the engine in the order they
+// were decided, without the owner waiting for the engine.
+type verdictQueue struct {
+	mu    sync.Mutex
+	calls []verdictCall
+	wake  chan struct{} // capacity 1
+}
+
+func (q *verdictQueue) push(c verdictCall) {
+	q.mu.Lock()
+	q.calls = append(q.calls, c)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (q *verdictQueue) pop() (verdictCall, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.calls) == 0 {
+		return verdictCall{}, false
+	}
+	c := q.calls[0]
+	q.calls = q.calls[1:]
+	return c, true
+}
+
+// work tells eng every verdict, each within 2 s, until ctx ended and the
+// queue is empty.
+func (q *verdictQueue) work(ctx context.Context, eng pathSetter, log *slog.Logger) {
+	for {
+		for c, ok := q.pop(); ok; c, ok = q.pop() {
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			if err := eng.SetExternal(cctx, c.service, c.path, c.source, c.down, c.reason); err != nil {
+				log.Error("link test: passing the verdict to the engine", "test", c.test, "down", c.down, "err", err)
+			}
+			cancel()
+		}
+		select {
+		case <-q.wake:
+		case <-ctx.Done():
+			if _, more := q.peek(); !more {
+				return
+			}
+		}
+	}
+}
+
+func (q *verdictQueue) peek() (verdictCall, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.calls) == 0 {
+		return verdictCall{}, false
+	}
+	return q.calls[0], true
 }
 
 // Verdict decides whether a report's loss exceeds maxLoss (per cent) and
@@ -351,8 +471,12 @@ func (s *Scheduler) RunTest(ctx context.Context, o ttlloop.Options) (ttlloop.Rep
 
 // Status returns every scheduled test with its last results, by name.
 func (s *Scheduler) Status() []apitype.LinktestStatus {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	var out []apitype.LinktestStatus
+	s.call(context.Background(), func() { out = s.status() })
+	return out
+}
+
+func (s *Scheduler) status() []apitype.LinktestStatus {
 	out := make([]apitype.LinktestStatus, 0, len(s.tests))
 	for _, t := range s.tests {
 		st := apitype.LinktestStatus{

@@ -6,11 +6,13 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
@@ -69,9 +71,26 @@ linktests:
     affects-path: internet/broadband
 `
 
+// runsReach waits until the first test has run n times. Each check is a
+// round trip through the scheduler's goroutine (a burst's report is handed
+// to it by another goroutine), no sleep; a hang fails after 10 s.
+func runsReach(t *testing.T, s *linktest.Scheduler, n int) apitype.LinktestStatus {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if st := s.Status(); len(st) > 0 && st[0].Runs >= n {
+			return st[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the test did not run %d times", n)
+		}
+		runtime.Gosched()
+	}
+}
+
 // TestVerdictSequence: loss above max-loss holds the path down (once per
 // reason), loss within it clears the hold, and a test that could not run
-// changes nothing.
+// changes nothing. Simulated time: one run per 20 ms interval.
 func TestVerdictSequence(t *testing.T) {
 	losses := []int{0, 5, 5, 0, -1, 1, 0}
 	var (
@@ -93,7 +112,8 @@ func TestVerdictSequence(t *testing.T) {
 		return ttlloop.Report{Sent: o.Count, Returned: o.Count - l, Lost: l, LossPercent: 100 * float64(l) / float64(o.Count)}, nil
 	}
 	eng := &setter{}
-	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run,
+	clk := clock.NewFake(time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC))
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Engine: eng, Run: run, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -101,18 +121,14 @@ func TestVerdictSequence(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Second)
-	runs := func() int {
-		if st := s.Status(); len(st) > 0 {
-			return st[0].Runs
+	for n := 1; n <= len(losses); n++ {
+		runsReach(t, s, n)
+		if n < len(losses) {
+			clk.Advance(20 * time.Millisecond)
 		}
-		return 0
-	}
-	for runs() < len(losses) && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	<-done
+	<-done // the verdicts decided are with the engine
 	want := []string{
 		"internet/broadband linktest t down: loss 50.00% > max-loss 10% (5 of 10 probes lost)",
 		"internet/broadband linktest t down: loss 50.00% > max-loss 10% (5 of 10 probes lost)",
@@ -168,7 +184,10 @@ func TestRunTestSerialisesPerInterface(t *testing.T) {
 			both++
 		}
 		mu.Unlock()
-		time.Sleep(20 * time.Millisecond) // a burst in flight
+		// A burst in flight: long enough for the others to try to start.
+		for range 1000 {
+			runtime.Gosched()
+		}
 		mu.Lock()
 		active[o.Interface]--
 		mu.Unlock()
@@ -218,21 +237,10 @@ func TestScheduleOnFakeClock(t *testing.T) {
 	done := make(chan error)
 	go func() { done <- s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second) // only a hang ends it
-	defer wcancel()
-	// rearmed waits until the test's loop has armed its timer for the next
-	// run, which it does after recording the last one.
-	rearmed := func() {
-		t.Helper()
-		if err := clk.WaitFor(wctx, func(n int) bool { return n == 1 }); err != nil {
-			t.Fatal("the test's timer was not armed again")
-		}
-	}
 	if at := <-ran; !at.Equal(t0) {
 		t.Errorf("first run at %v, want at once (%v)", at, t0)
 	}
-	rearmed()
-	if st := s.Status()[0]; st.Runs != 1 || st.LastRun == nil || !st.LastRun.Equal(t0) {
+	if st := runsReach(t, s, 1); st.Runs != 1 || st.LastRun == nil || !st.LastRun.Equal(t0) {
 		t.Errorf("after the first run: %+v", st)
 	}
 	clk.Advance(19 * time.Millisecond) // the interval is 20ms
@@ -245,8 +253,7 @@ func TestScheduleOnFakeClock(t *testing.T) {
 	if at := <-ran; !at.Equal(t0.Add(20 * time.Millisecond)) {
 		t.Errorf("second run at %v, want %v", at, t0.Add(20*time.Millisecond))
 	}
-	rearmed()
-	if st := s.Status()[0]; st.Runs != 2 || !st.LastRun.Equal(t0.Add(20*time.Millisecond)) {
+	if st := runsReach(t, s, 2); st.Runs != 2 || !st.LastRun.Equal(t0.Add(20*time.Millisecond)) {
 		t.Errorf("after the second run: %+v", st)
 	}
 }
