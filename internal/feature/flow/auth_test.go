@@ -40,17 +40,22 @@ func TestManagerAuthenticated(t *testing.T) {
 	logs := &syncBuffer{}
 	rec := &recorder{}
 	opts := func(id string, peer netip.AddrPort) Options {
-		return Options{ID: id, Peer: peer, Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond, Timeout: 15 * time.Millisecond, Key: flowKey}
+		// Interval and fail-delay are simulated; the replies' timeout is
+		// real, and the refused ones wait it out.
+		return Options{ID: id, Peer: peer, Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond, Timeout: 100 * time.Millisecond, Key: flowKey}
 	}
-	startManager(t, ManagerOptions{
+	clk := newFakeClock()
+	m := startManager(t, ManagerOptions{
 		Flows:         []Options{opts("auth", good.Addr()), opts("to-plain", plain.Addr()), opts("other-key", other.Addr())},
 		Registerer:    reg,
 		ClockEstimate: synced,
+		Clock:         clk,
 		OnEvent:       rec.event,
 		OnResult:      rec.result,
 		Logger:        slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	rec.waitFor(t, "the authenticated flow operational and the others failed", func() bool {
+	s := &sim{t: t, m: m, clk: clk, rec: rec, step: 20 * time.Millisecond, ids: []string{"auth", "to-plain", "other-key"}}
+	s.until("the authenticated flow operational and the others failed", func() bool {
 		return len(rec.changes("auth")) > 0 && len(rec.changes("to-plain")) > 0 && len(rec.changes("other-key")) > 0
 	})
 	if c := rec.changes("auth"); c[0] != "unknown→operational" {
@@ -75,7 +80,7 @@ func TestManagerAuthenticated(t *testing.T) {
 		}
 		return m.GetCounter().GetValue()
 	}
-	rec.waitFor(t, "refusals counted", func() bool { return refused("to-plain", "unauthenticated") > 0 })
+	s.until("refusals counted", func() bool { return refused("to-plain", "unauthenticated") > 0 })
 	if n := refused("auth", "unauthenticated") + refused("auth", "bad_hmac"); n != 0 {
 		t.Errorf("the authenticated flow refused %v replies", n)
 	}

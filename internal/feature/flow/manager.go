@@ -358,9 +358,22 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 	m.runMu.Unlock()
 	timer := m.clk.NewTimer(time.Hour)
+	timer.Stop()
 	defer timer.Stop()
+	// armed is the deadline the timer is set for (zero: none). The timer is
+	// set again only when the next deadline changed, so a turn of the loop
+	// that changed nothing (an API call) does not re-arm it from a "now"
+	// that the clock may have left meanwhile.
+	var armed time.Time
 	for {
-		timer.Reset(m.pingDue(m.clk.Now()))
+		now := m.clk.Now()
+		if due := m.pingDue(now); !due.Equal(armed) {
+			if armed = due; due.IsZero() {
+				timer.Stop()
+			} else {
+				timer.Reset(due.Sub(now))
+			}
+		}
 		select {
 		case <-ctx.Done():
 			m.runMu.Lock()
@@ -377,21 +390,27 @@ func (m *Manager) Run(ctx context.Context) error {
 		case d := <-m.results:
 			m.finish(d)
 		case <-timer.C():
+			armed = time.Time{}
 		}
 	}
 }
 
-// pingDue sends the periodic pings due at now and returns how long until
-// the next one is due.
-func (m *Manager) pingDue(now time.Time) time.Duration {
-	wait := time.Hour
+// pingDue sends the periodic pings due at now and returns when the next
+// one is due (zero: none is, every flow's ping is out or there is no flow).
+func (m *Manager) pingDue(now time.Time) time.Time {
+	var due time.Time
+	earliest := func(t time.Time) {
+		if due.IsZero() || t.Before(due) {
+			due = t
+		}
+	}
 	for _, id := range m.order {
 		f := m.flows[id]
 		if f.ctx == nil || f.busy {
 			continue
 		}
 		if f.next.After(now) {
-			wait = min(wait, f.next.Sub(now))
+			earliest(f.next)
 			continue
 		}
 		// As a ticker would: every Interval from the start, and at once
@@ -400,7 +419,7 @@ func (m *Manager) pingDue(now time.Time) time.Duration {
 		if !f.next.After(now) {
 			f.next = now.Add(f.opts.Interval)
 		}
-		wait = min(wait, f.next.Sub(now))
+		earliest(f.next)
 		s, err := m.session(f)
 		if err != nil {
 			m.record(f, Result{FlowID: f.opts.ID, At: now, Err: err})
@@ -409,7 +428,7 @@ func (m *Manager) pingDue(now time.Time) time.Duration {
 		f.busy = true
 		m.ping(f, s, f.opts.Timeout)
 	}
-	return wait
+	return due
 }
 
 // ping sends one periodic ping on s in a goroutine of its own.

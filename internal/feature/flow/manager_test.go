@@ -138,6 +138,59 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// pinged waits until every flow in ids had at least n results, then makes a
+// round trip through the manager's owner, so that what it does after
+// passing a result on (status, refusals, metrics) is done too.
+func (r *recorder) pinged(t *testing.T, m *Manager, n int, ids ...string) {
+	t.Helper()
+	r.waitFor(t, fmt.Sprintf("ping %d of %v", n, ids), func() bool {
+		for _, id := range ids {
+			if r.count(id) < n {
+				return false
+			}
+		}
+		return true
+	})
+	m.Flows()
+}
+
+// newFakeClock is a manager's simulated clock.
+func newFakeClock() *clock.Fake { return clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)) }
+
+// sim drives a manager on simulated time in rounds: a round advances the
+// clock by one interval (the first one, the pings at start, does not) and
+// waits until every flow in ids reported that round's ping. Nothing is
+// left to the wall clock but the replies' own timeouts.
+type sim struct {
+	t    *testing.T
+	m    *Manager
+	clk  *clock.Fake
+	rec  *recorder
+	step time.Duration
+	ids  []string
+	n    int // rounds done
+}
+
+func (s *sim) round() {
+	s.t.Helper()
+	if s.n > 0 {
+		s.clk.Advance(s.step)
+	}
+	s.n++
+	s.rec.pinged(s.t, s.m, s.n, s.ids...)
+}
+
+// until runs rounds until cond holds, and fails the test after 100.
+func (s *sim) until(what string, cond func() bool) {
+	s.t.Helper()
+	for i := 0; !cond(); i++ {
+		if i == 100 {
+			s.t.Fatalf("%s: not after %d rounds (%v simulated)", what, s.n, time.Duration(s.n-1)*s.step)
+		}
+		s.round()
+	}
+}
+
 func startManager(t *testing.T, opts ManagerOptions) *Manager {
 	t.Helper()
 	m, err := New(opts)
@@ -180,15 +233,19 @@ func TestManagerLoopback(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	logs := &syncBuffer{}
 	rec := &recorder{}
+	clk := newFakeClock()
+	// Interval and fail-delay are simulated; the replies' timeouts are
+	// real: the live reflector's generous, the silent peer's short.
 	m := startManager(t, ManagerOptions{
 		Flows: []Options{
-			{ID: "flowping-alpha", Peer: r.Addr(), Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond},
-			{ID: "flowping-dead", Peer: dead, Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond},
+			{ID: "flowping-alpha", Peer: r.Addr(), Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond, Timeout: 2 * time.Second},
+			{ID: "flowping-dead", Peer: dead, Interval: 20 * time.Millisecond, FailDelay: 150 * time.Millisecond, Timeout: 50 * time.Millisecond},
 		},
-		Registerer: reg, OnEvent: rec.event, OnResult: rec.result, ClockEstimate: synced,
+		Registerer: reg, OnEvent: rec.event, OnResult: rec.result, ClockEstimate: synced, Clock: clk,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)),
 	})
-	rec.waitFor(t, "alpha operational and dead failed", func() bool {
+	s := &sim{t: t, m: m, clk: clk, rec: rec, step: 20 * time.Millisecond, ids: []string{"flowping-alpha", "flowping-dead"}}
+	s.until("alpha operational and dead failed", func() bool {
 		return len(rec.changes("flowping-alpha")) == 1 && len(rec.changes("flowping-dead")) == 1
 	})
 	if got := rec.changes("flowping-alpha"); got[0] != "unknown→operational" {
@@ -278,14 +335,16 @@ func TestManagerRecovery(t *testing.T) {
 	}
 	addr := pc.LocalAddr().(*net.UDPAddr).AddrPort()
 	rec := &recorder{}
-	startManager(t, ManagerOptions{
-		Flows:   []Options{{ID: "late", Peer: addr, Interval: 20 * time.Millisecond, FailDelay: 100 * time.Millisecond}},
-		OnEvent: rec.event, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
+	clk := newFakeClock()
+	m := startManager(t, ManagerOptions{
+		Flows:   []Options{{ID: "late", Peer: addr, Interval: 20 * time.Millisecond, FailDelay: 100 * time.Millisecond, Timeout: 100 * time.Millisecond}},
+		OnEvent: rec.event, OnResult: rec.result, Clock: clk, ClockEstimate: synced, Logger: slog.New(slog.DiscardHandler),
 	})
-	rec.waitFor(t, "failed", func() bool { return len(rec.changes("late")) == 1 })
+	s := &sim{t: t, m: m, clk: clk, rec: rec, step: 20 * time.Millisecond, ids: []string{"late"}}
+	s.until("failed", func() bool { return len(rec.changes("late")) == 1 })
 	pc.Close()
 	startReflector(t, addr)
-	rec.waitFor(t, "recovered", func() bool { return len(rec.changes("late")) == 2 })
+	s.until("recovered", func() bool { return len(rec.changes("late")) == 2 })
 	got := rec.changes("late")
 	if got[0] != "unknown→failed" || got[1] != "failed→operational" {
 		t.Errorf("changes %v", got)

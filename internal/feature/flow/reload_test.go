@@ -14,11 +14,14 @@ import (
 func TestManagerReload(t *testing.T) {
 	r := startReflector(t, netip.MustParseAddrPort("127.0.0.1:0"))
 	reg := prometheus.NewRegistry()
-	keep := Options{ID: "keep", Peer: r.Addr(), Interval: 10 * time.Millisecond}
-	change := Options{ID: "change", Peer: r.Addr(), Interval: 10 * time.Millisecond}
-	gone := Options{ID: "gone", Peer: r.Addr(), Interval: 10 * time.Millisecond}
+	// Intervals are simulated; the replies' timeout is real and generous.
+	keep := Options{ID: "keep", Peer: r.Addr(), Interval: 10 * time.Millisecond, Timeout: 2 * time.Second}
+	change := Options{ID: "change", Peer: r.Addr(), Interval: 10 * time.Millisecond, Timeout: 2 * time.Second}
+	gone := Options{ID: "gone", Peer: r.Addr(), Interval: 10 * time.Millisecond, Timeout: 2 * time.Second}
 	rec := &recorder{}
-	m := startManager(t, ManagerOptions{Flows: []Options{keep, change, gone}, Registerer: reg, ClockEstimate: synced, OnResult: rec.result, OnEvent: rec.event})
+	clk := newFakeClock()
+	m := startManager(t, ManagerOptions{Flows: []Options{keep, change, gone}, Registerer: reg, ClockEstimate: synced, Clock: clk, OnResult: rec.result, OnEvent: rec.event})
+	s := &sim{t: t, m: m, clk: clk, rec: rec, step: 10 * time.Millisecond, ids: []string{"keep", "change", "gone"}}
 	sent := func(id string) uint64 {
 		st, err := m.Flow(id)
 		if err != nil {
@@ -26,10 +29,10 @@ func TestManagerReload(t *testing.T) {
 		}
 		return st.Loss.Sent
 	}
-	rec.waitFor(t, "10 pings on each flow", func() bool { return sent("keep") >= 10 && sent("change") >= 10 })
+	s.until("10 pings on each flow", func() bool { return sent("keep") >= 10 && sent("change") >= 10 })
 	before := sent("keep")
 	change.Interval = 15 * time.Millisecond
-	added := Options{ID: "added", Peer: r.Addr(), Interval: 10 * time.Millisecond}
+	added := Options{ID: "added", Peer: r.Addr(), Interval: 10 * time.Millisecond, Timeout: 2 * time.Second}
 	if err := m.Reload([]Options{keep, change, added}); err != nil {
 		t.Fatal(err)
 	}
