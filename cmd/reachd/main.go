@@ -20,23 +20,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// spareProcessors gives the Go scheduler twice as many processors as it
-// would take (the CPUs this process may use), unless GOMAXPROCS is set.
-// reachd's goroutines spend much of their time in system calls (sendmmsg
-// of a probe batch runs the kernel's whole transmit path; the API copies
-// megabytes to its clients), and a goroutine in a system call keeps its
-// processor until the runtime takes it back, up to 10 ms later. With only
-// as many processors as CPUs, the engine's sender then waited for one: at
-// 10,000 targets under 1,000 status requests a second, send jitter p99
-// went from 2.0 to 7.6 ms; with twice as many it was 4.0 ms, and with the
-// API's heavy work confined (internal/api heavyWork) 2.95 ms; CPU per
-// probe without load was unchanged (BENCHMARKS.md, "The API under load").
-func spareProcessors() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
-	}
-}
-
 // What exemap.Small did at start-up, logged once the logger exists.
 var (
 	trim    exemap.Report
@@ -48,7 +31,6 @@ func main() {
 	// the binary, on many hosts as whole 2 MiB folios that put all of its
 	// code in RSS. From here on only what runs is mapped (internal/exemap).
 	trim, trimErr = exemap.Small()
-	spareProcessors()
 	if err := rootCmd().Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -140,9 +122,6 @@ func run(file string, stopping func()) error {
 		d.Logger().Warn("could not keep the binary's unused code out of memory", "err", trimErr)
 	} else {
 		d.Logger().Debug("binary's read-only mappings now use base pages", "mappings", trim.Mappings, "rss_file_before", trim.Before, "rss_file_after", trim.After)
-	}
-	if os.Getenv("GOMAXPROCS") == "" {
-		d.Logger().Debug("Go processors", "gomaxprocs", runtime.GOMAXPROCS(0), "cpus", runtime.NumCPU())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"runtime"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/reachd/reachd/internal/clock"
 )
@@ -24,7 +21,6 @@ import (
 // spacing is too.
 type statusShare struct {
 	building sync.Mutex // held by the build that runs: one at a time
-	heavy    heavyWork  // runs the encoding (and, in the handler, the write)
 	clk      clock.Clock
 
 	mu     sync.Mutex
@@ -87,9 +83,7 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	v, err := build(ctx)
 	if err == nil {
 		var buf bytes.Buffer
-		if herr := c.heavy.do(ctx, func() { err = json.NewEncoder(&buf).Encode(v) }); herr != nil {
-			err = herr
-		} else if err == nil {
+		if err = json.NewEncoder(&buf).Encode(v); err == nil {
 			b.body = buf.Bytes()
 		}
 	}
@@ -99,59 +93,4 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	c.notBef = start.Add(took * statusDuty)
 	c.mu.Unlock()
 	close(b.done)
-}
-
-// heavyWork runs the API's CPU-heavy work (encoding a status, copying a
-// megabyte body to a client) so that it delays probes as little as it can.
-// The engine's sender is a goroutine like the API's: at 10,000 targets under
-// 1,000 status requests a second, encoding and copying kept the processors
-// busy and send jitter p99 went from 2.0 to 7.6 ms (BENCHMARKS.md, "The API
-// under load"). So heavy work runs on one CPU's worth of jobs less than the
-// host has (at least one job), each job on a thread of its own at a lower
-// priority (nice +10 from the daemon's), which the kernel preempts when the
-// sender's thread wakes; the thread ends with its job, so no other
-// goroutine of the daemon ever runs on it. Jobs beyond the limit wait
-// parked, not runnable. A nil heavyWork runs jobs inline.
-type heavyWork chan struct{}
-
-func newHeavyWork() heavyWork { return make(heavyWork, max(1, runtime.NumCPU()-1)) }
-
-// heavyNice is how much lower than the daemon's the priority of heavy work is.
-const heavyNice = 10
-
-// do runs fn as heavy work and returns when it returned, or ctx's error
-// without running it if ctx ends while it waits for its turn.
-func (h heavyWork) do(ctx context.Context, fn func()) error {
-	if h == nil {
-		fn()
-		return nil
-	}
-	select {
-	case h <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer func() { <-h }()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// Locked and never unlocked: the runtime ends this thread when
-		// the goroutine returns, with the priority it was given.
-		runtime.LockOSThread()
-		lowerPriority(heavyNice)
-		fn()
-	}()
-	<-done
-	return nil
-}
-
-// lowerPriority raises this thread's nice value by d (to at most 19).
-// Raising it needs no privilege; a failure leaves the priority as it was.
-func lowerPriority(d int) {
-	tid := unix.Gettid()
-	raw, err := unix.Getpriority(unix.PRIO_PROCESS, tid) // the kernel's 20 - nice
-	if err != nil {
-		return
-	}
-	_ = unix.Setpriority(unix.PRIO_PROCESS, tid, min(20-raw+d, 19))
 }
