@@ -125,14 +125,21 @@ func (f *fixture) failover() {
 	f.rec.Decision("internet", policy.Decision{Ready: true, Current: "lte"}, nil)
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits until cond holds, checking it again at each event the
+// feed publishes (the recorder's goroutine publishes what the engine
+// reported); it fails after 5 s.
+func waitFor(t *testing.T, feed *events.Feed, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	sub := feed.Subscribe(16)
+	defer feed.Unsubscribe(sub)
+	guard := time.NewTimer(5 * time.Second)
+	defer guard.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-sub.C:
+		case <-guard.C:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -160,7 +167,7 @@ func TestOverviewEventsHistory(t *testing.T) {
 		f.rec.Attempt("internet", "broadband", netipZero, probe.Result{OK: i%4 != 0, RTT: time.Duration(i+1) * time.Millisecond, Sent: now.Add(-time.Duration(20-i) * time.Second)})
 	}
 	f.failover()
-	waitFor(t, "decision recorded", func() bool { return len(f.d.opts.Feed.Recent(10, events.Filter{Kinds: "decision"})) == 2 })
+	waitFor(t, f.d.opts.Feed, "decision recorded", func() bool { return len(f.d.opts.Feed.Recent(10, events.Filter{Kinds: "decision"})) == 2 })
 
 	var ov apitype.DashboardOverview
 	f.get(t, "/api/overview", &ov)
@@ -343,7 +350,7 @@ func TestSavedAndRestored(t *testing.T) {
 		f.rec.Attempt("internet", "lte", netipZero, probe.Result{OK: true, RTT: 7 * time.Millisecond, Sent: now.Add(-time.Duration(i) * time.Second)})
 	}
 	f.failover()
-	waitFor(t, "decision recorded", func() bool { return len(f.d.opts.Feed.Recent(10, events.Filter{Kinds: "decision"})) == 1 })
+	waitFor(t, f.d.opts.Feed, "decision recorded", func() bool { return len(f.d.opts.Feed.Recent(10, events.Filter{Kinds: "decision"})) == 1 })
 	f.stop() // saves
 
 	g := start(t, dir, "")
