@@ -122,9 +122,10 @@ func (r *recorder) changes(id string) []string {
 	return out
 }
 
-// waitFor checks cond each time the manager records a result or an event
-// (the pings go on, so each check has a next one), and fails the test if
-// cond is still false after 10 s.
+// waitFor checks cond each time the manager records a result or an event,
+// and fails the test if cond is still false after 10 s (a failure guard:
+// on simulated time, cond is about pings already sent; on real time, in
+// the namespace test, the pings go on, so each check has a next one).
 func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	guard := time.NewTimer(10 * time.Second)
@@ -160,7 +161,10 @@ func newFakeClock() *clock.Fake { return clock.NewFake(time.Date(2026, 12, 5, 0,
 // sim drives a manager on simulated time in rounds: a round advances the
 // clock by one interval (the first one, the pings at start, does not) and
 // waits until every flow in ids reported that round's ping. Nothing is
-// left to the wall clock but the replies' own timeouts.
+// left to the wall clock but the replies' own timeouts. (Each round's
+// owner round trip right before the next Advance is also what once lost a
+// ping: a turn of the loop re-armed the timer from a "now" read before the
+// Advance; Run now re-arms only when the deadline changed.)
 type sim struct {
 	t    *testing.T
 	m    *Manager
