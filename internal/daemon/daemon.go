@@ -110,6 +110,13 @@ type Feature interface {
 	preparer
 }
 
+// opener is a feature that opens sockets or files before it runs (New does
+// no I/O): Run calls Open for each, in order, before it starts any, and
+// fails the start with the first error.
+type opener interface {
+	Open(ctx context.Context) error
+}
+
 // featureFactory builds one feature from the config.
 type featureFactory func(d *Daemon, cfg *config.Config) (Feature, error)
 
@@ -297,6 +304,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.log.Error("removing what reachd installed", "err", err)
 			}
 		}()
+	}
+	// Features that hold sockets or files open them now, in order, before the API answers; the
+	// first that cannot stops the start (Close releases what the others
+	// opened).
+	for i, f := range d.features {
+		if o, ok := f.(opener); ok {
+			if err := startStep(fmt.Sprintf("feature %d open", i)); err != nil {
+				return err
+			}
+			if err := o.Open(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	var servers []*api.HTTPServer
 	defer func() {

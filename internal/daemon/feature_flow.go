@@ -36,6 +36,8 @@ type flowFeature struct {
 	kp   atomic.Pointer[kafka.Producer]
 	rf   atomic.Pointer[stamp.Reflector]
 
+	initial *config.Config // what Open opens
+
 	mu       sync.Mutex // guards the fields below
 	runCtx   context.Context
 	wg       sync.WaitGroup
@@ -75,11 +77,15 @@ func newFlowFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	if reg := d.Registry(); reg != nil {
 		reg.MustRegister(exporterCollector{f})
 	}
-	if err := f.apply(cfg); err != nil {
-		f.closeAll()
-		return nil, err
-	}
+	f.initial = cfg
 	return f, nil
+}
+
+// Open binds the reflector and opens the exporters of the config the
+// daemon started with; Run starts them. A reflector port another program
+// holds fails the start here.
+func (f *flowFeature) Open(context.Context) error {
+	return f.apply(f.initial)
 }
 
 // flowOptions turns the config's flows into the manager's, with each
@@ -257,8 +263,8 @@ func (f *flowFeature) closeAll() {
 	f.mgr.Close()
 }
 
-// Close stops the reflector and exporters that New opened when Run never
-// ran (a later step of New failed); after Run it does nothing.
+// Close stops the reflector and exporters that Open opened when Run never
+// ran (a later step of the start failed); after Run it does nothing.
 func (f *flowFeature) Close() error {
 	f.closeAll()
 	return nil
