@@ -135,7 +135,7 @@ type Announce struct {
 	NextHopAddr netip.Addr     `yaml:"-"` // invalid means self
 	Comms       []uint32       `yaml:"-"`
 	LargeComms  [][3]uint32    `yaml:"-"`
-	Check       Check          `yaml:"-"`
+	Check       health.Check   `yaml:"-"`
 	Source      AnnounceSource `yaml:"-"`
 }
 
@@ -173,25 +173,9 @@ func (h Health) Bound() time.Duration {
 	return time.Duration(h.Fall)*h.Interval.D + h.Timeout.D
 }
 
-// A health check's spec and its parser are internal/health's, which the
-// checks' runner (internal/probe/check) uses too.
-type (
-	CheckKind = health.Kind
-	Check     = health.Check
-)
-
-// Kinds of checks.
-const (
-	CheckNone = health.None
-	CheckTCP  = health.TCP
-	CheckHTTP = health.HTTP
-	CheckICMP = health.ICMP
-	CheckExec = health.Exec
-)
-
 // ParseCheck reads a check: tcp:PORT, tcp:HOST:PORT, http:URL (http:// or
 // https://), icmp:ADDR, exec:COMMAND, and gocast's port:tcp:PORT.
-func ParseCheck(s string) (Check, error) { return health.ParseCheck(s) }
+func ParseCheck(s string) (health.Check, error) { return health.ParseCheck(s) }
 
 // ParseCommunity reads a standard community: ASN:VALUE (16 bits each) or
 // a well-known name (graceful-shutdown, no-export, no-advertise, blackhole).
@@ -496,11 +480,11 @@ func (c *checker) announce(cfg *Config, ap string, a *Announce) {
 			c.add(hp+".check", "%v", err)
 		}
 		a.Check = ck
-		if ck.Kind == CheckHTTP && h.ExpectStatus == 0 {
+		if ck.Kind == health.HTTP && h.ExpectStatus == 0 {
 			h.ExpectStatus = DefaultCheckHTTPStatus
 		}
 	} else {
-		a.Check = Check{}
+		a.Check = health.Check{}
 	}
 	if n > 1 {
 		c.add(hp, "follow one of service, path or check")

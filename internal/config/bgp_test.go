@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/health"
 	"strings"
 	"testing"
 	"time"
@@ -61,7 +62,7 @@ func TestBGPDecode(t *testing.T) {
 	if dns.Comms[0] != 65100<<16|100 || dns.Comms[1] != 0xFFFF0000 || dns.LargeComms[0] != [3]uint32{65100, 1, 2} {
 		t.Errorf("communities %v %v", dns.Comms, dns.LargeComms)
 	}
-	if dns.Check.Kind != CheckTCP || dns.Check.Addr.String() != "127.0.0.1:53" || dns.Health.Rise != 3 || dns.Health.Timeout.D != 200*time.Millisecond {
+	if dns.Check.Kind != health.TCP || dns.Check.Addr.String() != "127.0.0.1:53" || dns.Health.Rise != 3 || dns.Health.Timeout.D != 200*time.Millisecond {
 		t.Errorf("health %+v %+v", dns.Check, dns.Health)
 	}
 	if *dns.UnhealthyMED != DefaultUnhealthyMED || !dns.VIP() || dns.Interface != "lo" {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"github.com/reachd/reachd/internal/health"
 	"net/netip"
 	"sync"
 
@@ -118,7 +119,7 @@ func bgpConfig(cfg *config.Config) bgp.Config {
 
 // bgpAnnounce converts a validated announcement; checks, when given,
 // replace the announcement's single check (a registration's monitors).
-func bgpAnnounce(a config.Announce, checks []config.Check) bgp.Announce {
+func bgpAnnounce(a config.Announce, checks []health.Check) bgp.Announce {
 	h := a.Health
 	out := bgp.Announce{
 		Name: a.Name, Source: string(a.Source), Prefix: a.PrefixP, NextHop: a.NextHopAddr, MED: a.MED, Prepend: a.ASPathPrepend,
@@ -127,8 +128,8 @@ func bgpAnnounce(a config.Announce, checks []config.Check) bgp.Announce {
 		Health: bgp.Health{Service: h.Service, Path: h.Path, ExpectStatus: h.ExpectStatus,
 			Interval: h.Interval.D, Timeout: h.Timeout.D, Rise: h.Rise, Fall: h.Fall},
 	}
-	if checks == nil && a.Check.Kind != config.CheckNone {
-		checks = []config.Check{a.Check}
+	if checks == nil && a.Check.Kind != health.None {
+		checks = []health.Check{a.Check}
 	}
 	// The config's checks are the runner's (both internal/health.Check).
 	out.Health.Checks = append(out.Health.Checks, checks...)
@@ -141,13 +142,13 @@ func bgpRegistration(allowExec bool, name, vip string, monitors, comms []string)
 	if len(monitors) == 0 {
 		return bgp.Announce{}, fmt.Errorf("%w: give at least one monitor, e.g. monitor=port:tcp:80", bgp.ErrBadRequest)
 	}
-	var checks []config.Check
+	var checks []health.Check
 	for _, m := range monitors {
 		c, err := config.ParseCheck(m)
 		if err != nil {
 			return bgp.Announce{}, fmt.Errorf("%w: monitor %q: %v", bgp.ErrBadRequest, m, err)
 		}
-		if c.Kind == config.CheckExec && !allowExec {
+		if c.Kind == health.Exec && !allowExec {
 			return bgp.Announce{}, fmt.Errorf("%w: monitor %q: exec monitors over the API are off; set bgp.register-allow-exec: true or configure the check under announce:", bgp.ErrBadRequest, m)
 		}
 		checks = append(checks, c)

@@ -12,6 +12,7 @@ import (
 	"github.com/reachd/reachd/internal/feature/dashboard"
 	"github.com/reachd/reachd/internal/feature/heartbeat"
 	"github.com/reachd/reachd/internal/history"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
@@ -76,7 +77,7 @@ func newDashboardFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 			return out, nil
 		}
 		src.SetBypass = func(ctx context.Context, group, mode string) error {
-			fm, err := heartbeat.ParseForce(mode)
+			fm, err := threshold.ParseForce(mode)
 			if err != nil {
 				return fmt.Errorf("%w: %v", api.ErrBadRequest, err)
 			}

@@ -117,7 +117,7 @@ func (f heartbeatFeature) Heartbeats(ctx context.Context) (apitype.HeartbeatStat
 }
 
 func (f heartbeatFeature) SetBypass(ctx context.Context, group, mode string) (apitype.HeartbeatGroup, error) {
-	fm, err := heartbeat.ParseForce(mode)
+	fm, err := threshold.ParseForce(mode)
 	if err != nil {
 		return apitype.HeartbeatGroup{}, fmt.Errorf("%w: %v", httpjson.ErrBadRequest, err)
 	}

@@ -3,6 +3,7 @@ package bgp
 import (
 	"context"
 	"encoding/json"
+	"github.com/reachd/reachd/internal/health"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,6 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
-	"github.com/reachd/reachd/internal/probe/check"
 )
 
 type muxRouter struct{ *http.ServeMux }
@@ -42,12 +42,12 @@ func TestGocastHTTP(t *testing.T) {
 		if err != nil {
 			return Announce{}, ErrBadRequest
 		}
-		var cs []check.Spec
+		var cs []health.Check
 		for _, m := range monitors {
 			if m != "port:tcp:"+svc.Addr().(*net.TCPAddr).AddrPort().String()[len("127.0.0.1:"):] {
 				return Announce{}, ErrBadRequest
 			}
-			cs = append(cs, check.Spec{Kind: check.TCP, Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)})
+			cs = append(cs, health.Check{Kind: health.TCP, Addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)})
 		}
 		return Announce{Name: name, Prefix: p, OnUnhealthy: "withdraw", Comms: []uint32{65100<<16 | 100},
 			Health: Health{Checks: cs, Interval: 50 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 1}}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/health"
 	"io"
 	"log/slog"
 	"net"
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/events"
-	"github.com/reachd/reachd/internal/probe/check"
 )
 
 // sink records the learned next-hops handed to the ECMP side.
@@ -128,7 +128,7 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 		Announce: []Announce{{
 			Name: "web", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.53/32"), MED: &med,
 			Comms: []uint32{65100<<16 | 100}, LargeComms: [][3]uint32{{65100, 1, 2}}, OnUnhealthy: "withdraw",
-			Health: Health{Checks: []check.Spec{{Kind: check.TCP, Addr: netip.MustParseAddrPort(svcLn.Addr().String())}},
+			Health: Health{Checks: []health.Check{{Kind: health.TCP, Addr: netip.MustParseAddrPort(svcLn.Addr().String())}},
 				Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 2, Fall: 2},
 		}},
 	}
@@ -247,7 +247,7 @@ func TestDrainKindsAndRegistrations(t *testing.T) {
 	l2.Close()
 	upAt := netip.MustParseAddrPort(up.Addr().String())
 	hc := func(ap netip.AddrPort) Health {
-		return Health{Checks: []check.Spec{{Kind: check.TCP, Addr: ap}}, Interval: 50 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 1}
+		return Health{Checks: []health.Check{{Kind: health.TCP, Addr: ap}}, Interval: 50 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 1}
 	}
 	drainMED, badMED := uint32(500), uint32(1000)
 	dir := t.TempDir()
@@ -267,13 +267,13 @@ func TestDrainKindsAndRegistrations(t *testing.T) {
 		if err != nil {
 			return Announce{}, fmt.Errorf("%w: vip: %v", ErrBadRequest, err)
 		}
-		var checks []check.Spec
+		var checks []health.Check
 		for _, m := range monitors {
 			ap, err := netip.ParseAddrPort(strings.TrimPrefix(m, "tcp:"))
 			if err != nil {
 				return Announce{}, fmt.Errorf("%w: monitor %q", ErrBadRequest, m)
 			}
-			checks = append(checks, check.Spec{Kind: check.TCP, Addr: ap})
+			checks = append(checks, health.Check{Kind: health.TCP, Addr: ap})
 		}
 		h := hc(upAt)
 		h.Checks = checks

@@ -1,10 +1,9 @@
 package bgp
 
 import (
+	"github.com/reachd/reachd/internal/health"
 	"net/netip"
 	"time"
-
-	"github.com/reachd/reachd/internal/probe/check"
 )
 
 // Config is what the feature runs from; the daemon builds it from the
@@ -80,7 +79,7 @@ func (a Announce) VIP() bool { return a.AddVIP }
 type Health struct {
 	Service      string
 	Path         string
-	Checks       []check.Spec
+	Checks       []health.Check
 	ExpectStatus int
 	Interval     time.Duration
 	Timeout      time.Duration

@@ -2,13 +2,12 @@ package bgp
 
 import (
 	"context"
+	"github.com/reachd/reachd/internal/health"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/reachd/reachd/internal/probe/check"
 )
 
 // TestReloadNeighbors: neighbors are added, changed and removed by a
@@ -30,7 +29,7 @@ func TestReloadNeighbors(t *testing.T) {
 		Settings: settingsA(dead),
 		Announce: []Announce{{
 			Name: "web", Source: "config", Prefix: netip.MustParsePrefix("192.0.2.53/32"), OnUnhealthy: "withdraw",
-			Health: Health{Checks: []check.Spec{{Kind: check.TCP, Addr: netip.MustParseAddrPort(svcLn.Addr().String())}},
+			Health: Health{Checks: []health.Check{{Kind: health.TCP, Addr: netip.MustParseAddrPort(svcLn.Addr().String())}},
 				Interval: 100 * time.Millisecond, Timeout: 100 * time.Millisecond, Rise: 1, Fall: 2},
 		}},
 	}

@@ -7,8 +7,9 @@ import (
 
 // The pure parts live with their kind: a listener's liveness beside the
 // monitors (internal/monitor/liveness), the groups' threshold rule beside
-// the policies (internal/policy/threshold). The manager, its API and its
-// tests use them under these names.
+// the policies (internal/policy/threshold). This package's own code (the
+// manager, its API and its tests) uses them under these short names; other
+// packages use liveness and threshold directly.
 type (
 	State      = liveness.State
 	Transition = liveness.Transition

@@ -19,21 +19,6 @@ import (
 	"github.com/reachd/reachd/internal/probe"
 )
 
-// A check's spec is internal/health's (the config parses it there).
-type (
-	Kind = health.Kind
-	Spec = health.Check
-)
-
-// Kinds of checks.
-const (
-	None = health.None
-	TCP  = health.TCP
-	HTTP = health.HTTP
-	ICMP = health.ICMP
-	Exec = health.Exec
-)
-
 // Runner runs checks.
 type Runner struct {
 	// ICMP is reachd's ICMP engine; icmp checks fail without it.
@@ -51,13 +36,13 @@ func New(icmp probe.Prober) *Runner {
 
 // Run runs c once within timeout and returns whether it passed and, if not,
 // why ("connection refused", "status 503, want 200", "exit status 1").
-func (r *Runner) Run(ctx context.Context, c Spec, expectStatus int, timeout time.Duration) (bool, string) {
+func (r *Runner) Run(ctx context.Context, c health.Check, expectStatus int, timeout time.Duration) (bool, string) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	switch c.Kind {
-	case None:
+	case health.None:
 		return true, ""
-	case TCP:
+	case health.TCP:
 		var d net.Dialer
 		conn, err := d.DialContext(ctx, "tcp", c.Addr.String())
 		if err != nil {
@@ -65,7 +50,7 @@ func (r *Runner) Run(ctx context.Context, c Spec, expectStatus int, timeout time
 		}
 		conn.Close()
 		return true, ""
-	case HTTP:
+	case health.HTTP:
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.URL, nil)
 		if err != nil {
 			return false, err.Error()
@@ -81,7 +66,7 @@ func (r *Runner) Run(ctx context.Context, c Spec, expectStatus int, timeout time
 			return false, fmt.Sprintf("status %d, want %d", resp.StatusCode, expectStatus)
 		}
 		return true, ""
-	case ICMP:
+	case health.ICMP:
 		if r.ICMP == nil {
 			return false, "no ICMP engine"
 		}
@@ -93,7 +78,7 @@ func (r *Runner) Run(ctx context.Context, c Spec, expectStatus int, timeout time
 		case <-ctx.Done():
 			return false, "timeout"
 		}
-	case Exec:
+	case health.Exec:
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", c.Command)
 		cmd.WaitDelay = 100 * time.Millisecond
 		out, err := cmd.CombinedOutput()

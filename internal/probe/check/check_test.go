@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"github.com/reachd/reachd/internal/health"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,17 +40,17 @@ func TestChecks(t *testing.T) {
 	defer srv.Close()
 
 	tests := []struct {
-		check  Spec
+		check  health.Check
 		want   bool
 		detail string
 	}{
-		{Spec{Kind: TCP, Addr: open}, true, ""},
-		{Spec{Kind: TCP, Addr: closed}, false, "connection refused"},
-		{Spec{Kind: HTTP, URL: srv.URL + "/ok"}, true, ""},
-		{Spec{Kind: HTTP, URL: srv.URL + "/bad"}, false, "status 503, want 200"},
-		{Spec{Kind: Exec, Command: "true"}, true, ""},
-		{Spec{Kind: Exec, Command: "echo sick; exit 3"}, false, "exit status 3: sick"},
-		{Spec{Kind: Exec, Command: "sleep 5"}, false, "timeout"},
+		{health.Check{Kind: health.TCP, Addr: open}, true, ""},
+		{health.Check{Kind: health.TCP, Addr: closed}, false, "connection refused"},
+		{health.Check{Kind: health.HTTP, URL: srv.URL + "/ok"}, true, ""},
+		{health.Check{Kind: health.HTTP, URL: srv.URL + "/bad"}, false, "status 503, want 200"},
+		{health.Check{Kind: health.Exec, Command: "true"}, true, ""},
+		{health.Check{Kind: health.Exec, Command: "echo sick; exit 3"}, false, "exit status 3: sick"},
+		{health.Check{Kind: health.Exec, Command: "sleep 5"}, false, "timeout"},
 	}
 	r := New(nil)
 	for _, tt := range tests {
