@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"github.com/reachd/reachd/internal/clock"
 	"net/netip"
 	"runtime"
 	"testing"
@@ -49,7 +50,10 @@ func TestChurnMemoryAndNoResend(t *testing.T) {
 	}
 	sk := &sink{}
 	b, _ := New(Options{Logger: logger(t), Sink: sk, Config: cfgB})
-	a, _ := New(Options{Logger: logger(t), Config: cfgA})
+	// The announcer's own time (health intervals, drain-file polls) is
+	// simulated; its BGP session with b runs on gobgp's real timers.
+	clk := clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))
+	a, _ := New(Options{Logger: logger(t), Config: cfgA, Clock: clk})
 	start(t, b)
 	waitStarted(t, b)
 	start(t, a)
@@ -62,9 +66,20 @@ func TestChurnMemoryAndNoResend(t *testing.T) {
 		return ps[0].UpdatesSent
 	}
 	// "Always healthy" here; a TCP check would pass the same way. 50
-	// intervals later nothing more was sent.
-	before := sent()
-	time.Sleep(time.Second)
+	// intervals (and two drain-file polls) later nothing more was asked of
+	// gobgp, and nothing more was sent.
+	pathCalls := func() uint64 {
+		var n uint64
+		a.do(ctx, func() { n = a.sp.pathCalls.Load() })
+		return n
+	}
+	before, asked := sent(), pathCalls()
+	for range 50 {
+		clk.Advance(20 * time.Millisecond)
+	}
+	if n := pathCalls(); n != asked { // a round trip: every tick was handled before it
+		t.Errorf("AddPath/DeletePath called %d times in 50 intervals while nothing changed", n-asked)
+	}
 	if after := sent(); after != before {
 		t.Errorf("UPDATEs sent while nothing changed: %d → %d", before, after)
 	}

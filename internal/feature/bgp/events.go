@@ -8,5 +8,5 @@ func (f *Feature) publish(subject, from, to, reason string) {
 	if f.opts.Events == nil {
 		return
 	}
-	f.opts.Events.Publish(apitype.Event{Time: f.opts.Now(), Kind: apitype.EventBGP, Subject: subject, From: from, To: to, Reason: reason})
+	f.opts.Events.Publish(apitype.Event{Time: f.opts.Clock.Now(), Kind: apitype.EventBGP, Subject: subject, From: from, To: to, Reason: reason})
 }

@@ -26,6 +26,7 @@ import (
 	gbgp "github.com/osrg/gobgp/v4/pkg/packet/bgp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/health"
 	"github.com/reachd/reachd/internal/probe"
@@ -61,8 +62,11 @@ type Options struct {
 	ICMP     probe.Prober // for icmp checks; may be nil
 	VIPs     vipManager   // nil: VIPs are not managed
 	Sink     NextHopSink  // learned next-hops go here; may be nil
-	Now      func() time.Time
-	Config   Config
+	// Clock times the health checks, the drain-file poll and drain-time,
+	// and stamps the state; nil is the real clock (tests pass a
+	// clock.Fake). gobgp's own timers (hold time, connect retry) are real.
+	Clock  clock.Clock
+	Config Config
 	// Register validates a gocast-style registration (GET /register, and
 	// the stored ones at start) into an announcement.
 	Register func(name, vip string, monitors, communities []string) (Announce, error)
@@ -114,9 +118,7 @@ func New(opts Options) (*Feature, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
+	opts.Clock = clock.OrReal(opts.Clock)
 	f := &Feature{
 		opts:    opts,
 		log:     opts.Logger.With("feature", "bgp"),
@@ -160,6 +162,9 @@ func (f *Feature) post(fn func()) {
 	}
 }
 
+// drainFilePoll is how often Run looks for the drain file.
+const drainFilePoll = 500 * time.Millisecond
+
 // Run starts the speaker, runs until ctx ends, then shuts down in the
 // order that never blackholes: drain for drain-time, withdraw, wait until
 // the withdraw left for every established neighbor, stop BGP, and only
@@ -179,7 +184,7 @@ func (f *Feature) Run(ctx context.Context) error {
 			}
 		}
 	}
-	st, err := loadState(f.file, f.opts.Now())
+	st, err := loadState(f.file, f.opts.Clock.Now())
 	if err != nil {
 		f.log.Error("bgp state unreadable; starting without it (nothing announced until health is known, no operator drains, no registrations)", "err", err)
 	}
@@ -219,14 +224,14 @@ func (f *Feature) Run(ctx context.Context) error {
 		f.startChecks(ctx, e)
 		f.m.setEntry(e)
 	}
-	tick := time.NewTicker(500 * time.Millisecond)
+	tick := f.opts.Clock.NewTicker(drainFilePoll)
 	defer tick.Stop()
 loop:
 	for {
 		select {
 		case fn := <-f.cmds:
 			fn()
-		case <-tick.C:
+		case <-tick.C():
 			if d := f.drainFilePresent(); d != f.drainFile {
 				f.drainFile = d
 				f.log.Info("drain file changed", "file", f.cfg.Settings.DrainFile, "present", d)
@@ -343,7 +348,7 @@ func (f *Feature) startChecks(ctx context.Context, e *entry) {
 			set(health.Up, "no health check: always announced")
 			return
 		}
-		t := time.NewTicker(h.Interval)
+		t := f.opts.Clock.NewTicker(h.Interval)
 		defer t.Stop()
 		for {
 			switch {
@@ -366,7 +371,7 @@ func (f *Feature) startChecks(ctx context.Context, e *entry) {
 			select {
 			case <-cctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 		}
 	}()
@@ -541,7 +546,7 @@ func (f *Feature) apply(e *entry, reason string) {
 	f.log.Info("announcement changed", "name", e.a.Name, "prefix", e.a.Prefix,
 		"from", describe(e.cur), "to", describe(want), "reason", reason)
 	f.publish(e.a.Name+" "+e.a.Prefix.String(), describe(e.cur), describe(want), reason)
-	e.cur, e.drainBy, e.changed, e.reason = want, by, f.opts.Now(), reason
+	e.cur, e.drainBy, e.changed, e.reason = want, by, f.opts.Clock.Now(), reason
 	f.m.changes.WithLabelValues(e.a.Name).Inc()
 	f.m.setEntry(e)
 	f.save()
@@ -686,13 +691,13 @@ func (f *Feature) shutdown() {
 // waitServing sleeps for d while still running posted closures (the
 // checkers' last results, peer events) so that nothing blocks on us.
 func (f *Feature) waitServing(d time.Duration) {
-	t := time.NewTimer(d)
+	t := f.opts.Clock.NewTimer(d)
 	defer t.Stop()
 	for {
 		select {
 		case fn := <-f.cmds:
 			fn()
-		case <-t.C:
+		case <-t.C():
 			return
 		}
 	}

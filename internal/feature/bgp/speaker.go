@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v4/api"
@@ -123,6 +124,9 @@ type speaker struct {
 	cancel  context.CancelFunc // ends the watchers
 	watchWG sync.WaitGroup
 	stopped bool
+	// pathCalls counts AddPath and DeletePath calls: what the feature asked
+	// gobgp to send (tests check that nothing is asked while nothing changed).
+	pathCalls atomic.Uint64
 }
 
 // speakerOptions are the callbacks of a speaker; they run on gobgp's
@@ -259,6 +263,7 @@ func (sp *speaker) announce(r route) error {
 	if err != nil {
 		return fmt.Errorf("building path %v: %w", r.Prefix, err)
 	}
+	sp.pathCalls.Add(1)
 	if _, err := sp.s.AddPath(apiutil.AddPathRequest{Paths: []*apiutil.Path{p}}); err != nil {
 		return fmt.Errorf("announcing %v: %w", r.Prefix, err)
 	}
@@ -271,6 +276,7 @@ func (sp *speaker) withdraw(r route) error {
 	if err != nil {
 		return fmt.Errorf("building path %v: %w", r.Prefix, err)
 	}
+	sp.pathCalls.Add(1)
 	if err := sp.s.DeletePath(apiutil.DeletePathRequest{Paths: []*apiutil.Path{p}}); err != nil {
 		return fmt.Errorf("withdrawing %v: %w", r.Prefix, err)
 	}
