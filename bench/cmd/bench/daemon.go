@@ -114,7 +114,7 @@ func runDaemon(o options) int {
 		}
 	}()
 	onSignal(func() { t.Close() })
-	if err := topo.Build(&t, slices.Max(sizes), false, logf); err != nil {
+	if err := topo.Build(&t, slices.Max(sizes), o.napiThread, logf); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: building the namespaces:", err)
 		return 1
 	}

@@ -44,11 +44,13 @@ type options struct {
 	out           string
 	ci            bool
 	reachdBin     string
+	napiThread    bool
 }
 
 func main() {
 	var o options
 	flag.StringVar(&o.sizes, "sizes", "1000,10000", "numbers of targets, comma-separated")
+	flag.BoolVar(&o.napiThread, "target-napi-thread", false, "process the targets' side of the veth in a NAPI kernel thread instead of inside reachd's sendmmsg (as when the targets are other hosts)")
 	flag.DurationVar(&o.interval, "interval", 100*time.Millisecond, "probe-interval")
 	flag.IntVar(&o.retries, "retries", 3, "number-of-retries")
 	flag.DurationVar(&o.retryInterval, "retry-interval", 300*time.Millisecond, "retry-interval")
@@ -122,7 +124,7 @@ func run(o options) int {
 		t.Close()
 		os.Exit(130)
 	}()
-	if err := topo.Build(&t, slices.Max(sizes), false, logf); err != nil {
+	if err := topo.Build(&t, slices.Max(sizes), o.napiThread, logf); err != nil {
 		logf("building the namespaces: %v", err)
 		return 1
 	}
