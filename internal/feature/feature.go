@@ -1,5 +1,6 @@
 // Package feature is what every feature beside the path engine shares: the
-// small interfaces through which a feature registers its HTTP routes. Each
+// small interfaces through which a feature registers its HTTP routes, and
+// Owner, which hands a feature's state to its Run goroutine. Each
 // feature is a package below this one (heartbeat, flow, linktest, and the
 // next ones) that owns its state, takes plain Options built from the config
 // by internal/daemon, and is registered there explicitly, in a fixed order

@@ -20,6 +20,7 @@ import (
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/defaults"
+	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/probe/stamp"
 )
 
@@ -111,19 +112,15 @@ func (s FlowState) JSON() apitype.FlowState {
 // goroutine of its own (it waits for its reply) and hands its result back
 // through a channel; each open session has its reader goroutine. None of
 // those touches a flow's state. Before Run started and after it ended there
-// is no owner, and a call runs in its caller under runMu.
+// is no owner, and a call runs in its caller (feature.Owner).
 type Manager struct {
 	opts    ManagerOptions
 	clk     clock.Clock
 	log     *slog.Logger
 	metrics *metrics
 
-	reqs    chan func()
+	own     *feature.Owner // Run's goroutine, or the caller under its mutex
 	results chan pingDone
-
-	runMu   sync.Mutex    // guards running and stopped; without an owner, the state below too
-	running bool          // Run owns the state
-	stopped chan struct{} // closed when the running Run gave the state up
 
 	// Owned by Run's goroutine while it runs.
 	flows  map[string]*flow
@@ -196,7 +193,7 @@ func New(opts ManagerOptions) (*Manager, error) {
 		opts.NewSender = stamp.NewSender
 	}
 	m := &Manager{opts: opts, clk: clock.OrReal(opts.Clock), log: opts.Logger, flows: map[string]*flow{},
-		reqs: make(chan func()), results: make(chan pingDone)}
+		own: feature.NewOwner(), results: make(chan pingDone)}
 	flows, err := normalize(opts.Flows)
 	if err != nil {
 		return nil, err
@@ -251,29 +248,8 @@ func Check(flows []Options) error {
 	return err
 }
 
-// call runs fn with the flows' state: on Run's goroutine while it runs,
-// else here under runMu. It returns ctx's error if ctx ends first.
-func (m *Manager) call(ctx context.Context, fn func()) error {
-	for {
-		m.runMu.Lock()
-		if !m.running {
-			fn()
-			m.runMu.Unlock()
-			return nil
-		}
-		stopped := m.stopped
-		m.runMu.Unlock()
-		done := make(chan struct{})
-		select {
-		case m.reqs <- func() { fn(); close(done) }:
-			<-done // the owner runs it to its end
-			return nil
-		case <-stopped: // Run gave the state up: run it here
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+// call runs fn with the flows' state (feature.Owner).
+func (m *Manager) call(ctx context.Context, fn func()) error { return m.own.Call(ctx, fn) }
 
 // Reload makes flows the set of flows. A flow whose options did not change
 // keeps running with its session, status and counters; a changed or
@@ -346,17 +322,16 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(m.ctx, cancel)
 	defer stop()
-	m.runMu.Lock()
-	if m.running {
-		m.runMu.Unlock()
-		return errors.New("flow: Run called twice")
+	if err := m.own.Start(func() error {
+		m.runCtx = ctx
+		now := m.clk.Now()
+		for _, id := range m.order {
+			m.start(m.flows[id], now)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("flow: %w", err)
 	}
-	m.running, m.stopped, m.runCtx = true, make(chan struct{}), ctx
-	now := m.clk.Now()
-	for _, id := range m.order {
-		m.start(m.flows[id], now)
-	}
-	m.runMu.Unlock()
 	timer := m.clk.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -376,16 +351,15 @@ func (m *Manager) Run(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			m.runMu.Lock()
-			for _, f := range m.flows {
-				m.halt(f)
-			}
-			m.running, m.runCtx = false, nil
-			close(m.stopped)
-			m.runMu.Unlock()
+			m.own.Stop(func() {
+				for _, f := range m.flows {
+					m.halt(f)
+				}
+				m.runCtx = nil
+			})
 			m.wg.Wait()
 			return nil
-		case fn := <-m.reqs:
+		case fn := <-m.own.Requests():
 			fn()
 		case d := <-m.results:
 			m.finish(d)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
+	"github.com/reachd/reachd/internal/feature"
 	"github.com/reachd/reachd/internal/probe/ttlloop"
 )
 
@@ -75,7 +76,7 @@ type Options struct {
 // worker (verdictQueue), so the engine's last word for a test is always
 // the owner's last decision, also when a reload removes the test while a
 // verdict is on its way. Before Run and after it there is no owner, and a
-// call runs in its caller under runMu.
+// call runs in its caller (feature.Owner).
 type Scheduler struct {
 	log      *slog.Logger
 	clock    clock.Clock
@@ -89,14 +90,10 @@ type Scheduler struct {
 	ifMu    sync.Mutex
 	ifLocks map[string]chan struct{}
 
-	reqs     chan func()
+	own      *feature.Owner // Run's goroutine, or the caller under its mutex
 	finished chan runDone
 	verdicts verdictQueue
-
-	runMu   sync.Mutex    // guards running, ran and stopped; without an owner, the state below too
-	running bool          // Run owns the state
-	ran     bool          // Run was called
-	stopped chan struct{} // closed when the running Run gave the state up
+	ran      bool // Run was called (guarded by own)
 
 	// Owned by Run's goroutine while it runs.
 	ctx     context.Context // Run's; nil when not running
@@ -144,7 +141,7 @@ func New(opts Options) (*Scheduler, error) {
 		run:      opts.Run,
 		metrics:  newMetrics(),
 		ifLocks:  map[string]chan struct{}{},
-		reqs:     make(chan func()),
+		own:      feature.NewOwner(),
 		finished: make(chan runDone),
 		verdicts: verdictQueue{wake: make(chan struct{}, 1)},
 		tests:    map[string]*test{},
@@ -159,43 +156,24 @@ func New(opts Options) (*Scheduler, error) {
 	return s, nil
 }
 
-// call runs fn with the tests' state: on Run's goroutine while it runs,
-// else here under runMu.
-func (s *Scheduler) call(ctx context.Context, fn func()) error {
-	for {
-		s.runMu.Lock()
-		if !s.running {
-			fn()
-			s.runMu.Unlock()
-			return nil
-		}
-		stopped := s.stopped
-		s.runMu.Unlock()
-		done := make(chan struct{})
-		select {
-		case s.reqs <- func() { fn(); close(done) }:
-			<-done // the owner runs it to its end
-			return nil
-		case <-stopped: // Run gave the state up: run it here
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
+// call runs fn with the tests' state (feature.Owner).
+func (s *Scheduler) call(ctx context.Context, fn func()) error { return s.own.Call(ctx, fn) }
 
 // Run starts the configured tests and works until ctx ends; then it waits
 // for the bursts to stop and for the verdicts already decided to reach the
 // engine (each within 2 s). Holds are not released on the way out: the
 // engine keeps them in memory and stops with the daemon.
 func (s *Scheduler) Run(ctx context.Context) error {
-	s.runMu.Lock()
-	if s.ran {
-		s.runMu.Unlock()
-		return fmt.Errorf("linktests: already running")
+	if err := s.own.Start(func() error {
+		if s.ran {
+			return feature.ErrRunning
+		}
+		s.ran, s.ctx = true, ctx
+		s.apply(s.pending)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("linktests: %w", err)
 	}
-	s.ran, s.running, s.stopped, s.ctx = true, true, make(chan struct{}), ctx
-	s.apply(s.pending)
-	s.runMu.Unlock()
 	if s.eng != nil {
 		s.wg.Add(1)
 		go func() {
@@ -209,17 +187,15 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		timer.Reset(s.startDue(s.clock.Now()))
 		select {
 		case <-ctx.Done():
-			s.runMu.Lock()
-			for _, t := range s.tests {
-				t.cancel()
-			}
-			// The last results stay for Status.
-			s.running, s.ctx = false, nil
-			close(s.stopped)
-			s.runMu.Unlock()
+			s.own.Stop(func() {
+				for _, t := range s.tests {
+					t.cancel()
+				}
+				s.ctx = nil // the last results stay for Status
+			})
 			s.wg.Wait()
 			return nil
-		case fn := <-s.reqs:
+		case fn := <-s.own.Requests():
 			fn()
 		case d := <-s.finished:
 			s.finish(d)
