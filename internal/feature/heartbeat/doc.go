@@ -5,13 +5,15 @@
 //
 // The parts, in the order data flows:
 //
-//   - receiver.go: one goroutine per listener owns a UDP or TCP socket and
-//     reports every matching heartbeat.
-//   - liveness.go: Liveness, the pure per-listener state machine (unknown →
-//     alive / failed after attempts × timeout without a heartbeat).
-//   - policy.go: Decide (the group threshold) and Desired (local/global
-//     precedence, start-up hold, forced modes), pure functions.
+//   - internal/probe/heartbeat: the receiver; one goroutine per listener
+//     owns a UDP or TCP socket and reports every matching heartbeat.
+//   - internal/monitor/liveness: the pure per-listener state machine
+//     (unknown → alive / failed after attempts × timeout without a
+//     heartbeat).
+//   - internal/policy/threshold: Decide (the group threshold) and Desired
+//     (local/global precedence, start-up hold, forced modes), pure.
 //   - manager.go: Manager, the one goroutine that owns listeners, groups
-//     and the bypass actions (internal/dataplane/bypass); it implements
-//     reload keeping unchanged listeners with their sockets and counters.
+//     and forced modes; it applies decisions through its Actions interface
+//     (internal/dataplane/bypass, filled in by the daemon) and reloads
+//     keeping unchanged listeners with their sockets and counters.
 package heartbeat

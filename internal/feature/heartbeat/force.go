@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reachd/reachd/internal/atomicfile"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/reachd/reachd/internal/statefile"
 )
 
@@ -20,7 +21,7 @@ import (
 // force_off of fbypass_ctl).
 type forceStore struct {
 	file string
-	m    map[string]Force
+	m    map[string]threshold.Force
 }
 
 // loadForces reads the forced modes. A missing file is empty; a damaged
@@ -28,7 +29,7 @@ type forceStore struct {
 // as a *statefile.Damaged error beside a usable store holding what could be
 // read: the other groups are on auto, heartbeats decide.
 func loadForces(file string) (*forceStore, error) {
-	s := &forceStore{file: file, m: map[string]Force{}}
+	s := &forceStore{file: file, m: map[string]threshold.Force{}}
 	if file == "" {
 		return s, nil
 	}
@@ -45,12 +46,12 @@ func loadForces(file string) (*forceStore, error) {
 	}
 	var bad []string
 	for g, v := range raw {
-		f, err := ParseForce(v)
+		f, err := threshold.ParseForce(v)
 		if err != nil {
 			bad = append(bad, fmt.Sprintf("group %q: %v", g, err))
 			continue
 		}
-		if f != Auto {
+		if f != threshold.Auto {
 			s.m[g] = f
 		}
 	}
@@ -61,11 +62,11 @@ func loadForces(file string) (*forceStore, error) {
 	return s, nil
 }
 
-func (s *forceStore) all() map[string]Force { return maps.Clone(s.m) }
+func (s *forceStore) all() map[string]threshold.Force { return maps.Clone(s.m) }
 
-func (s *forceStore) set(group string, f Force) error {
+func (s *forceStore) set(group string, f threshold.Force) error {
 	old, had := s.m[group]
-	if f == Auto {
+	if f == threshold.Auto {
 		delete(s.m, group)
 	} else {
 		s.m[group] = f

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/reachd/reachd/internal/statefile"
 )
 
@@ -15,11 +16,11 @@ import (
 func TestDamagedForceFile(t *testing.T) {
 	tests := []struct {
 		name, content string
-		kept          map[string]Force
+		kept          map[string]threshold.Force
 	}{
-		{"truncated", `{"edge": "force-o`, map[string]Force{}},
-		{"garbage", "\xff\xfe", map[string]Force{}},
-		{"unknown mode", `{"edge": "force-on", "core": "sideways"}`, map[string]Force{"edge": ForceOn}},
+		{"truncated", `{"edge": "force-o`, map[string]threshold.Force{}},
+		{"garbage", "\xff\xfe", map[string]threshold.Force{}},
+		{"unknown mode", `{"edge": "force-on", "core": "sideways"}`, map[string]threshold.Force{"edge": threshold.ForceOn}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -34,10 +35,10 @@ func TestDamagedForceFile(t *testing.T) {
 				t.Errorf("store %+v, want %v", s, tt.kept)
 			}
 			// The store still saves (a fresh file).
-			if err := s.set("edge", ForceOff); err != nil {
+			if err := s.set("edge", threshold.ForceOff); err != nil {
 				t.Fatal(err)
 			}
-			if s2, err := loadForces(file); err != nil || s2.all()["edge"] != ForceOff {
+			if s2, err := loadForces(file); err != nil || s2.all()["edge"] != threshold.ForceOff {
 				t.Errorf("after save: %v, %v", s2.all(), err)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/events"
+	"github.com/reachd/reachd/internal/monitor/liveness"
 	"github.com/reachd/reachd/internal/policy/threshold"
 	hbprobe "github.com/reachd/reachd/internal/probe/heartbeat"
 )
@@ -60,7 +61,7 @@ type event struct {
 // listener is the manager's record of one configured listener.
 type listener struct {
 	cfg    Listener
-	live   *Liveness
+	live   *liveness.Liveness
 	since  time.Time // last transition
 	reason string
 	bound  string
@@ -99,7 +100,7 @@ type Manager struct {
 	cfg       Config
 	order     []string // listener names in config order
 	listeners map[string]*listener
-	spec      Spec
+	spec      threshold.Spec
 	groups    map[string]*groupRec
 	dirty     bool
 	retryAt   time.Time
@@ -227,7 +228,7 @@ func (m *Manager) configure(hc Config) {
 			l.live.Timeout, l.live.Attempts = lc.Timeout, lc.Attempts
 			continue
 		}
-		l := &listener{cfg: lc, live: NewLiveness(lc.Timeout, lc.Attempts, now), since: now, reason: "starting", done: make(chan struct{})}
+		l := &listener{cfg: lc, live: liveness.New(lc.Timeout, lc.Attempts, now), since: now, reason: "starting", done: make(chan struct{})}
 		var lctx context.Context
 		lctx, l.cancel = context.WithCancel(m.runCtx)
 		m.listeners[lc.Name] = l
@@ -268,19 +269,19 @@ func hasGroup(hc Config, name string) bool {
 	return false
 }
 
-func buildSpec(hc Config) Spec {
-	var s Spec
+func buildSpec(hc Config) threshold.Spec {
+	var s threshold.Spec
 	var all []string
 	for _, l := range hc.Listeners {
 		all = append(all, l.Name)
-		s.Listeners = append(s.Listeners, ListenerSpec{Name: l.Name, Local: l.Local})
+		s.Listeners = append(s.Listeners, threshold.ListenerSpec{Name: l.Name, Local: l.Local})
 	}
 	for _, g := range hc.Groups {
 		members := g.Members
 		if len(members) == 0 {
 			members = all
 		}
-		s.Groups = append(s.Groups, GroupSpec{Name: g.Name, Members: members, Threshold: g.Threshold, Global: g.Global})
+		s.Groups = append(s.Groups, threshold.GroupSpec{Name: g.Name, Members: members, Threshold: g.Threshold, Global: g.Global})
 	}
 	return s
 }
@@ -309,15 +310,15 @@ func (m *Manager) handle(e event) {
 }
 
 // transition returns what records a transition of l (when ok) at now.
-func (m *Manager) transition(l *listener, now time.Time) func(Transition, bool) {
-	return func(t Transition, ok bool) {
+func (m *Manager) transition(l *listener, now time.Time) func(liveness.Transition, bool) {
+	return func(t liveness.Transition, ok bool) {
 		if ok {
 			m.record(l, now, t)
 		}
 	}
 }
 
-func (m *Manager) record(l *listener, now time.Time, t Transition) {
+func (m *Manager) record(l *listener, now time.Time, t liveness.Transition) {
 	l.since, l.reason = now, t.Reason
 	m.dirty = true
 	m.metrics.up(l.cfg.Name, t.To)
@@ -340,7 +341,7 @@ func (m *Manager) tick(now time.Time) {
 func (m *Manager) nextWake(now time.Time) time.Duration {
 	next := now.Add(time.Hour)
 	for _, l := range m.listeners {
-		if l.live.State() != Failed {
+		if l.live.State() != liveness.Failed {
 			if d := l.live.Deadline(); d.Before(next) {
 				next = d
 			}
@@ -361,13 +362,13 @@ const actionRetry = time.Second
 // reconcile decides the groups and applies the actions.
 func (m *Manager) reconcile(now time.Time) {
 	m.dirty = false
-	desired, decisions := Desired(m.spec, m.states(), m.forces.all())
+	desired, decisions := threshold.Desired(m.spec, m.states(), m.forces.all())
 	for _, g := range m.spec.Groups {
 		d := decisions[g.Name]
 		eff := effective(d)
 		rec := m.groups[g.Name]
 		if rec == nil {
-			rec = &groupRec{effective: GroupUnknown.String(), since: now}
+			rec = &groupRec{effective: threshold.GroupUnknown.String(), since: now}
 			m.groups[g.Name] = rec
 		}
 		if rec.effective != eff {
@@ -397,20 +398,20 @@ func (m *Manager) reconcile(now time.Time) {
 	m.lastErr, m.retryAt = "", time.Time{}
 }
 
-func effective(d GroupDecision) string {
+func effective(d threshold.GroupDecision) string {
 	switch {
-	case d.Force == ForceOn:
+	case d.Force == threshold.ForceOn:
 		return "forced-on"
-	case d.Force == ForceOff:
+	case d.Force == threshold.ForceOff:
 		return "forced-off"
 	case d.Held:
-		return GroupUnknown.String()
+		return threshold.GroupUnknown.String()
 	}
 	return d.Mode.String()
 }
 
-func (m *Manager) states() map[string]State {
-	out := make(map[string]State, len(m.listeners))
+func (m *Manager) states() map[string]liveness.State {
+	out := make(map[string]liveness.State, len(m.listeners))
 	for name, l := range m.listeners {
 		out[name] = l.live.State()
 	}

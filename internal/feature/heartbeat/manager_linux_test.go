@@ -23,6 +23,7 @@ import (
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/dataplane/bypass"
 	"github.com/reachd/reachd/internal/lab"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -610,7 +611,7 @@ heartbeats:
 	r.waitGroup("g", "normal")
 	ctx := context.Background()
 
-	g, err := r.m.SetForce(ctx, "g", ForceOn)
+	g, err := r.m.SetForce(ctx, "g", threshold.ForceOn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -633,7 +634,7 @@ heartbeats:
 	}
 
 	// force-off: restored, and stays normal while the listener is failed.
-	if _, err := r.m.SetForce(ctx, "g", ForceOff); err != nil {
+	if _, err := r.m.SetForce(ctx, "g", threshold.ForceOff); err != nil {
 		t.Fatal(err)
 	}
 	if got := r.kernel(); got != before {
@@ -648,14 +649,14 @@ heartbeats:
 	}
 
 	// auto: the heartbeats decide again (a is failed: bypass).
-	if _, err := r.m.SetForce(ctx, "g", Auto); err != nil {
+	if _, err := r.m.SetForce(ctx, "g", threshold.Auto); err != nil {
 		t.Fatal(err)
 	}
 	r.waitGroup("g", "bypass")
 	if r.has("byp0", "192.0.2.50") {
 		t.Fatal("auto with a failed listener did not bypass")
 	}
-	if _, err := r.m.SetForce(ctx, "nosuch", ForceOn); err == nil {
+	if _, err := r.m.SetForce(ctx, "nosuch", threshold.ForceOn); err == nil {
 		t.Error("forcing an unknown group worked")
 	}
 	r.beat("a", "x")

@@ -1,6 +1,10 @@
 package heartbeat
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reachd/reachd/internal/monitor/liveness"
+)
 
 // metrics are the heartbeat manager's Prometheus series.
 type metrics struct {
@@ -27,9 +31,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
-func (m *metrics) up(name string, s State) {
+func (m *metrics) up(name string, s liveness.State) {
 	v := 0.0
-	if s == Alive {
+	if s == liveness.Alive {
 		v = 1
 	}
 	m.listenerUp.WithLabelValues(name).Set(v)

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/monitor/liveness"
+	"github.com/reachd/reachd/internal/policy/threshold"
 )
 
 // Status returns every listener, group and what bypass holds changed.
@@ -17,7 +19,7 @@ func (m *Manager) Status(ctx context.Context) (apitype.HeartbeatStatus, error) {
 
 // SetForce forces a group on (bypass) or off (normal), or gives it back to
 // the heartbeats (Auto). It is persisted and applied before it returns.
-func (m *Manager) SetForce(ctx context.Context, group string, f Force) (apitype.HeartbeatGroup, error) {
+func (m *Manager) SetForce(ctx context.Context, group string, f threshold.Force) (apitype.HeartbeatGroup, error) {
 	var g apitype.HeartbeatGroup
 	var err error
 	cerr := m.call(ctx, func() {
@@ -57,10 +59,10 @@ func (m *Manager) status() apitype.HeartbeatStatus {
 		}
 		st.Listeners = append(st.Listeners, sl)
 	}
-	_, decisions := Desired(m.spec, m.states(), m.forces.all())
+	_, decisions := threshold.Desired(m.spec, m.states(), m.forces.all())
 	var waiting []string
 	for _, name := range m.order {
-		if m.listeners[name].live.State() == Unknown {
+		if m.listeners[name].live.State() == liveness.Unknown {
 			waiting = append(waiting, name)
 		}
 	}
@@ -68,7 +70,7 @@ func (m *Manager) status() apitype.HeartbeatStatus {
 		d := decisions[g.Name]
 		sg := apitype.HeartbeatGroup{Name: g.Name, Listeners: g.Members, Threshold: g.Threshold, Mode: d.Mode.String(),
 			Force: d.Force.String(), Effective: effective(d), Reason: d.Reason}
-		if d.Force != Auto {
+		if d.Force != threshold.Auto {
 			sg.Reason = fmt.Sprintf("%s by the operator, heartbeats ignored (heartbeats say %s: %s)", d.Force, d.Mode, d.Reason)
 		} else if d.Held {
 			sg.Reason = fmt.Sprintf("held as it was until %s report (heartbeats say %s: %s)", strings.Join(waiting, ", "), d.Mode, d.Reason)
