@@ -29,23 +29,6 @@ import (
 	"github.com/reachd/reachd/internal/policy/threshold"
 )
 
-// The vocabulary of a decision is the threshold rule's
-// (internal/policy/threshold): what an item changes, the item, and its
-// desired mode.
-type (
-	Kind = threshold.Kind
-	Item = threshold.Item
-	Mode = threshold.Mode
-)
-
-const (
-	RemoveAddress = threshold.RemoveAddress
-	LinkDown      = threshold.LinkDown
-	Hold          = threshold.Hold
-	Normal        = threshold.Normal
-	Bypass        = threshold.Bypass
-)
-
 // Netlink is the part of *netlink.Handle that the actions use; tests
 // pass a handle bound to a lab namespace.
 type Netlink interface {
@@ -88,7 +71,7 @@ type Actions struct {
 	file string
 
 	mu      sync.Mutex
-	removed map[Item][]SavedAddr
+	removed map[threshold.Item][]SavedAddr
 	downed  map[string]bool
 
 	loadErr *statefile.Damaged // the state file was damaged at New
@@ -100,7 +83,7 @@ type Actions struct {
 // it is moved aside, the Actions start with nothing recorded as changed
 // (the kernel is left as it is), and LoadError reports it for the log.
 func New(h Netlink, file string) (*Actions, error) {
-	a := &Actions{h: h, file: file, removed: map[Item][]SavedAddr{}, downed: map[string]bool{}}
+	a := &Actions{h: h, file: file, removed: map[threshold.Item][]SavedAddr{}, downed: map[string]bool{}}
 	if file == "" {
 		return a, nil
 	}
@@ -117,7 +100,7 @@ func New(h Netlink, file string) (*Actions, error) {
 		a.loadErr = statefile.Quarantine(file, fmt.Errorf("not the JSON reachd writes: %w", err), time.Now())
 		return a, nil
 	}
-	removed := map[Item][]SavedAddr{}
+	removed := map[threshold.Item][]SavedAddr{}
 	for _, saved := range c.Removed {
 		if len(saved) == 0 {
 			continue
@@ -127,7 +110,7 @@ func New(h Netlink, file string) (*Actions, error) {
 			a.loadErr = statefile.Quarantine(file, fmt.Errorf("address %q: %w", saved[0].Address, err), time.Now())
 			return a, nil
 		}
-		removed[Item{Kind: RemoveAddress, Interface: saved[0].Interface, Addr: p.Addr()}] = saved
+		removed[threshold.Item{Kind: threshold.RemoveAddress, Interface: saved[0].Interface, Addr: p.Addr()}] = saved
 	}
 	a.removed = removed
 	for _, l := range c.Downed {
@@ -186,13 +169,13 @@ func (a *Actions) Summary() (removed, down []string) {
 // is up, is harmless). If that write fails (a full disk) bypass still
 // happens: passing traffic matters more than the record, which stays in
 // memory and is written with the next change; the error says so.
-func (a *Actions) Apply(desired map[Item]Mode) error {
+func (a *Actions) Apply(desired map[threshold.Item]threshold.Mode) error {
 	var errs []error
 	var changed bool
-	mode := func(it Item) Mode {
+	mode := func(it threshold.Item) threshold.Mode {
 		m, ok := desired[it]
 		if !ok {
-			return Normal
+			return threshold.Normal
 		}
 		return m
 	}
@@ -201,13 +184,13 @@ func (a *Actions) Apply(desired map[Item]Mode) error {
 	downs := map[string]netlink.Link{}
 	for _, it := range items {
 		switch {
-		case it.Kind == RemoveAddress && mode(it) == Bypass:
+		case it.Kind == threshold.RemoveAddress && mode(it) == threshold.Bypass:
 			r, err := a.prepareRemove(it)
 			errs = append(errs, err)
 			if r != nil {
 				removals = append(removals, r)
 			}
-		case it.Kind == LinkDown && mode(it) == Bypass:
+		case it.Kind == threshold.LinkDown && mode(it) == threshold.Bypass:
 			lk, err := a.prepareDown(it.Interface)
 			errs = append(errs, err)
 			if lk != nil {
@@ -226,21 +209,21 @@ func (a *Actions) Apply(desired map[Item]Mode) error {
 		errs = append(errs, err)
 	}
 	for _, it := range items {
-		if it.Kind != LinkDown {
+		if it.Kind != threshold.LinkDown {
 			continue
 		}
 		if lk, ok := downs[it.Interface]; ok {
 			c, err := a.finishDown(it.Interface, lk)
 			changed = changed || c
 			errs = append(errs, err)
-		} else if mode(it) == Normal {
+		} else if mode(it) == threshold.Normal {
 			c, err := a.bringUp(it.Interface)
 			changed = changed || c
 			errs = append(errs, err)
 		}
 	}
 	for _, it := range items {
-		if it.Kind == RemoveAddress && mode(it) == Normal {
+		if it.Kind == threshold.RemoveAddress && mode(it) == threshold.Normal {
 			c, err := a.restoreAddr(it)
 			changed = changed || c
 			errs = append(errs, err)
@@ -253,8 +236,8 @@ func (a *Actions) Apply(desired map[Item]Mode) error {
 }
 
 // items lists desired and recorded items in a stable order.
-func (a *Actions) items(desired map[Item]Mode) []Item {
-	set := map[Item]bool{}
+func (a *Actions) items(desired map[threshold.Item]threshold.Mode) []threshold.Item {
+	set := map[threshold.Item]bool{}
 	for it := range desired {
 		set[it] = true
 	}
@@ -263,10 +246,10 @@ func (a *Actions) items(desired map[Item]Mode) []Item {
 		set[it] = true
 	}
 	for l := range a.downed {
-		set[Item{Kind: LinkDown, Interface: l}] = true
+		set[threshold.Item{Kind: threshold.LinkDown, Interface: l}] = true
 	}
 	a.mu.Unlock()
-	out := make([]Item, 0, len(set))
+	out := make([]threshold.Item, 0, len(set))
 	for it := range set {
 		out = append(out, it)
 	}
@@ -291,7 +274,7 @@ func family(ad netip.Addr) int {
 
 // removal is an address that bypass removes, recorded ahead.
 type removal struct {
-	it     Item
+	it     threshold.Item
 	lk     netlink.Link
 	target netlink.Addr
 	before []netlink.Addr // the family's addresses before
@@ -301,7 +284,7 @@ type removal struct {
 // prepareRemove records it's address (and the secondaries its removal
 // may take with it) as removed, in memory; nil when it is not there
 // (nothing to remove, and nothing to restore later).
-func (a *Actions) prepareRemove(it Item) (*removal, error) {
+func (a *Actions) prepareRemove(it threshold.Item) (*removal, error) {
 	lk, err := a.link(it.Interface)
 	if err != nil {
 		return nil, err
@@ -368,7 +351,7 @@ func mayDropWith(target, x netlink.Addr) bool {
 }
 
 // record adds saved to what item it removed, once per address.
-func (a *Actions) record(it Item, saved []SavedAddr) {
+func (a *Actions) record(it threshold.Item, saved []SavedAddr) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, s := range saved {
@@ -379,7 +362,7 @@ func (a *Actions) record(it Item, saved []SavedAddr) {
 }
 
 // unrecord forgets saved addresses of item (the kernel still holds them).
-func (a *Actions) unrecord(it Item, saved []SavedAddr) {
+func (a *Actions) unrecord(it threshold.Item, saved []SavedAddr) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	left := slices.DeleteFunc(a.removed[it], func(x SavedAddr) bool {
@@ -392,7 +375,7 @@ func (a *Actions) unrecord(it Item, saved []SavedAddr) {
 	}
 }
 
-func (a *Actions) restoreAddr(it Item) (bool, error) {
+func (a *Actions) restoreAddr(it threshold.Item) (bool, error) {
 	a.mu.Lock()
 	saved, ok := a.removed[it]
 	a.mu.Unlock()

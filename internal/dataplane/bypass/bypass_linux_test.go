@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/reachd/reachd/internal/lab"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -83,9 +84,9 @@ func snapshot(t *testing.T, ns *lab.NS, ifname string) ([]string, bool) {
 }
 
 var (
-	primary = Item{Kind: RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.50")}
-	v6      = Item{Kind: RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("2001:db8::50")}
-	down1   = Item{Kind: LinkDown, Interface: "byp1"}
+	primary = threshold.Item{Kind: threshold.RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.50")}
+	v6      = threshold.Item{Kind: threshold.RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("2001:db8::50")}
+	down1   = threshold.Item{Kind: threshold.LinkDown, Interface: "byp1"}
 )
 
 func TestBypassAndRestoreExactly(t *testing.T) {
@@ -96,7 +97,7 @@ func TestBypassAndRestoreExactly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Apply(map[Item]Mode{primary: Bypass, v6: Bypass, down1: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, v6: threshold.Bypass, down1: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
 	got0, _ := snapshot(t, r, "byp0")
@@ -110,7 +111,7 @@ func TestBypassAndRestoreExactly(t *testing.T) {
 		t.Errorf("removing the primary recorded %d addresses, want 2 (with the secondary the kernel dropped)", n)
 	}
 	// Applying the same state again changes nothing and fails nothing.
-	if err := a.Apply(map[Item]Mode{primary: Bypass, v6: Bypass, down1: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, v6: threshold.Bypass, down1: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -123,13 +124,13 @@ func TestBypassAndRestoreExactly(t *testing.T) {
 		t.Fatalf("state after restart (-before +after):\n%s", d)
 	}
 	// Hold keeps everything as it is.
-	if err := b.Apply(map[Item]Mode{primary: Hold, v6: Hold, down1: Hold}); err != nil {
+	if err := b.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Hold, v6: threshold.Hold, down1: threshold.Hold}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := snapshot(t, r, "byp0"); len(got) != 0 {
 		t.Errorf("hold restored %v", got)
 	}
-	if err := b.Apply(map[Item]Mode{primary: Normal, v6: Normal, down1: Normal}); err != nil {
+	if err := b.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Normal, v6: threshold.Normal, down1: threshold.Normal}); err != nil {
 		t.Fatal(err)
 	}
 	after0, _ := snapshot(t, r, "byp0")
@@ -150,10 +151,10 @@ func TestOnlyBringsUpWhatItSetDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ := New(r.Handle(), "")
-	if err := a.Apply(map[Item]Mode{down1: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{down1: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Apply(map[Item]Mode{down1: Normal}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{down1: threshold.Normal}); err != nil {
 		t.Fatal(err)
 	}
 	if _, up := snapshot(t, r, "byp1"); up {
@@ -165,11 +166,11 @@ func TestDroppedItemsAreRestored(t *testing.T) {
 	r := setup(t)
 	before, _ := snapshot(t, r, "byp0")
 	a, _ := New(r.Handle(), "")
-	if err := a.Apply(map[Item]Mode{primary: Bypass, down1: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, down1: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
 	// A reload removed both items from the config.
-	if err := a.Apply(map[Item]Mode{}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{}); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := snapshot(t, r, "byp0")
@@ -184,8 +185,8 @@ func TestDroppedItemsAreRestored(t *testing.T) {
 func TestMissingInterfaceIsAnErrorAndOthersGoOn(t *testing.T) {
 	r := setup(t)
 	a, _ := New(r.Handle(), "")
-	ghost := Item{Kind: LinkDown, Interface: "nosuch0"}
-	err := a.Apply(map[Item]Mode{ghost: Bypass, down1: Bypass})
+	ghost := threshold.Item{Kind: threshold.LinkDown, Interface: "nosuch0"}
+	err := a.Apply(map[threshold.Item]threshold.Mode{ghost: threshold.Bypass, down1: threshold.Bypass})
 	if err == nil {
 		t.Fatal("no error for a missing interface")
 	}

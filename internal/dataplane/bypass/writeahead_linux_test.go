@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/reachd/reachd/internal/policy/threshold"
 	"github.com/vishvananda/netlink"
 )
 
@@ -73,7 +74,7 @@ func TestChangesAreRecordedBeforeTheKernelMakesThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Apply(map[Item]Mode{primary: Bypass, v6: Bypass, down1: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, v6: threshold.Bypass, down1: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
 	if h.checks != 3 {
@@ -90,12 +91,12 @@ func TestChangesAreRecordedBeforeTheKernelMakesThem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Apply(map[Item]Mode{primary: Normal, v6: Normal, down1: Normal}); err != nil {
+	if err := b.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Normal, v6: threshold.Normal, down1: threshold.Normal}); err != nil {
 		t.Fatal(err)
 	}
 	c, _ := New(r.Handle(), file)
 	c.record(primary, []SavedAddr{{Interface: "byp0", Address: "192.0.2.50/24"}})
-	if err := c.Apply(map[Item]Mode{primary: Normal}); err != nil {
+	if err := c.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Normal}); err != nil {
 		t.Fatalf("restoring an address that is still there: %v", err)
 	}
 	after0, _ := snapshot(t, r, "byp0")
@@ -122,7 +123,7 @@ func TestBypassWithoutStateFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = a.Apply(map[Item]Mode{primary: Bypass, v6: Bypass, down1: Bypass})
+	err = a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, v6: threshold.Bypass, down1: threshold.Bypass})
 	if err == nil || !strings.Contains(err.Error(), "without a record on disk") {
 		t.Errorf("Apply = %v, want an error saying the change is not on disk", err)
 	}
@@ -132,7 +133,7 @@ func TestBypassWithoutStateFile(t *testing.T) {
 	if _, up := snapshot(t, r, "byp1"); up {
 		t.Error("byp1 not set down")
 	}
-	a.Apply(map[Item]Mode{primary: Normal, v6: Normal, down1: Normal})
+	a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Normal, v6: threshold.Normal, down1: threshold.Normal})
 	if after0, _ := snapshot(t, r, "byp0"); len(after0) != len(before0) {
 		t.Errorf("byp0 %v after normal, want %v", after0, before0)
 	}
@@ -147,15 +148,15 @@ func TestBypassWithoutStateFile(t *testing.T) {
 func TestPrimaryAndItsSecondaryBothConfigured(t *testing.T) {
 	r := setup(t)
 	before0, _ := snapshot(t, r, "byp0")
-	secondary := Item{Kind: RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.60")}
+	secondary := threshold.Item{Kind: threshold.RemoveAddress, Interface: "byp0", Addr: netip.MustParseAddr("192.0.2.60")}
 	a, _ := New(r.Handle(), filepath.Join(t.TempDir(), "changed.json"))
-	if err := a.Apply(map[Item]Mode{primary: Bypass, secondary: Bypass}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Bypass, secondary: threshold.Bypass}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := snapshot(t, r, "byp0"); len(got) != 1 { // the IPv6 address stays
 		t.Errorf("byp0 holds %v", got)
 	}
-	if err := a.Apply(map[Item]Mode{primary: Normal, secondary: Normal}); err != nil {
+	if err := a.Apply(map[threshold.Item]threshold.Mode{primary: threshold.Normal, secondary: threshold.Normal}); err != nil {
 		t.Fatal(err)
 	}
 	after0, _ := snapshot(t, r, "byp0")
