@@ -60,7 +60,7 @@ func newServer(b Backend, clk clock.Clock) *Server {
 	s.mux.HandleFunc("POST /v1/reload", s.reload)
 	started := time.Now()
 	s.mux.HandleFunc("GET /v1/version", func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusOK, apitype.Version{Version: version.String(), GoVersion: version.Go(), Started: started, PID: os.Getpid()})
+		httpjson.WriteJSON(w, http.StatusOK, apitype.Version{Version: version.String(), GoVersion: version.Go(), Started: started, PID: os.Getpid()})
 	})
 	return s
 }
@@ -71,30 +71,22 @@ func (s *Server) Handle(pattern string, h http.HandlerFunc) { s.mux.HandleFunc(p
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// WriteJSON, WriteError and ReadJSON are httpjson's, kept here for the
-// handlers of this package.
-var (
-	WriteJSON  = httpjson.WriteJSON
-	WriteError = httpjson.WriteError
-	ReadJSON   = httpjson.ReadJSON
-)
-
 // ErrTooLarge marks a request body over the limit; handlers answer 413.
 var ErrTooLarge = httpjson.ErrTooLarge
 
 func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 	pi, err := s.b.PathInfo(r.Context())
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, pi)
+	httpjson.WriteJSON(w, http.StatusOK, pi)
 }
 
 func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
 	body, err := s.status.get(r.Context(), func(ctx context.Context) (any, error) { return s.b.Status(ctx) })
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -112,55 +104,55 @@ func (s *Server) pingStatus(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
-				WriteError(w, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit))
+				httpjson.WriteError(w, fmt.Errorf("%w: the limit is %d bytes", ErrTooLarge, mbe.Limit))
 				return
 			}
-			WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+			httpjson.WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
 			return
 		}
 		ps = apitype.PingStatus{Name: r.PostForm.Get("name"), Service: r.PostForm.Get("service"), Path: r.PostForm.Get("path"), Status: r.PostForm.Get("status")}
-	} else if err := ReadJSON(r, &ps); err != nil {
-		WriteError(w, err)
+	} else if err := httpjson.ReadJSON(r, &ps); err != nil {
+		httpjson.WriteError(w, err)
 		return
 	}
 	if ps.Status == "" || (ps.Name == "" && (ps.Service == "" || ps.Path == "")) {
-		WriteError(w, fmt.Errorf("%w: give name ({service}-{path}) or service and path, and status up, down or auto", ErrBadRequest))
+		httpjson.WriteError(w, fmt.Errorf("%w: give name ({service}-{path}) or service and path, and status up, down or auto", ErrBadRequest))
 		return
 	}
 	svc, err := s.b.PingStatus(r.Context(), ps.Name, ps.Service, ps.Path, ps.Status)
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	pi, err := s.b.PathInfo(r.Context())
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, apitype.PathInfo{svc: pi[svc]})
+	httpjson.WriteJSON(w, http.StatusOK, apitype.PathInfo{svc: pi[svc]})
 }
 
 func (s *Server) override(w http.ResponseWriter, r *http.Request) {
 	var req apitype.OverrideRequest
-	if err := ReadJSON(r, &req); err != nil {
-		WriteError(w, err)
+	if err := httpjson.ReadJSON(r, &req); err != nil {
+		httpjson.WriteError(w, err)
 		return
 	}
 	o, err := parseOverride(req.Status)
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	if err := s.b.SetOverride(r.Context(), r.PathValue("service"), r.PathValue("path"), o); err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	pi, err := s.b.PathInfo(r.Context())
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, apitype.PathInfo{r.PathValue("service"): pi[r.PathValue("service")]})
+	httpjson.WriteJSON(w, http.StatusOK, apitype.PathInfo{r.PathValue("service"): pi[r.PathValue("service")]})
 }
 
 func parseOverride(s string) (policy.Override, error) {
@@ -177,10 +169,10 @@ func parseOverride(s string) (policy.Override, error) {
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
 	if err := s.b.Reload(r.Context()); err != nil {
-		WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
+		httpjson.WriteError(w, fmt.Errorf("%w: %v", ErrBadRequest, err))
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
+	httpjson.WriteJSON(w, http.StatusOK, map[string]string{"result": "reloaded"})
 }
 
 // ListenUnix listens on a unix socket with the given file mode. A stale

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"golang.org/x/sys/unix"
 )
 
@@ -140,7 +141,7 @@ func RequireCredential(h http.Handler, tokens Tokens, public []string) http.Hand
 		public := pub[r.Method+" "+r.URL.Path] || (r.Method == http.MethodHead && pub["GET "+r.URL.Path])
 		if caller.Name == "" && !public {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="reachd"`)
-			WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send Authorization: Bearer TOKEN (a token of api.token-file) or a client certificate"})
+			httpjson.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "unauthorized: send Authorization: Bearer TOKEN (a token of api.token-file) or a client certificate"})
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, caller)))

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
 )
 
@@ -27,20 +28,20 @@ type ecmpBackend interface {
 func (s *Server) ECMPRoutes(b ecmpBackend) {
 	s.mux.HandleFunc("POST /v1/paths/{service}/{path}/drain", func(w http.ResponseWriter, r *http.Request) {
 		req := apitype.DrainRequest{Drained: true}
-		if err := ReadJSON(r, &req); err != nil {
-			WriteError(w, err)
+		if err := httpjson.ReadJSON(r, &req); err != nil {
+			httpjson.WriteError(w, err)
 			return
 		}
 		s.answer(w, r, b.SetDrain(r.Context(), r.PathValue("service"), r.PathValue("path"), req.Drained))
 	})
 	s.mux.HandleFunc("POST /v1/services/{service}/nexthops", func(w http.ResponseWriter, r *http.Request) {
 		var nh apitype.NextHop
-		if err := ReadJSON(r, &nh); err != nil {
-			WriteError(w, err)
+		if err := httpjson.ReadJSON(r, &nh); err != nil {
+			httpjson.WriteError(w, err)
 			return
 		}
 		if _, err := netip.ParseAddr(nh.Gateway); err != nil {
-			WriteError(w, fmt.Errorf("%w: gateway %q is not an IP address", ErrBadRequest, nh.Gateway))
+			httpjson.WriteError(w, fmt.Errorf("%w: gateway %q is not an IP address", ErrBadRequest, nh.Gateway))
 			return
 		}
 		s.answer(w, r, b.AddNextHop(r.Context(), r.PathValue("service"), nh))
@@ -53,14 +54,14 @@ func (s *Server) ECMPRoutes(b ecmpBackend) {
 // answer writes err, or the service's path-info.
 func (s *Server) answer(w http.ResponseWriter, r *http.Request, err error) {
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	pi, err := s.b.PathInfo(r.Context())
 	if err != nil {
-		WriteError(w, err)
+		httpjson.WriteError(w, err)
 		return
 	}
 	svc := r.PathValue("service")
-	WriteJSON(w, http.StatusOK, apitype.PathInfo{svc: pi[svc]})
+	httpjson.WriteJSON(w, http.StatusOK, apitype.PathInfo{svc: pi[svc]})
 }

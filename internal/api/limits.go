@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reachd/reachd/internal/api/httpjson"
 	"github.com/reachd/reachd/internal/apitype"
 )
 
@@ -83,7 +84,7 @@ func Limit(h http.Handler, lim Limits) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if msg := badURL(r); msg != "" {
-			WriteError(w, fmt.Errorf("%w: %s", ErrBadRequest, msg))
+			httpjson.WriteError(w, fmt.Errorf("%w: %s", ErrBadRequest, msg))
 			return
 		}
 		if inflight != nil {
@@ -92,7 +93,7 @@ func Limit(h http.Handler, lim Limits) http.Handler {
 				defer func() { <-inflight }()
 			default:
 				w.Header().Set("Retry-After", "1")
-				WriteJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: "too many requests in flight; retry"})
+				httpjson.WriteJSON(w, http.StatusServiceUnavailable, apitype.Error{Error: "too many requests in flight; retry"})
 				return
 			}
 		}
