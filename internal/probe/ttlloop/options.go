@@ -10,13 +10,10 @@ import (
 	"time"
 )
 
-// Defaults for the zero values of [Options].
+// The zero values of [Options] take linkplan's defaults (DefaultTTL,
+// DefaultCount, DefaultSize, DefaultTimeout), and Count is at most
+// linkplan.MaxCount.
 const (
-	DefaultTTL     = linkplan.DefaultTTL
-	DefaultCount   = linkplan.DefaultCount
-	DefaultSize    = linkplan.DefaultSize
-	DefaultTimeout = linkplan.DefaultTimeout
-	MaxCount       = linkplan.MaxCount
 	// calibrationProbes are sent one at a time to measure the looped RTT
 	// when the burst is sized from Options.Fill.
 	calibrationProbes = 3
@@ -88,16 +85,16 @@ const DefaultRound = 20
 // withDefaults returns o with zero values replaced by the defaults.
 func (o Options) withDefaults() Options {
 	if o.TTL == 0 {
-		o.TTL = DefaultTTL
+		o.TTL = linkplan.DefaultTTL
 	}
 	if o.Count == 0 {
-		o.Count = DefaultCount
+		o.Count = linkplan.DefaultCount
 	}
 	if o.Size == 0 {
-		o.Size = DefaultSize
+		o.Size = linkplan.DefaultSize
 	}
 	if o.Timeout == 0 {
-		o.Timeout = DefaultTimeout
+		o.Timeout = linkplan.DefaultTimeout
 	}
 	if o.LoadWindow == 0 {
 		o.LoadWindow = linkplan.DefaultLoadWindow
@@ -147,8 +144,8 @@ func (o Options) Validate() error {
 		errs = append(errs, fmt.Errorf("ttl %d: %w: with an odd TTL the Time Exceeded is sent by the neighbour and must cross the link under test, so a lost reply would be counted as a lost probe; use an even TTL such as %d, or allow odd TTLs explicitly", o.TTL, ErrOddTTL, o.TTL-1))
 	}
 	if o.Fill == 0 || o.Sequential {
-		if o.Count < 1 || o.Count > MaxCount {
-			bad("count %d: must be 1..%d", o.Count, MaxCount)
+		if o.Count < 1 || o.Count > linkplan.MaxCount {
+			bad("count %d: must be 1..%d", o.Count, linkplan.MaxCount)
 		}
 	}
 	if o.Fill != 0 {
@@ -169,8 +166,8 @@ func (o Options) Validate() error {
 		if _, err := linkplan.NewSPRT(o.MaxLoss, o.Confidence); err != nil {
 			bad("until max-loss: %v", err)
 		}
-		if o.Round < 1 || o.Round > MaxCount {
-			bad("round %d: must be 1..%d probes", o.Round, MaxCount)
+		if o.Round < 1 || o.Round > linkplan.MaxCount {
+			bad("round %d: must be 1..%d probes", o.Round, linkplan.MaxCount)
 		}
 	}
 	v6 := o.Loop.Is6()

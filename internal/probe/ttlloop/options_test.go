@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reachd/reachd/internal/linkplan"
 )
 
 func TestValidate(t *testing.T) {
@@ -39,7 +41,7 @@ func TestValidate(t *testing.T) {
 		{"multicast loop", func(o *Options) { o.Loop = netip.MustParseAddr("224.0.0.1") }, "unicast"},
 		{"ttl 1", func(o *Options) { o.TTL = 1 }, "ttl 1: must be 2..255"},
 		{"ttl 256", func(o *Options) { o.TTL = 256 }, "ttl 256"},
-		{"count", func(o *Options) { o.Count = MaxCount + 1 }, "count"},
+		{"count", func(o *Options) { o.Count = linkplan.MaxCount + 1 }, "count"},
 		{"tiny", func(o *Options) { o.Size = 30 }, "size 30: must be 36..65535"},
 		{"negative speed", func(o *Options) { o.Fill, o.LinkSpeed = 0.2, -1 }, "link speed -1"},
 		{"dscp 64", func(o *Options) { o.DSCP = 64 }, "dscp 64: must be 0..63"},

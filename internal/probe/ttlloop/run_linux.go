@@ -138,7 +138,7 @@ func (s *sockets) planFill(ctx context.Context, o Options, r *Report, isLocal fu
 		prod.Verdict = linkplan.FillSkipped.String()
 		return 0, 0, true, nil
 	}
-	n = min(max(p.Probes, 1), MaxCount)
+	n = min(max(p.Probes, 1), linkplan.MaxCount)
 	r.PlannedBps = linkplan.Rate(n, o.Size, p.RTT)
 	return n, linkplan.Gap(p.RTT, n), false, nil
 }
@@ -250,7 +250,7 @@ func (s *sockets) burst(ctx context.Context, o Options, count int, gap time.Dura
 		// After stop, read what is queued, but at most drainMax messages:
 		// on a busy router a stream of foreign ICMP errors could otherwise
 		// keep the queue from ever running empty.
-		const drainMax = MaxCount + 1024
+		const drainMax = linkplan.MaxCount + 1024
 		for drained := 0; drained < drainMax; {
 			rm, err := s.recvOne(buf, oob, drain)
 			if drain {

@@ -22,7 +22,7 @@ const (
 // errMsgSize is the send error for a probe larger than the path MTU.
 var errMsgSize = unix.EMSGSIZE
 
-// recvBuf is the receive buffer we ask for: a burst of MaxCount Time
+// recvBuf is the receive buffer we ask for: a burst of linkplan.MaxCount Time
 // Exceeded messages quoting 576 bytes each needs a few MB of skb memory.
 const recvBuf = 8 << 20
 
