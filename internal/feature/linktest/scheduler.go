@@ -92,6 +92,7 @@ type Scheduler struct {
 
 	own      *feature.Owner // Run's goroutine, or the caller under its mutex
 	finished chan runDone
+	recorded chan struct{} // capacity 1: a run was recorded (tests wait on it)
 	verdicts verdictQueue
 	ran      bool // Run was called (guarded by own)
 
@@ -143,6 +144,7 @@ func New(opts Options) (*Scheduler, error) {
 		ifLocks:  map[string]chan struct{}{},
 		own:      feature.NewOwner(),
 		finished: make(chan runDone),
+		recorded: make(chan struct{}, 1),
 		verdicts: verdictQueue{wake: make(chan struct{}, 1)},
 		tests:    map[string]*test{},
 		pending:  opts.Tests,
@@ -301,6 +303,10 @@ func (s *Scheduler) finish(d runDone) {
 	s.metrics.observe(t.cfg, rep, err)
 	t.runs++
 	t.lastRun = s.clock.Now()
+	select { // a wake-up, not a count: whoever waits re-reads Status
+	case s.recorded <- struct{}{}:
+	default:
+	}
 	if err != nil {
 		t.lastErr = err.Error()
 		// Nothing was measured, so the verdict stays as it was.

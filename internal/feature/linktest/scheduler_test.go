@@ -72,19 +72,22 @@ linktests:
 `
 
 // runsReach waits until the first test has run n times. Each check is a
-// round trip through the scheduler's goroutine (a burst's report is handed
-// to it by another goroutine), no sleep; a hang fails after 10 s.
+// round trip through the scheduler's goroutine; between checks it waits
+// for the owner's word that it recorded a run (no sleep, no polling); a
+// hang fails after 10 s.
 func runsReach(t *testing.T, s *linktest.Scheduler, n int) apitype.LinktestStatus {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	hang := time.NewTimer(10 * time.Second)
+	defer hang.Stop()
 	for {
 		if st := s.Status(); len(st) > 0 && st[0].Runs >= n {
 			return st[0]
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-linktest.Recorded(s):
+		case <-hang.C:
 			t.Fatalf("the test did not run %d times", n)
 		}
-		runtime.Gosched()
 	}
 }
 
