@@ -35,6 +35,7 @@ func newLinktestFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 
 func (f linktestFeature) Routes(r feature.Router)       { f.s.Routes(r) }
 func (f linktestFeature) Run(ctx context.Context) error { return f.s.Run(ctx) }
+func (f linktestFeature) Close() error                  { return f.s.Close() }
 
 // Prepare: the tests were checked with the config; nothing else can fail.
 func (f linktestFeature) Prepare(ctx context.Context, cfg *config.Config) (func() error, error) {

@@ -96,6 +96,10 @@ type Scheduler struct {
 	verdicts verdictQueue
 	ran      bool // Run was called (guarded by own)
 
+	closed    context.Context // ended by Close; ends Run
+	close     context.CancelFunc
+	closeOnce sync.Once
+
 	// Owned by Run's goroutine while it runs.
 	ctx     context.Context // Run's; nil when not running
 	wg      sync.WaitGroup  // bursts and the verdict worker
@@ -155,7 +159,16 @@ func New(opts Options) (*Scheduler, error) {
 			return nil, fmt.Errorf("registering link test metrics: %w", err)
 		}
 	}
+	s.closed, s.close = context.WithCancel(context.Background())
 	return s, nil
+}
+
+// Close ends Run (which returns once the bursts stopped and the verdicts
+// decided reached the engine); before Run it makes Run return at once. It
+// is safe to call more than once.
+func (s *Scheduler) Close() error {
+	s.closeOnce.Do(s.close)
+	return nil
 }
 
 // call runs fn with the tests' state (feature.Owner).
@@ -166,6 +179,10 @@ func (s *Scheduler) call(ctx context.Context, fn func()) error { return s.own.Ca
 // engine (each within 2 s). Holds are not released on the way out: the
 // engine keeps them in memory and stops with the daemon.
 func (s *Scheduler) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.closed, cancel)
+	defer stop()
 	if err := s.own.Start(func() error {
 		if s.ran {
 			return feature.ErrRunning

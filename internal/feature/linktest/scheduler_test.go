@@ -260,3 +260,29 @@ func TestScheduleOnFakeClock(t *testing.T) {
 		t.Errorf("after the second run: %+v", st)
 	}
 }
+
+// TestClose: Close ends Run, may be called again, and a Run after Close
+// returns at once.
+func TestClose(t *testing.T) {
+	run := func(ctx context.Context, o ttlloop.Options) (ttlloop.Report, error) {
+		<-ctx.Done() // a burst in flight until the scheduler stops
+		return ttlloop.Report{}, ctx.Err()
+	}
+	s, err := linktest.New(linktest.Options{Tests: daemon.LinktestTests(parse(t, fakeConfig).Linktests), Run: run,
+		Clock: clock.NewFake(time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC)), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() { done <- s.Run(context.Background()) }()
+	s.Close()
+	s.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not end Run")
+	}
+}
