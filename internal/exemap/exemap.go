@@ -11,10 +11,10 @@
 // Small writes back the binary's pages if they are still dirty (a binary
 // written seconds ago), asks for base pages on those mappings
 // (MADV_NOHUGEPAGE, MADV_RANDOM) and drops the mappings already made
-// (MADV_PAGEOUT, or MADV_DONTNEED). Both concern only this process's
-// page tables: the file stays in the page cache, no setting of the host
-// changes, and a later access maps the page (and its fault-around
-// neighbours) again. Only read-only mappings of the executable are touched;
+// (MADV_PAGEOUT, or MADV_DONTNEED), then drops the binary's cached pages
+// that no process maps (POSIX_FADV_DONTNEED). No setting of the host
+// changes; other processes' mappings stay; a later access faults the page
+// (and its cached neighbours) in again, from disk if it was dropped. Only read-only mappings of the executable are touched;
 // DONTNEED on them loses nothing, because they hold no private changes.
 package exemap
 
