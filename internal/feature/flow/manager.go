@@ -332,23 +332,11 @@ func (m *Manager) Run(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("flow: %w", err)
 	}
-	timer := m.clk.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	// armed is the deadline the timer is set for (zero: none). The timer is
-	// set again only when the next deadline changed, so a turn of the loop
-	// that changed nothing (an API call) does not re-arm it from a "now"
-	// that the clock may have left meanwhile.
-	var armed time.Time
+	alarm := clock.NewAlarm(m.clk)
+	defer alarm.Stop()
 	for {
 		now := m.clk.Now()
-		if due := m.pingDue(now); !due.Equal(armed) {
-			if armed = due; due.IsZero() {
-				timer.Stop()
-			} else {
-				timer.Reset(due.Sub(now))
-			}
-		}
+		alarm.Set(now, m.pingDue(now))
 		select {
 		case <-ctx.Done():
 			m.own.Stop(func() {
@@ -363,8 +351,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			fn()
 		case d := <-m.results:
 			m.finish(d)
-		case <-timer.C():
-			armed = time.Time{}
+		case <-alarm.C():
+			alarm.Fired()
 		}
 	}
 }

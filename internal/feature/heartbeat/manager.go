@@ -153,15 +153,16 @@ func (m *Manager) Run(ctx context.Context) error {
 		m.wg.Wait()
 	}()
 	close(m.started)
-	timer := m.clk.NewTimer(time.Hour)
-	defer timer.Stop()
+	alarm := clock.NewAlarm(m.clk)
+	defer alarm.Stop()
 	for {
 		now := m.clk.Now()
 		m.tick(now)
 		if m.dirty || (!m.retryAt.IsZero() && !now.Before(m.retryAt)) {
 			m.reconcile(now)
 		}
-		timer.Reset(m.nextWake(m.clk.Now()))
+		now = m.clk.Now()
+		alarm.Set(now, now.Add(m.nextWake(now)))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -169,7 +170,8 @@ func (m *Manager) Run(ctx context.Context) error {
 			m.handle(e)
 		case req := <-m.reqs:
 			req()
-		case <-timer.C():
+		case <-alarm.C():
+			alarm.Fired()
 		}
 	}
 }

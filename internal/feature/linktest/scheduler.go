@@ -200,10 +200,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.verdicts.work(ctx, s.eng, s.log)
 		}()
 	}
-	timer := s.clock.NewTimer(time.Hour)
-	defer timer.Stop()
+	alarm := clock.NewAlarm(s.clock)
+	defer alarm.Stop()
 	for {
-		timer.Reset(s.startDue(s.clock.Now()))
+		now := s.clock.Now()
+		alarm.Set(now, s.startDue(now))
 		select {
 		case <-ctx.Done():
 			s.own.Stop(func() {
@@ -218,7 +219,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			fn()
 		case d := <-s.finished:
 			s.finish(d)
-		case <-timer.C():
+		case <-alarm.C():
+			alarm.Fired()
 		}
 	}
 }
@@ -278,16 +280,18 @@ func (s *Scheduler) release(t *test, why string) {
 	s.verdicts.push(verdictCall{c.Name, c.AffectsService, c.AffectsPathName, source(c), false, why})
 }
 
-// startDue starts the bursts due at now and returns how long until the
-// next one is due.
-func (s *Scheduler) startDue(now time.Time) time.Duration {
-	wait := time.Hour
+// startDue starts the bursts due at now and returns when the next one is
+// due (zero: none, every test is out or there is none).
+func (s *Scheduler) startDue(now time.Time) time.Time {
+	var due time.Time
 	for _, t := range s.tests {
 		if t.busy || t.ctx == nil {
 			continue
 		}
 		if t.next.After(now) {
-			wait = min(wait, t.next.Sub(now))
+			if due.IsZero() || t.next.Before(due) {
+				due = t.next
+			}
 			continue
 		}
 		t.busy = true
@@ -301,7 +305,7 @@ func (s *Scheduler) startDue(now time.Time) time.Duration {
 			}
 		}(t, now)
 	}
-	return wait
+	return due
 }
 
 // finish records a burst's report and passes the verdict on, unless the
