@@ -6,7 +6,7 @@
 // The kernel then counts the binary's entire ~30 MiB of code and tables in
 // the process's RSS although the daemon runs a fraction of it: BENCHMARKS.md
 // measured 32 MiB of reachd's 50 MiB at 10,000 targets as file pages, the
-// same at 100 targets as at 50,000.
+// same at 500 targets as at 50,000.
 //
 // Small writes back the binary's pages if they are still dirty (a binary
 // written seconds ago), asks for base pages on those mappings
@@ -49,14 +49,16 @@ func Small() (Report, error) {
 		return r, err
 	}
 	r.Before, _ = rssFile("/proc/self/status")
+	f, err := os.Open("/proc/self/exe")
+	if err != nil {
+		return r, fmt.Errorf("exemap: %w", err)
+	}
+	defer f.Close()
 	// Pages still dirty in the page cache (a binary written seconds ago by
 	// go build, cp or an installer that did not sync) can be neither paged
 	// out nor dropped: write them back first. fsync on a read-only
 	// descriptor is allowed; on a file already on disk it does nothing.
-	if f, err := os.Open("/proc/self/exe"); err == nil {
-		_ = unix.Fdatasync(int(f.Fd()))
-		f.Close()
-	}
+	_ = unix.Fdatasync(int(f.Fd()))
 	for _, s := range spans {
 		n := s.end - s.start
 		// Base pages from now on, and no read-ahead beyond the page a
@@ -81,10 +83,7 @@ func Small() (Report, error) {
 	// earlier run read it, in large folios); a fault maps cached neighbours
 	// of the page it needs (fault-around), so drop the pages that nobody
 	// maps. Mapped pages, ours or another process's, stay.
-	if f, err := os.Open("/proc/self/exe"); err == nil {
-		_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
-		f.Close()
-	}
+	_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
 	r.After, _ = rssFile("/proc/self/status")
 	return r, nil
 }
