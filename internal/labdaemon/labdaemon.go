@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -74,7 +75,6 @@ type Reachd struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	logBuf *bytes.Buffer
 	exited chan struct{}
 }
 
@@ -185,10 +185,19 @@ func (r *Reachd) Restart() error {
 		args = append(unprivileged(r.User), args...)
 	}
 	cmd := r.NS.Command(args[0], args[1:]...)
-	r.logBuf = &bytes.Buffer{}
-	cmd.Stdout = &lockedWriter{w: r.logBuf, mu: &r.mu}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
+	// The daemon writes its log straight into a file: through a pipe, a
+	// reader that falls behind (a benchmark parsing the log while 10,000
+	// targets change state) would block the daemon's writes and so time
+	// what it measures.
+	logf, err := os.Create(r.logPath())
+	if err != nil {
+		r.mu.Unlock()
+		return fmt.Errorf("starting reachd: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	err = cmd.Start()
+	logf.Close() // the daemon has its own copy
+	if err != nil {
 		r.mu.Unlock()
 		return fmt.Errorf("starting reachd: %w", err)
 	}
@@ -216,22 +225,30 @@ func (r *Reachd) Restart() error {
 	}
 }
 
-type lockedWriter struct {
-	w  *bytes.Buffer
-	mu *sync.Mutex
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
+// logPath is the file the daemon's stdout and stderr go to.
+func (r *Reachd) logPath() string { return filepath.Join(r.Dir, "reachd.log") }
 
 // Log returns what the daemon printed so far.
 func (r *Reachd) Log() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.logBuf.String()
+	b, _ := os.ReadFile(r.logPath())
+	return string(b)
+}
+
+// LogSince returns the whole lines the daemon printed from byte offset
+// off on, and the offset after them: a reader that polls a long log reads
+// each line once.
+func (r *Reachd) LogSince(off int64) (string, int64) {
+	f, err := os.Open(r.logPath())
+	if err != nil {
+		return "", off
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, off, 1<<62))
+	if err != nil {
+		return "", off
+	}
+	b = b[:bytes.LastIndexByte(b, '\n')+1]
+	return string(b), off + int64(len(b))
 }
 
 // PID is the daemon's process id (0 when not started).

@@ -168,13 +168,29 @@ func run(o options) int {
 	return 0
 }
 
-// states is each target's last state in ts.
-func states(ts []daemonrun.Transition) map[string]string {
-	m := map[string]string{}
+// watch follows the daemon's log: each poll parses only the lines written
+// since the last one (a 10,000-target log is megabytes; parsing all of it
+// every poll would take the CPU the daemon is being timed on).
+type watch struct {
+	d      *daemonrun.Daemon
+	off    int64
+	ts     []daemonrun.Transition // every transition so far, in log order
+	states map[string]string      // each target's last state
+}
+
+func newWatch(d *daemonrun.Daemon) *watch { return &watch{d: d, states: map[string]string{}} }
+
+func (w *watch) poll() {
+	s, off := w.d.LogSince(w.off)
+	w.off = off
+	w.add(daemonrun.Transitions(s))
+}
+
+func (w *watch) add(ts []daemonrun.Transition) {
 	for _, t := range ts {
-		m[t.Target] = t.To
+		w.ts = append(w.ts, t)
+		w.states[t.Target] = t.To
 	}
-	return m
 }
 
 func count(m map[string]string, state string) int {
@@ -187,15 +203,15 @@ func count(m map[string]string, state string) int {
 	return n
 }
 
-func waitState(d *daemonrun.Daemon, state string, n int, limit time.Duration) (map[string]string, error) {
+func (w *watch) waitState(state string, n int, limit time.Duration) (map[string]string, error) {
 	deadline := time.Now().Add(limit)
 	for {
-		m := states(daemonrun.Transitions(d.Log()))
-		if count(m, state) >= n {
-			return m, nil
+		w.poll()
+		if count(w.states, state) >= n {
+			return w.states, nil
 		}
 		if time.Now().After(deadline) {
-			return m, fmt.Errorf("after %v only %d of %d targets are %s", limit, count(m, state), n, state)
+			return w.states, fmt.Errorf("after %v only %d of %d targets are %s", limit, count(w.states, state), n, state)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -216,8 +232,9 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 		return r, err
 	}
 	defer d.Stop()
+	w := newWatch(d)
 	logf("%d targets over %d paths, api load %v: waiting until every target is up", n, paths, load)
-	if _, err := waitState(d, "up", n, 60*time.Second); err != nil {
+	if _, err := w.waitState("up", n, 60*time.Second); err != nil {
 		return r, err
 	}
 	var stopLoad func()
@@ -245,7 +262,7 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	r.cutWindow = b.Sub(a)
 	cut := a.Add(r.cutWindow / 2)
 	bound := o.interval + o.retryInterval
-	_, werr := waitState(d, "down", n, 10*bound+10*time.Second)
+	_, werr := w.waitState("down", n, 10*bound+10*time.Second)
 	if stopLoad != nil {
 		stopLoad()
 	}
@@ -253,7 +270,8 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	if cerr := t.Targets.Clear(); cerr != nil {
 		return r, fmt.Errorf("lifting the cut: %w", cerr)
 	}
-	ts := daemonrun.Transitions(d.Log())
+	w.poll()
+	ts := w.ts
 	seen := map[string]bool{}
 	for _, tr := range ts {
 		if tr.To != "down" || seen[tr.Target] {
@@ -273,7 +291,7 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 		logf("%v", werr)
 	}
 	// Every target comes back (hold-down, if any, then up).
-	m, uerr := waitState(d, "up", n, 60*time.Second)
+	m, uerr := w.waitState("up", n, 60*time.Second)
 	r.backUp = count(m, "up")
 	if uerr != nil {
 		logf("%v", uerr)

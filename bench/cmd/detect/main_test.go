@@ -24,9 +24,14 @@ not json at all
 	if want := time.Date(2026, 12, 5, 1, 28, 31, 974562138, time.UTC); !ts[0].At.Equal(want) {
 		t.Errorf("time %v, want %v (ns kept)", ts[0].At, want)
 	}
-	m := states(ts)
-	if count(m, "down") != 2 || count(m, "up") != 0 {
-		t.Errorf("states %v", m)
+	w := newWatch(nil)
+	w.add(ts[:1])
+	if count(w.states, "up") != 1 {
+		t.Errorf("states %v after the first transition", w.states)
+	}
+	w.add(ts[1:])
+	if count(w.states, "down") != 2 || count(w.states, "up") != 0 || len(w.ts) != 3 {
+		t.Errorf("states %v, transitions %+v", w.states, w.ts)
 	}
 }
 
