@@ -70,6 +70,23 @@ type pconn struct {
 	mu      sync.Mutex
 	seq     uint16
 	pending map[uint16]*pending
+
+	// Requests wait in queue for the socket's sender goroutine, which
+	// sends them with sendmmsg. The caller (the engine's goroutine) only
+	// queues them: a sendmmsg of 64 echo requests takes hundreds of
+	// microseconds (on a veth the targets' replies are made inside it),
+	// and the engine's own work should not wait for that, nor the sends
+	// of one socket for another's.
+	qmu     sync.Mutex
+	queue   []job
+	qclosed bool // set by Close: nothing more is queued
+	qwake   chan struct{}
+}
+
+// job is one queued request and its callback.
+type job struct {
+	req  probe.Request
+	done func(probe.Result)
 }
 
 type pending struct {
@@ -139,7 +156,7 @@ func (p *Pinger) getConn(k connKey) (*pconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	pc := &pconn{conn: c, pending: map[uint16]*pending{}}
+	pc := &pconn{conn: c, pending: map[uint16]*pending{}, qwake: make(chan struct{}, 1)}
 	var idb [4]byte
 	p.rng.Read(idb[:])
 	pc.id = uint16(idb[0])<<8 | uint16(idb[1])
@@ -148,8 +165,9 @@ func (p *Pinger) getConn(k connKey) (*pconn, error) {
 		pc.id = c.port
 	}
 	p.conns[k] = pc
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go p.read(pc)
+	go p.sender(pc)
 	return pc, nil
 }
 
@@ -159,12 +177,13 @@ func (p *Pinger) Probe(req probe.Request, done func(probe.Result)) {
 	p.ProbeBatch([]probe.Request{req}, []func(probe.Result){done})
 }
 
-// ProbeBatch sends every request like Probe does, those that share a
-// socket (family, mark, interface) with one sendmmsg(2) per up to 64 of
-// them; done[i] reports reqs[i].
+// ProbeBatch queues every request like Probe does and returns: each
+// socket's (family, mark, interface) sender goroutine sends its requests
+// with one sendmmsg(2) per up to 64 of them; done[i] reports reqs[i]. The
+// socket is opened here, in the caller's network namespace.
 func (p *Pinger) ProbeBatch(reqs []probe.Request, done []func(probe.Result)) {
 	if len(reqs) == 1 {
-		p.sendGroup(keyOf(reqs[0]), reqs, done, []int{0})
+		p.queueGroup(keyOf(reqs[0]), reqs, done, []int{0})
 		return
 	}
 	var keys []connKey
@@ -181,7 +200,7 @@ func (p *Pinger) ProbeBatch(reqs []probe.Request, done []func(probe.Result)) {
 				idx = append(idx, i)
 			}
 		}
-		p.sendGroup(k, reqs, done, idx)
+		p.queueGroup(k, reqs, done, idx)
 	}
 }
 
@@ -189,74 +208,128 @@ func keyOf(r probe.Request) connKey {
 	return connKey{v6: r.Target.Unmap().Is6(), mark: r.Mark, ifname: r.Interface}
 }
 
-// sendGroup sends reqs[i] for every i in idx, all to socket k.
-func (p *Pinger) sendGroup(k connKey, reqs []probe.Request, done []func(probe.Result), idx []int) {
+// queueGroup queues reqs[i] for every i in idx on socket k.
+func (p *Pinger) queueGroup(k connKey, reqs []probe.Request, done []func(probe.Result), idx []int) {
 	pc, err := p.getConn(k)
 	if err != nil {
-		now := time.Now()
-		for _, i := range idx {
-			p.stats.sendErrs.Add(1)
-			done[i](probe.Result{Sent: now, Detail: err.Error()})
-		}
+		fail(p, idx, done, err)
 		return
 	}
+	pc.qmu.Lock()
+	if pc.qclosed {
+		pc.qmu.Unlock()
+		fail(p, idx, done, errClosed)
+		return
+	}
+	for _, i := range idx {
+		pc.queue = append(pc.queue, job{reqs[i], done[i]})
+	}
+	pc.qmu.Unlock()
+	select {
+	case pc.qwake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// fail reports done[i] for every i in idx as not sent, with err.
+func fail(p *Pinger, idx []int, done []func(probe.Result), err error) {
+	now := time.Now()
+	for _, i := range idx {
+		p.stats.sendErrs.Add(1)
+		done[i](probe.Result{Sent: now, Detail: err.Error()})
+	}
+}
+
+// keepJobs bounds the queue slices a sender keeps for reuse: a bigger one
+// (every target due at once at start-up) is let go after use.
+const keepJobs = 1 << 14
+
+// sender sends what is queued on pc, everything queued at once in
+// batches of up to sendLen, until the Pinger closes.
+func (p *Pinger) sender(pc *pconn) {
+	defer p.wg.Done()
+	var jobs []job
+	for {
+		select {
+		case <-p.done:
+			return
+		case <-pc.qwake:
+		}
+		select {
+		case <-p.done: // closing: Close reports what is queued
+			return
+		default:
+		}
+		if cap(jobs) > keepJobs {
+			jobs = nil // a burst (start-up) made it big: let it go
+		}
+		pc.qmu.Lock()
+		jobs, pc.queue = pc.queue, jobs[:0]
+		pc.qmu.Unlock()
+		for rest := jobs; len(rest) > 0; {
+			n := min(len(rest), sendLen)
+			p.sendJobs(pc, rest[:n])
+			rest = rest[n:]
+		}
+		clear(jobs) // let the callbacks go
+	}
+}
+
+// sendJobs sends up to sendLen queued requests with sendmmsg.
+func (p *Pinger) sendJobs(pc *pconn, jobs []job) {
 	size := min(p.opts.Size, maxSize)
 	b := sendBatches.Get().(*sendBatch)
 	defer sendBatches.Put(b)
-	for len(idx) > 0 {
-		chunk := idx[:min(len(idx), sendLen)]
-		idx = idx[len(chunk):]
-		b.n = len(chunk)
-		p.mu.Lock()
-		for j := range chunk {
-			p.rng.Read(b.toks[j][:])
-		}
-		p.mu.Unlock()
-		// The deadlines are armed before the send so that a fast reply
-		// always finds its timer to cancel; a reply read before the send
-		// returned waits in its pending (sending) for the send time.
-		now := time.Now()
-		pc.mu.Lock()
-		for j, i := range chunk {
-			target := reqs[i].Target.Unmap()
-			pd := &pending{pc: pc, token: b.toks[j], target: target, done: done[i], index: -1,
-				sending: true, sent: now, deadline: now.Add(reqs[i].Timeout)}
-			for n := 0; n < 1<<16; n++ {
-				pc.seq++
-				if pc.pending[pc.seq] == nil {
-					break
-				}
+	b.n = len(jobs)
+	p.mu.Lock()
+	for j := range jobs {
+		p.rng.Read(b.toks[j][:])
+	}
+	p.mu.Unlock()
+	// The deadlines are armed before the send so that a fast reply
+	// always finds its timer to cancel; a reply read before the send
+	// returned waits in its pending (sending) for the send time.
+	now := time.Now()
+	pc.mu.Lock()
+	for j, jb := range jobs {
+		target := jb.req.Target.Unmap()
+		pd := &pending{pc: pc, token: b.toks[j], target: target, done: jb.done, index: -1,
+			sending: true, sent: now, deadline: now.Add(jb.req.Timeout)}
+		for n := 0; n < 1<<16; n++ {
+			pc.seq++
+			if pc.pending[pc.seq] == nil {
+				break
 			}
-			pd.seq = pc.seq
-			pc.pending[pd.seq] = pd
-			b.pds[j] = pd
-			n := marshalEcho(b.bufs[j][:], k.v6, pc.id, pd.seq, &pd.token, size)
-			b.set(j, target, n)
 		}
-		pc.mu.Unlock()
-		p.armAll(b.pds[:b.n])
-		pc.sendAll(b)
-		pc.mu.Lock()
-		for j, pd := range b.pds[:b.n] {
-			pd.sending = false
-			pd.sent = b.sent[j]
-		}
-		pc.mu.Unlock()
-		for j, pd := range b.pds[:b.n] {
-			switch {
-			case b.errs[j] != nil:
-				if p.take(pd) {
-					p.stats.sendErrs.Add(1)
-					pd.done(probe.Result{Sent: pd.sent, Detail: sendDetail(b.errs[j])})
-				}
-			case pd.replied:
-				p.stats.sent.Add(1)
-				pd.done(probe.Result{OK: true, Sent: pd.sent, RTT: max(pd.replyAt.Sub(pd.sent), 0)})
-			default:
-				p.stats.sent.Add(1)
+		pd.seq = pc.seq
+		pc.pending[pd.seq] = pd
+		b.pds[j] = pd
+		n := marshalEcho(b.bufs[j][:], pc.v6, pc.id, pd.seq, &pd.token, size)
+		b.set(j, target, n)
+	}
+	pc.mu.Unlock()
+	p.armAll(b.pds[:b.n])
+	pc.sendAll(b)
+	pc.mu.Lock()
+	for j, pd := range b.pds[:b.n] {
+		pd.sending = false
+		pd.sent = b.sent[j]
+	}
+	pc.mu.Unlock()
+	for j, pd := range b.pds[:b.n] {
+		switch {
+		case b.errs[j] != nil:
+			if p.take(pd) {
+				p.stats.sendErrs.Add(1)
+				pd.done(probe.Result{Sent: pd.sent, Detail: sendDetail(b.errs[j])})
 			}
-			b.pds[j] = nil
+		case pd.replied:
+			p.stats.sent.Add(1)
+			pd.done(probe.Result{OK: true, Sent: pd.sent, RTT: max(pd.replyAt.Sub(pd.sent), 0)})
+		default:
+			p.stats.sent.Add(1)
 		}
+		b.pds[j] = nil
 	}
 }
 
@@ -364,7 +437,7 @@ func (p *Pinger) handle(pc *pconn, b []byte, ts time.Time) {
 	pd.done(probe.Result{OK: true, Sent: sent, RTT: rtt})
 }
 
-// Close closes every socket; pending probes end as failures.
+// Close closes every socket; pending and queued probes end as failures.
 func (p *Pinger) Close() error {
 	p.mu.Lock()
 	if p.closed {
@@ -381,6 +454,10 @@ func (p *Pinger) Close() error {
 	p.mu.Unlock()
 	p.wg.Wait()
 	for _, pc := range pcs {
+		pc.qmu.Lock()
+		queued := pc.queue
+		pc.queue, pc.qclosed = nil, true
+		pc.qmu.Unlock()
 		pc.mu.Lock()
 		var left []*pending
 		for _, pd := range pc.pending {
@@ -390,6 +467,10 @@ func (p *Pinger) Close() error {
 		pc.mu.Unlock()
 		for _, pd := range left {
 			pd.done(probe.Result{Sent: pd.sent, Detail: "pinger closed"})
+		}
+		now := time.Now()
+		for _, jb := range queued {
+			jb.done(probe.Result{Sent: now, Detail: "pinger closed"})
 		}
 	}
 	return nil
