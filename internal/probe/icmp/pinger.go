@@ -212,13 +212,13 @@ func keyOf(r probe.Request) connKey {
 func (p *Pinger) queueGroup(k connKey, reqs []probe.Request, done []func(probe.Result), idx []int) {
 	pc, err := p.getConn(k)
 	if err != nil {
-		fail(p, idx, done, err)
+		p.fail(idx, done, err)
 		return
 	}
 	pc.qmu.Lock()
 	if pc.qclosed {
 		pc.qmu.Unlock()
-		fail(p, idx, done, errClosed)
+		p.fail(idx, done, errClosed)
 		return
 	}
 	for _, i := range idx {
@@ -232,7 +232,7 @@ func (p *Pinger) queueGroup(k connKey, reqs []probe.Request, done []func(probe.R
 }
 
 // fail reports done[i] for every i in idx as not sent, with err.
-func fail(p *Pinger, idx []int, done []func(probe.Result), err error) {
+func (p *Pinger) fail(idx []int, done []func(probe.Result), err error) {
 	now := time.Now()
 	for _, i := range idx {
 		p.stats.sendErrs.Add(1)
