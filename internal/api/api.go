@@ -84,7 +84,7 @@ func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
-	body, err := s.status.get(r.Context(), func(ctx context.Context) (any, error) { return s.b.Status(ctx) })
+	body, err := s.status.get(r.Context(), s.b.Status)
 	if err != nil {
 		httpjson.WriteError(w, err)
 		return

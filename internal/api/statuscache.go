@@ -1,12 +1,11 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"sync"
 	"time"
 
+	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
 )
 
@@ -39,7 +38,7 @@ type statusBuild struct {
 const statusDuty = 5
 
 // get returns the encoded status; build makes it.
-func (c *statusShare) get(ctx context.Context, build func(context.Context) (any, error)) ([]byte, error) {
+func (c *statusShare) get(ctx context.Context, build func(context.Context) (apitype.Status, error)) ([]byte, error) {
 	c.mu.Lock()
 	b := c.next
 	if b == nil {
@@ -60,7 +59,7 @@ func (c *statusShare) get(ctx context.Context, build func(context.Context) (any,
 	}
 }
 
-func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(context.Context) (any, error)) {
+func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(context.Context) (apitype.Status, error)) {
 	c.building.Lock()
 	defer c.building.Unlock()
 	c.mu.Lock()
@@ -82,10 +81,7 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	start := c.clk.Now()
 	v, err := build(ctx)
 	if err == nil {
-		var buf bytes.Buffer
-		if err = json.NewEncoder(&buf).Encode(v); err == nil {
-			b.body = buf.Bytes()
-		}
+		b.body, err = encodeStatus(&v)
 	}
 	b.err = err
 	took := c.clk.Now().Sub(start)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"time"
 
 	"github.com/reachd/reachd/internal/apitype"
@@ -162,7 +163,13 @@ func statusJSON(snap engine.Snapshot) apitype.Status {
 				Reason: p.Reason,
 				Weight: p.Weight, Drained: p.Drained, Usable: p.Usable, Dynamic: p.Dynamic,
 			}
-			for _, t := range p.Targets {
+			if len(p.Targets) > 0 {
+				ps.Targets = make([]apitype.Target, 0, len(p.Targets))
+			}
+			for i, t := range p.Targets {
+				if i > 0 && i%yieldEvery == 0 {
+					runtime.Gosched() // as the API's encoding does: see encodeStatus there
+				}
 				ps.Targets = append(ps.Targets, apitype.Target{
 					Address: t.Address.String(), State: t.State.String(),
 					Attempts: t.Attempts, Losses: t.Losses,
@@ -178,6 +185,11 @@ func statusJSON(snap engine.Snapshot) apitype.Status {
 	}
 	return out
 }
+
+// yieldEvery is how many targets statusJSON converts between two yields
+// to the Go scheduler: 10,000 targets are milliseconds of work, and a probe
+// whose timer comes due on the same processor should not wait for all of it.
+const yieldEvery = 256
 
 // addPinned sets the pinned connections of ecmp services' paths.
 func addPinned(st *apitype.Status, pinned map[string]map[string]int) {

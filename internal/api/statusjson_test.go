@@ -1,0 +1,141 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/reachd/reachd/internal/apitype"
+)
+
+// fill sets every field of the struct v points to a value that is not
+// the zero value, so a field added to apitype.Target that encodeStatus
+// does not write makes TestEncodeStatusLikeEncodingJSON fail.
+func fill(t *testing.T, v any, i int) {
+	rv := reflect.ValueOf(v).Elem()
+	for f := 0; f < rv.NumField(); f++ {
+		fv := rv.Field(f)
+		switch fv.Kind() {
+		case reflect.String:
+			fv.SetString(fmt.Sprintf("s%d-%d", i, f))
+		case reflect.Uint, reflect.Uint64, reflect.Uint32:
+			fv.SetUint(uint64(1000*i + f + 1))
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			fv.SetInt(int64(-1000*i - f - 1))
+		case reflect.Bool:
+			fv.SetBool(true)
+		case reflect.Pointer:
+			if fv.Type() == reflect.TypeOf(&time.Time{}) {
+				at := time.Date(2026, 12, 5, 10, 0, i, 123456789, time.FixedZone("x", 3600))
+				fv.Set(reflect.ValueOf(&at))
+				continue
+			}
+			t.Fatalf("apitype.Target.%s: a pointer to %v; teach encodeStatus and this test", rv.Type().Field(f).Name, fv.Type().Elem())
+		default:
+			t.Fatalf("apitype.Target.%s: kind %v; teach encodeStatus and this test", rv.Type().Field(f).Name, fv.Kind())
+		}
+	}
+}
+
+// encodeStatus writes what json.Encoder.Encode writes, byte for byte.
+func TestEncodeStatusLikeEncodingJSON(t *testing.T) {
+	mk := func(n int, weird bool) []apitype.Target {
+		if n < 0 {
+			return nil
+		}
+		ts := make([]apitype.Target, n)
+		for i := range ts {
+			fill(t, &ts[i], i)
+			if i%3 == 0 {
+				ts[i].LastAttempt = nil
+			}
+			if weird && i%2 == 0 {
+				ts[i].Reason = fmt.Sprintf("<%d> \"quoted\" & \\ \n\t\u2028 \xff é \"targets\":null", i)
+				ts[i].Address = "fe80::1%e<0>"
+			}
+			if i%4 == 1 {
+				ts[i].Reason = "answered" // repeats: encoded once
+			}
+		}
+		return ts
+	}
+	cur := "p1"
+	st := apitype.Status{Version: "v<1>", Started: time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC), Config: "/etc/reachd \"x\".yaml",
+		Services: []apitype.Service{
+			{Name: "a", CurrentPath: &cur, Decided: true, Selection: "hunt", Paths: []apitype.Path{
+				{Name: "p1", State: "up", Reason: `"targets":null`, Targets: mk(3, true)},
+				{Name: "p2", Targets: mk(-1, false)},
+				{Name: "p3", Targets: mk(0, false), Dampening: &apitype.Dampening{Penalty: 3}},
+			}},
+			{Name: "b", Selection: "ecmp", UsablePaths: []string{"q"}, Paths: []apitype.Path{
+				{Name: "q", Weight: 2, Targets: mk(2*yieldEvery+7, false)},
+			}},
+			{Name: "c"},
+		}}
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := encodeStatus(&st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		for i := range min(len(got), want.Len()) {
+			if got[i] != want.Bytes()[i] {
+				t.Fatalf("differs at byte %d:\n got …%s\nwant …%s", i, got[max(0, i-80):min(len(got), i+80)], want.Bytes()[max(0, i-80):min(want.Len(), i+80)])
+			}
+		}
+		t.Fatalf("lengths differ: got %d, want %d bytes", len(got), want.Len())
+	}
+	if st.Services[0].Paths[0].Targets == nil {
+		t.Error("encodeStatus changed the status it encoded")
+	}
+}
+
+// A 10,000-target status, against encoding/json (go test -bench EncodeStatus ./internal/api).
+func BenchmarkEncodeStatus(b *testing.B) {
+	at := time.Now()
+	ts := make([]apitype.Target, 10000)
+	for i := range ts {
+		ts[i] = apitype.Target{Address: fmt.Sprintf("2001:db8:100::%x", i), State: "up", Attempts: 123456, LastAttempt: &at, LastRTT: 51234, Reason: "answered"}
+	}
+	st := apitype.Status{Services: []apitype.Service{{Name: "bench", Paths: []apitype.Path{{Name: "p0", Targets: ts}}}}}
+	b.Run("encodeStatus", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := encodeStatus(&st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encoding/json", func(b *testing.B) {
+		for b.Loop() {
+			var buf bytes.Buffer
+			if err := json.NewEncoder(&buf).Encode(&st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// A time encoding/json refuses (year 10000) fails encodeStatus too; an
+// offset with seconds encodes as encoding/json writes it.
+func TestEncodeStatusTimes(t *testing.T) {
+	odd := time.Date(2026, 12, 5, 10, 0, 0, 5, time.FixedZone("odd", 3600+30))
+	st := apitype.Status{Services: []apitype.Service{{Name: "a", Paths: []apitype.Path{{Name: "p", Targets: []apitype.Target{{LastAttempt: &odd}}}}}}}
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(st); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := encodeStatus(&st); err != nil || !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("got %s, %v; want %s", got, err, want.Bytes())
+	}
+	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	st.Services[0].Paths[0].Targets[0].LastAttempt = &far
+	if _, err := encodeStatus(&st); err == nil {
+		t.Error("year 10000 encoded; encoding/json refuses it")
+	}
+}
