@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"runtime"
 	"strconv"
 	"time"
@@ -70,12 +71,8 @@ func encodeStatus(st *apitype.Status) ([]byte, error) {
 var (
 	targetsKey      = []byte(`"targets":`)
 	targetsNull     = []byte(`"targets":null`)
-	errNoTargetsKey = jsonError("status encoding: a path without its targets key")
+	errNoTargetsKey = errors.New("status encoding: a path without its targets key")
 )
-
-type jsonError string
-
-func (e jsonError) Error() string { return string(e) }
 
 // yieldEvery is how many targets are written between two yields to the
 // scheduler: about a tenth of a millisecond of work.
