@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,12 +85,14 @@ func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
-	body, err := s.status.get(r.Context(), s.b.Status)
+	body, release, err := s.status.get(r.Context(), s.b.Status)
+	defer release()
 	if err != nil {
 		httpjson.WriteError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	w.Write(body)
 }

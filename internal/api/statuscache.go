@@ -18,6 +18,11 @@ import (
 // before it arrived: it joins a build that has not started yet, or starts
 // one. On a small config a build takes well under a millisecond, so the
 // spacing is too.
+//
+// An answer's buffer is reused by a later build once every request that
+// joined its build has released it (written it or given up): a 1.6 MB
+// answer each build, thirty builds a second, was most of the garbage the
+// daemon made under the bench's API load.
 type statusShare struct {
 	building sync.Mutex // held by the build that runs: one at a time
 	clk      clock.Clock
@@ -25,38 +30,71 @@ type statusShare struct {
 	mu     sync.Mutex
 	next   *statusBuild // the build the next requests join; nil: none waiting
 	notBef time.Time    // the earliest start of the next build
+	free   [][]byte     // released answers' buffers, at most keepBuffers
 }
 
 type statusBuild struct {
 	done chan struct{}
 	body []byte
 	err  error
+	// Guarded by statusShare.mu:
+	refs  int  // requests that joined and have not released it
+	ended bool // body and err are set
 }
+
+// keepBuffers is how many released answer buffers wait for reuse: a build
+// takes one while the requests of the one before may still be writing
+// theirs.
+const keepBuffers = 2
 
 // statusDuty is how much of the time builds may take: the next build
 // starts no sooner than its predecessor's duration × statusDuty after it.
 const statusDuty = 5
 
-// get returns the encoded status; build makes it.
-func (c *statusShare) get(ctx context.Context, build func(context.Context) (apitype.Status, error)) ([]byte, error) {
+// get returns the encoded status; build makes it. The body is valid until
+// release, which the caller must call once, also after an error.
+func (c *statusShare) get(ctx context.Context, build func(context.Context) (apitype.Status, error)) (body []byte, release func(), err error) {
 	c.mu.Lock()
 	b := c.next
-	if b == nil {
+	start := b == nil
+	if start {
 		b = &statusBuild{done: make(chan struct{})}
 		c.next = b
-		c.mu.Unlock()
+	}
+	b.refs++
+	c.mu.Unlock()
+	if start {
 		// The build serves every request that joins it: it must not end
 		// with this one's context.
 		go c.run(context.WithoutCancel(ctx), b, build)
-	} else {
-		c.mu.Unlock()
 	}
+	release = sync.OnceFunc(func() { c.release(b) })
 	select {
 	case <-b.done:
-		return b.body, b.err
+		return b.body, release, b.err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, release, ctx.Err()
 	}
+}
+
+// release drops one request's hold on b; the last one hands b's buffer on.
+func (c *statusShare) release(b *statusBuild) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b.refs--
+	c.recycle(b)
+}
+
+// recycle keeps b's buffer for a later build once b has ended and nobody
+// holds it. c.mu is held.
+func (c *statusShare) recycle(b *statusBuild) {
+	if b.refs > 0 || !b.ended || b.body == nil {
+		return
+	}
+	if len(c.free) < keepBuffers {
+		c.free = append(c.free, b.body[:0])
+	}
+	b.body = nil
 }
 
 func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(context.Context) (apitype.Status, error)) {
@@ -75,18 +113,24 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	if c.next == b {
 		c.next = nil
 	}
+	var buf []byte
+	if n := len(c.free); n > 0 {
+		buf, c.free = c.free[n-1], c.free[:n-1]
+	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := c.clk.Now()
 	v, err := build(ctx)
+	var body []byte
 	if err == nil {
-		b.body, err = encodeStatus(&v)
+		body, err = encodeStatus(buf, &v)
 	}
-	b.err = err
 	took := c.clk.Now().Sub(start)
 	c.mu.Lock()
+	b.body, b.err, b.ended = body, err, true
 	c.notBef = start.Add(took * statusDuty)
+	c.recycle(b) // when every request gave up meanwhile
 	c.mu.Unlock()
 	close(b.done)
 }

@@ -2,8 +2,10 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -101,5 +103,46 @@ func TestStatusIsFresh(t *testing.T) {
 		if got := b.calls.Load(); got != int64(i+1) {
 			t.Fatalf("request %d: %d builds", i, got)
 		}
+	}
+}
+
+// A released answer's buffer is reused by a later build; one still held
+// by a request that is writing it is not.
+func TestStatusBuffersReused(t *testing.T) {
+	c := &statusShare{clk: clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))}
+	n := 0
+	build := func(context.Context) (apitype.Status, error) {
+		n++
+		return apitype.Status{Config: fmt.Sprintf("build %d", n)}, nil
+	}
+	ctx := context.Background()
+	b1, rel1, err := c.get(ctx, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want1 := string(b1)
+	b2, rel2, err := c.get(ctx, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &b2[0] == &b1[0] || string(b1) != want1 {
+		t.Fatal("a build wrote into an answer that was still held")
+	}
+	rel1()
+	rel1() // a second release of the same hold changes nothing
+	b3, rel3, err := c.get(ctx, build)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rel3()
+	if &b3[0] != &b1[0] {
+		t.Error("the released buffer was not reused")
+	}
+	if !strings.Contains(string(b2), `"build 2"`) || !strings.Contains(string(b3), `"build 3"`) {
+		t.Errorf("answers %q and %q; want builds 2 and 3", b2, b3)
+	}
+	rel2()
+	if len(c.free) != 1 {
+		t.Errorf("%d buffers kept after every hold but one was released; want 1", len(c.free))
 	}
 }

@@ -79,7 +79,7 @@ func TestEncodeStatusLikeEncodingJSON(t *testing.T) {
 	if err := json.NewEncoder(&want).Encode(st); err != nil {
 		t.Fatal(err)
 	}
-	got, err := encodeStatus(&st)
+	got, err := encodeStatus(nil, &st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,6 +94,17 @@ func TestEncodeStatusLikeEncodingJSON(t *testing.T) {
 	if st.Services[0].Paths[0].Targets == nil {
 		t.Error("encodeStatus changed the status it encoded")
 	}
+	// Into an earlier answer's buffer, big enough or not: the same bytes,
+	// and the big one reused.
+	for _, dst := range [][]byte{bytes.Repeat([]byte("x"), 4*len(got)), []byte("xyz")} {
+		again, err := encodeStatus(dst, &st)
+		if err != nil || !bytes.Equal(again, got) {
+			t.Fatalf("into a buffer of %d bytes: %d bytes, err %v; want the %d bytes of a fresh encoding", len(dst), len(again), err, len(got))
+		}
+		if cap(dst) == 4*len(got) && &again[0] != &dst[0] {
+			t.Error("a big enough buffer was not reused")
+		}
+	}
 }
 
 // A 10,000-target status, against encoding/json (go test -bench EncodeStatus ./internal/api).
@@ -106,7 +117,16 @@ func BenchmarkEncodeStatus(b *testing.B) {
 	st := apitype.Status{Services: []apitype.Service{{Name: "bench", Paths: []apitype.Path{{Name: "p0", Targets: ts}}}}}
 	b.Run("encodeStatus", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := encodeStatus(&st); err != nil {
+			if _, err := encodeStatus(nil, &st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encodeStatus into the last answer's buffer", func(b *testing.B) {
+		var buf []byte
+		for b.Loop() {
+			var err error
+			if buf, err = encodeStatus(buf, &st); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -130,12 +150,12 @@ func TestEncodeStatusTimes(t *testing.T) {
 	if err := json.NewEncoder(&want).Encode(st); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := encodeStatus(&st); err != nil || !bytes.Equal(got, want.Bytes()) {
+	if got, err := encodeStatus(nil, &st); err != nil || !bytes.Equal(got, want.Bytes()) {
 		t.Errorf("got %s, %v; want %s", got, err, want.Bytes())
 	}
 	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
 	st.Services[0].Paths[0].Targets[0].LastAttempt = &far
-	if _, err := encodeStatus(&st); err == nil {
+	if _, err := encodeStatus(nil, &st); err == nil {
 		t.Error("year 10000 encoded; encoding/json refuses it")
 	}
 }
