@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/clock"
@@ -30,7 +31,29 @@ type statusShare struct {
 	mu     sync.Mutex
 	next   *statusBuild // the build the next requests join; nil: none waiting
 	notBef time.Time    // the earliest start of the next build
-	free   [][]byte     // released answers' buffers, at most keepBuffers
+	// spare is what the next build may reuse, held weakly: while clients
+	// poll it lives from build to build, and once they stop the next
+	// garbage collection frees it (a 10,000-target daemon would otherwise
+	// keep megabytes for one reachctl status an hour ago).
+	spare weak.Pointer[statusSpare]
+}
+
+// statusSpare is memory a later build may write into.
+type statusSpare struct {
+	free [][]byte // released answers' buffers, at most keepBuffers
+	// last is the status the last build encoded (StatusReuser).
+	last apitype.Status
+}
+
+// spareLocked returns the spare memory, made anew when it was collected.
+// c.mu is held.
+func (c *statusShare) spareLocked() *statusSpare {
+	sp := c.spare.Value()
+	if sp == nil {
+		sp = &statusSpare{}
+		c.spare = weak.Make(sp)
+	}
+	return sp
 }
 
 type statusBuild struct {
@@ -53,7 +76,7 @@ const statusDuty = 5
 
 // get returns the encoded status; build makes it. The body is valid until
 // release, which the caller must call once, also after an error.
-func (c *statusShare) get(ctx context.Context, build func(context.Context) (apitype.Status, error)) (body []byte, release func(), err error) {
+func (c *statusShare) get(ctx context.Context, build func(context.Context, apitype.Status) (apitype.Status, error)) (body []byte, release func(), err error) {
 	c.mu.Lock()
 	b := c.next
 	start := b == nil
@@ -91,13 +114,13 @@ func (c *statusShare) recycle(b *statusBuild) {
 	if b.refs > 0 || !b.ended || b.body == nil {
 		return
 	}
-	if len(c.free) < keepBuffers {
-		c.free = append(c.free, b.body[:0])
+	if sp := c.spareLocked(); len(sp.free) < keepBuffers {
+		sp.free = append(sp.free, b.body[:0])
 	}
 	b.body = nil
 }
 
-func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(context.Context) (apitype.Status, error)) {
+func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(context.Context, apitype.Status) (apitype.Status, error)) {
 	c.building.Lock()
 	defer c.building.Unlock()
 	c.mu.Lock()
@@ -113,18 +136,20 @@ func (c *statusShare) run(ctx context.Context, b *statusBuild, build func(contex
 	if c.next == b {
 		c.next = nil
 	}
+	sp := c.spareLocked() // held until this build ends
 	var buf []byte
-	if n := len(c.free); n > 0 {
-		buf, c.free = c.free[n-1], c.free[:n-1]
+	if n := len(sp.free); n > 0 {
+		buf, sp.free = sp.free[n-1], sp.free[:n-1]
 	}
 	c.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	start := c.clk.Now()
-	v, err := build(ctx)
+	v, err := build(ctx, sp.last)
 	var body []byte
 	if err == nil {
 		body, err = encodeStatus(buf, &v)
+		sp.last = v // encoded: nobody reads it any more
 	}
 	took := c.clk.Now().Sub(start)
 	c.mu.Lock()

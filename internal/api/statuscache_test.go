@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -111,8 +112,10 @@ func TestStatusIsFresh(t *testing.T) {
 func TestStatusBuffersReused(t *testing.T) {
 	c := &statusShare{clk: clock.NewFake(time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC))}
 	n := 0
-	build := func(context.Context) (apitype.Status, error) {
+	var prevs []string
+	build := func(_ context.Context, prev apitype.Status) (apitype.Status, error) {
 		n++
+		prevs = append(prevs, prev.Config)
 		return apitype.Status{Config: fmt.Sprintf("build %d", n)}, nil
 	}
 	ctx := context.Background()
@@ -134,15 +137,24 @@ func TestStatusBuffersReused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer rel3()
 	if &b3[0] != &b1[0] {
 		t.Error("the released buffer was not reused")
 	}
 	if !strings.Contains(string(b2), `"build 2"`) || !strings.Contains(string(b3), `"build 3"`) {
 		t.Errorf("answers %q and %q; want builds 2 and 3", b2, b3)
 	}
+	if fmt.Sprint(prevs) != "[ build 1 build 2]" {
+		t.Errorf("the builds were given %q to write into; want nothing, then each the one before", prevs)
+	}
 	rel2()
-	if len(c.free) != 1 {
-		t.Errorf("%d buffers kept after every hold but one was released; want 1", len(c.free))
+	if sp := c.spare.Value(); sp == nil || len(sp.free) != 1 {
+		t.Errorf("spare %+v after every hold but one was released; want one buffer", sp)
+	}
+	runtime.KeepAlive(b1)
+	b1, b2, b3 = nil, nil, nil
+	rel3()
+	runtime.GC()
+	if c.spare.Value() != nil {
+		t.Error("the spare memory outlived a garbage collection with no build running")
 	}
 }

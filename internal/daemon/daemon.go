@@ -56,10 +56,12 @@ type Daemon struct {
 	eng      *engine.Engine
 	api      *api.Server
 	reloadMu sync.Mutex
-	cfg      *config.Config
-	features []Feature
-	plane    *dataplane.Plane // nil when no path is routed
-	notify   *sdnotify.Notifier
+	// statusSnap is the engine snapshot the next status build reuses.
+	statusSnap statusSnap
+	cfg        *config.Config
+	features   []Feature
+	plane      *dataplane.Plane // nil when no path is routed
+	notify     *sdnotify.Notifier
 	// feed is the event feed every feature publishes to; recorder and
 	// history exist only when the dashboard is configured.
 	feed     *events.Feed

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
+	"sync"
 	"time"
+	"weak"
 
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
@@ -39,11 +41,32 @@ func (b backend) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
 // connections pinned to each path of an ecmp service (a conntrack dump,
 // outside the engine's goroutine).
 func (b backend) Status(ctx context.Context) (apitype.Status, error) {
-	snap, err := b.d.eng.Snapshot(ctx)
+	return b.StatusReusing(ctx, apitype.Status{})
+}
+
+// StatusReusing is Status written into prev's target slices, a status the
+// caller no longer reads (api.StatusReuser), and the engine's snapshot into
+// the last one's: a daemon answering many status requests then makes
+// little garbage per build (BENCHMARKS.md, "The API under load: send
+// jitter").
+func (b backend) StatusReusing(ctx context.Context, prev apitype.Status) (apitype.Status, error) {
+	sc := &b.d.statusSnap
+	var last engine.Snapshot
+	sc.mu.Lock()
+	if p := sc.snap.Value(); p != nil {
+		last = *p
+	}
+	sc.snap = weak.Pointer[engine.Snapshot]{} // a concurrent build meanwhile starts afresh
+	sc.mu.Unlock()
+	snap, err := b.d.eng.SnapshotReusing(ctx, last)
 	if err != nil {
 		return apitype.Status{}, err
 	}
-	st := statusJSON(snap)
+	st := statusJSON(snap, prev)
+	// statusJSON copied what it needs: the snapshot's memory is free.
+	sc.mu.Lock()
+	sc.snap = weak.Make(&snap)
+	sc.mu.Unlock()
 	if b.d.plane == nil {
 		return st, nil
 	}
@@ -135,10 +158,21 @@ func pathInfoJSON(snap engine.Snapshot) apitype.PathInfo {
 	return out
 }
 
-// statusJSON is the /v1/status shape of a snapshot.
-func statusJSON(snap engine.Snapshot) apitype.Status {
+// statusSnap is the engine snapshot of the last status build, for the next
+// one to take its targets into; held weakly, so that it lives while clients
+// poll and goes at the first garbage collection after they stop.
+type statusSnap struct {
+	mu   sync.Mutex
+	snap weak.Pointer[engine.Snapshot]
+}
+
+// statusJSON is the /v1/status shape of a snapshot. Targets are written
+// into prev's target slices where they are big enough (service i's path
+// j's), and their times into prev's targets' time values: prev is a status
+// nobody reads any more, or empty.
+func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 	out := apitype.Status{Started: snap.Started, Config: snap.Config}
-	for _, s := range snap.Services {
+	for i, s := range snap.Services {
 		d := s.Decision
 		ss := apitype.Service{
 			Name:        s.Name,
@@ -154,7 +188,7 @@ func statusJSON(snap engine.Snapshot) apitype.Status {
 		if s.ECMP && d.Ready {
 			ss.UsablePaths = append([]string{}, d.Active...)
 		}
-		for _, p := range s.Paths {
+		for j, p := range s.Paths {
 			ps := apitype.Path{
 				Name: p.Name, VectorPriority: p.Priority,
 				State: p.State.String(), Probed: p.Probed.String(), Override: p.Override.String(),
@@ -164,17 +198,34 @@ func statusJSON(snap engine.Snapshot) apitype.Status {
 				Weight: p.Weight, Drained: p.Drained, Usable: p.Usable, Dynamic: p.Dynamic,
 			}
 			if len(p.Targets) > 0 {
-				ps.Targets = make([]apitype.Target, 0, len(p.Targets))
+				var into []apitype.Target
+				if i < len(prev.Services) && j < len(prev.Services[i].Paths) {
+					into = prev.Services[i].Paths[j].Targets
+				}
+				if cap(into) < len(p.Targets) {
+					into = make([]apitype.Target, 0, len(p.Targets))
+				}
+				ps.Targets = into[:len(p.Targets)]
 			}
-			for i, t := range p.Targets {
-				if i > 0 && i%yieldEvery == 0 {
+			for k, t := range p.Targets {
+				if k > 0 && k%yieldEvery == 0 {
 					runtime.Gosched() // as the API's encoding does: see encodeStatus there
 				}
-				ps.Targets = append(ps.Targets, apitype.Target{
+				pt := &ps.Targets[k]
+				at := pt.LastAttempt // prev's, or nil
+				if t.LastAttempt.IsZero() {
+					at = nil
+				} else if at == nil {
+					at = new(time.Time)
+				}
+				if at != nil {
+					*at = t.LastAttempt
+				}
+				*pt = apitype.Target{
 					Address: t.Address.String(), State: t.State.String(),
 					Attempts: t.Attempts, Losses: t.Losses,
-					LastAttempt: timePtr(t.LastAttempt), LastRTT: t.LastRTT, Reason: t.Reason,
-				})
+					LastAttempt: at, LastRTT: t.LastRTT, Reason: t.Reason,
+				}
 			}
 			if dm := p.Dampening; dm != nil {
 				ps.Dampening = &apitype.Dampening{Penalty: dm.Penalty, Flaps: dm.Flaps, Suppressed: dm.Suppressed, ReuseAt: timePtr(dm.ReuseAt)}

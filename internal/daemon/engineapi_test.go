@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ func TestPathInfoJSON(t *testing.T) {
 }
 
 func TestStatusJSON(t *testing.T) {
-	st := statusJSON(testSnapshot())
+	st := statusJSON(testSnapshot(), apitype.Status{})
 	addPinned(&st, map[string]map[string]int{"anycast": {"s2": 7}, "internet": {"broadband": 3}})
 	b, err := json.Marshal(st)
 	if err != nil {
@@ -123,5 +124,37 @@ func TestAPIError(t *testing.T) {
 	}
 	if apiError(nil) != nil {
 		t.Error("apiError(nil) != nil")
+	}
+}
+
+// A status written into an earlier one's memory is the status written
+// afresh, and reuses its target slices and time values; a target that has
+// no attempt yet gets no time, whatever the slot held.
+func TestStatusJSONReusing(t *testing.T) {
+	snap := testSnapshot()
+	tp := &snap.Services[0].Paths[0]
+	tp.Targets = append(tp.Targets, engine.TargetSnapshot{Address: netip.MustParseAddr("2001:db8::9"), State: monitor.Unknown})
+	fresh := statusJSON(snap, apitype.Status{})
+	prev := statusJSON(snap, apitype.Status{})
+	stale := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := range prev.Services {
+		for j := range prev.Services[i].Paths {
+			for k := range prev.Services[i].Paths[j].Targets {
+				pt := &prev.Services[i].Paths[j].Targets[k]
+				at := stale // each slot's own, as statusJSON makes them
+				pt.Address, pt.Reason, pt.LastAttempt = "stale", "stale", &at
+			}
+		}
+	}
+	at0 := prev.Services[0].Paths[0].Targets[0].LastAttempt
+	again := statusJSON(snap, prev)
+	if !reflect.DeepEqual(again, fresh) {
+		t.Fatalf("into an earlier status:\n%+v\nafresh:\n%+v", again, fresh)
+	}
+	if &again.Services[0].Paths[0].Targets[0] != &prev.Services[0].Paths[0].Targets[0] {
+		t.Error("the earlier status's targets were not reused")
+	}
+	if again.Services[0].Paths[0].Targets[0].LastAttempt != at0 {
+		t.Error("the earlier status's time value was not reused")
 	}
 }

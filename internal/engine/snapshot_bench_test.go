@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -40,7 +41,43 @@ func BenchmarkSnapshotTargets(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for b.Loop() {
-		e.snapshot(true)
+	b.Run("new", func(b *testing.B) {
+		for b.Loop() {
+			e.snapshot(true, Snapshot{})
+		}
+	})
+	b.Run("reusing the last one", func(b *testing.B) {
+		var prev Snapshot
+		for b.Loop() {
+			prev = e.snapshot(true, prev)
+		}
+	})
+}
+
+// A snapshot taken into an earlier one's slices is the snapshot taken
+// afresh, and reuses them; a config that grew gets new slices.
+func TestSnapshotReusing(t *testing.T) {
+	cfg, err := config.Parse("t.yaml", []byte(bigConfig(3, 40)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{Config: cfg, Probers: map[string]probe.Prober{"icmp": &fakeProber{alive: map[netip.Addr]bool{}}},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := e.snapshot(true, Snapshot{})
+	small := e.snapshot(true, Snapshot{Services: []ServiceSnapshot{{Paths: []PathSnapshot{{Targets: make([]TargetSnapshot, 3)}}}}})
+	prev := e.snapshot(true, Snapshot{})
+	again := e.snapshot(true, prev)
+	for _, got := range []Snapshot{small, again} {
+		if !reflect.DeepEqual(got, fresh) {
+			t.Fatalf("a snapshot into earlier slices differs from a fresh one:\n%+v\n%+v", got, fresh)
+		}
+	}
+	for j := range prev.Services[0].Paths {
+		if &again.Services[0].Paths[j].Targets[0] != &prev.Services[0].Paths[j].Targets[0] {
+			t.Errorf("path %d: the earlier snapshot's targets were not reused", j)
+		}
 	}
 }
