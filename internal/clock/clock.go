@@ -4,7 +4,10 @@
 // time without sleeping (tailscale's tstest.Clock is the model).
 package clock
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Clock tells the time and makes timers.
 type Clock interface {
@@ -58,4 +61,22 @@ func OrReal(c Clock) Clock {
 		return Real{}
 	}
 	return c
+}
+
+// LoopTimer is the timer of an owner loop whose wake-ups pace real work
+// (the engine's probe sends): on the real clock an FDTimer, woken by the
+// kernel to the nanosecond, and otherwise (a fake clock in tests, or no
+// timerfd) c.NewTimer. It is stopped; release frees it. err says why the
+// real clock got a runtime timer instead, for the caller to log.
+func LoopTimer(c Clock) (t Timer, release func(), err error) {
+	if _, real := c.(Real); real {
+		ft, ferr := NewFDTimer()
+		if ferr == nil {
+			return ft, func() { _ = ft.Close() }, nil
+		}
+		err = fmt.Errorf("a runtime timer instead of a timerfd: %w", ferr)
+	}
+	t = c.NewTimer(time.Hour)
+	t.Stop()
+	return t, func() { t.Stop() }, err
 }

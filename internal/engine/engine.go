@@ -206,8 +206,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.running = true
 	e.runMu.Unlock()
 
-	timer := e.clk.NewTimer(time.Hour)
-	defer timer.Stop()
+	// The loop's timer paces every probe's send: on the real clock a
+	// timerfd, woken by the kernel to the nanosecond (clock.FDTimer).
+	timer, release, err := clock.LoopTimer(e.clk)
+	if err != nil {
+		e.log.Warn("engine: probe sends may be up to a millisecond late", "err", err)
+	}
+	defer release()
 	for {
 		timer.Reset(e.tick())
 		select {
