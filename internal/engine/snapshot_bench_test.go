@@ -29,18 +29,25 @@ func bigConfig(paths, perPath int) string {
 	return b.String()
 }
 
-// BenchmarkSnapshotTargets is how long one full snapshot holds the engine's
-// goroutine (no probe is sent meanwhile) at 10,000 targets on 10 paths.
-func BenchmarkSnapshotTargets(b *testing.B) {
-	cfg, err := config.Parse("bench.yaml", []byte(bigConfig(10, 1000)))
+// bigEngine is an engine, not running, for bigConfig(paths, perPath).
+func bigEngine(tb testing.TB, paths, perPath int) *Engine {
+	tb.Helper()
+	cfg, err := config.Parse("big.yaml", []byte(bigConfig(paths, perPath)))
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	e, err := New(Options{Config: cfg, Probers: map[string]probe.Prober{"icmp": &fakeProber{alive: map[netip.Addr]bool{}}},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return e
+}
+
+// BenchmarkSnapshotTargets is how long one full snapshot holds the engine's
+// goroutine (no probe is sent meanwhile) at 10,000 targets on 10 paths.
+func BenchmarkSnapshotTargets(b *testing.B) {
+	e := bigEngine(b, 10, 1000)
 	b.Run("new", func(b *testing.B) {
 		for b.Loop() {
 			e.snapshot(true, Snapshot{})
@@ -55,17 +62,10 @@ func BenchmarkSnapshotTargets(b *testing.B) {
 }
 
 // A snapshot taken into an earlier one's slices is the snapshot taken
-// afresh, and reuses them; a config that grew gets new slices.
+// afresh, and reuses them; slices too small for a path's targets are
+// replaced.
 func TestSnapshotReusing(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte(bigConfig(3, 40)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := New(Options{Config: cfg, Probers: map[string]probe.Prober{"icmp": &fakeProber{alive: map[netip.Addr]bool{}}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := bigEngine(t, 3, 40)
 	fresh := e.snapshot(true, Snapshot{})
 	small := e.snapshot(true, Snapshot{Services: []ServiceSnapshot{{Paths: []PathSnapshot{{Targets: make([]TargetSnapshot, 3)}}}}})
 	prev := e.snapshot(true, Snapshot{})
