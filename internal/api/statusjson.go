@@ -14,7 +14,7 @@ import (
 // encodeStatus is json.NewEncoder(&buf).Encode(st), byte for byte, written
 // so that a big status does not hold a Go processor for milliseconds: the
 // targets (nearly all of a big status: 10,000 of them are 1.6 MB) are
-// written by hand, yielding to the scheduler every yieldEvery of them, and
+// written by hand, yielding to the scheduler every StatusYieldEvery of them, and
 // the rest by encoding/json. One build of 10,000 targets with
 // encoding/json ran up to 18 ms without a scheduling point; a probe whose
 // timer came due meanwhile on the same processor waited for the end of it
@@ -84,9 +84,12 @@ var (
 	errNoTargetsKey = errors.New("status encoding: a path without its targets key")
 )
 
-// yieldEvery is how many targets are written between two yields to the
-// scheduler: about a tenth of a millisecond of work.
-const yieldEvery = 256
+// StatusYieldEvery is how many targets a status build handles between two
+// yields to the Go scheduler, here in the encoding and in the backend's
+// conversion (internal/daemon): about a tenth of a millisecond of work, so
+// that a probe whose timer comes due on the same processor does not wait
+// for all of a 10,000-target build.
+const StatusYieldEvery = 256
 
 // targetWriter writes targets; it counts them across paths for the yields
 // and remembers the encoding of strings that repeat (states, reasons).
@@ -101,7 +104,7 @@ func (w *targetWriter) appendTargets(b []byte, ts []apitype.Target) ([]byte, err
 	}
 	b = append(b, '[')
 	for i := range ts {
-		if w.n++; w.n%yieldEvery == 0 {
+		if w.n++; w.n%StatusYieldEvery == 0 {
 			runtime.Gosched()
 		}
 		if i > 0 {

@@ -71,7 +71,7 @@ func TestEncodeStatusLikeEncodingJSON(t *testing.T) {
 				{Name: "p3", Targets: mk(0, false), Dampening: &apitype.Dampening{Penalty: 3}},
 			}},
 			{Name: "b", Selection: "ecmp", UsablePaths: []string{"q"}, Paths: []apitype.Path{
-				{Name: "q", Weight: 2, Targets: mk(2*yieldEvery+7, false)},
+				{Name: "q", Weight: 2, Targets: mk(2*StatusYieldEvery+7, false)},
 			}},
 			{Name: "c"},
 		}}

@@ -10,6 +10,7 @@ import (
 	"time"
 	"weak"
 
+	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/engine"
@@ -208,7 +209,7 @@ func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 				ps.Targets = into[:len(p.Targets)]
 			}
 			for k, t := range p.Targets {
-				if k > 0 && k%yieldEvery == 0 {
+				if k > 0 && k%api.StatusYieldEvery == 0 {
 					runtime.Gosched() // as the API's encoding does: see encodeStatus there
 				}
 				pt := &ps.Targets[k]
@@ -236,11 +237,6 @@ func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 	}
 	return out
 }
-
-// yieldEvery is how many targets statusJSON converts between two yields
-// to the Go scheduler: 10,000 targets are milliseconds of work, and a probe
-// whose timer comes due on the same processor should not wait for all of it.
-const yieldEvery = 256
 
 // addPinned sets the pinned connections of ecmp services' paths.
 func addPinned(st *apitype.Status, pinned map[string]map[string]int) {
