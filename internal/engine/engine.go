@@ -241,7 +241,7 @@ func (e *Engine) tick() time.Duration {
 	}
 	wait := time.Hour
 	if len(e.queue) > 0 {
-		wait = e.queue[0].due.Sub(e.now())
+		wait = e.slot(e.queue[0].due).Sub(e.now())
 	}
 	if r := e.nextReuse(); !r.IsZero() {
 		wait = min(wait, r.Sub(e.now()))
@@ -272,23 +272,38 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 	}
 }
 
-// sendSlack is how early an attempt may leave: one wakeup of the engine
-// sends every attempt due within this much of now, together (a batch to
-// the prober: one sendmmsg for many ICMP targets), instead of one wakeup
-// and one system call per target. With targets spread evenly over an
-// interval that is rate × sendSlack attempts per wakeup (50 at 50,000
+// sendSlack is how early an attempt may leave: time is cut into slots of
+// sendSlack, counted from the engine's start, and one wakeup of the engine
+// at the start of a slot sends every attempt due in it, together (a batch
+// to the prober: one sendmmsg for many ICMP targets), instead of one
+// wakeup and one system call per target. With targets spread evenly over
+// an interval that is rate × sendSlack attempts per wakeup (50 at 50,000
 // targets a second); each leaves at most sendSlack before its slot, and
 // its schedule stays on the slot (monitor.Sent).
+//
+// The slots are fixed, not started by the first attempt due: an attempt
+// then leaves at the same point of its slot every interval (the interval
+// being a multiple of sendSlack), so the gaps between a target's probes
+// stay the interval, whichever other targets shared its wakeup.
 const sendSlack = time.Millisecond
 
-// sendDue starts every attempt whose time has come (or comes within
-// sendSlack).
+// slot is the start of the sendSlack slot that holds t.
+func (e *Engine) slot(t time.Time) time.Time {
+	d := t.Sub(e.started)
+	off := d % sendSlack
+	if off < 0 {
+		off += sendSlack
+	}
+	return t.Add(-off)
+}
+
+// sendDue starts every attempt whose slot has come.
 func (e *Engine) sendDue() {
 	now := e.now()
-	horizon := now.Add(sendSlack)
+	horizon := e.slot(now).Add(sendSlack)
 	for len(e.queue) > 0 {
 		t := e.queue[0]
-		if t.due.After(horizon) {
+		if !t.due.Before(horizon) {
 			break
 		}
 		heap.Pop(&e.queue)
