@@ -11,7 +11,9 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"syscall"
+	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/exemap"
@@ -40,6 +42,7 @@ func rootCmd() *cobra.Command {
 	var file string
 	var check bool
 	var cpuprofile, memprofile string
+	var slice time.Duration
 	cmd := &cobra.Command{
 		Use:           "reachd --config FILE",
 		Short:         "reachd probes every path out of this host and fails services over when a path stops delivering",
@@ -61,7 +64,7 @@ func rootCmd() *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			return run(file, func() {
+			return run(file, slice, func() {
 				if memprofile != "" {
 					writeHeapProfile(memprofile)
 				}
@@ -70,6 +73,8 @@ func rootCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit: 0 when valid, 1 with every error otherwise")
+	cmd.Flags().DurationVar(&slice, "sched-slice", 100*time.Microsecond,
+		"time slice the kernel gives reachd's threads (Linux 6.12 or later), so that a probe's send takes the CPU when it is due instead of after another task's slice; 0 keeps the kernel's default")
 	// For benchmarks (BENCHMARKS.md): where the whole daemon's CPU goes.
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file (written at exit)")
 	_ = cmd.Flags().MarkHidden("cpuprofile")
@@ -104,8 +109,13 @@ func writeHeapProfile(file string) {
 }
 
 // run runs the daemon until SIGTERM or SIGINT; stopping runs after the
-// daemon stopped and before it is closed.
-func run(file string, stopping func()) error {
+// daemon stopped and before it is closed. slice is --sched-slice.
+func run(file string, slice time.Duration, stopping func()) error {
+	if slice != 0 && (slice < clock.MinSlice || slice > clock.MaxSlice) {
+		err := fmt.Errorf("--sched-slice %v: want 0 (the kernel's default) or %v to %v", slice, clock.MinSlice, clock.MaxSlice)
+		fmt.Fprintln(os.Stderr, "reachd:", err)
+		return err
+	}
 	d, err := daemon.New(daemon.Options{ConfigFile: file})
 	if err != nil {
 		var ce config.Errors
@@ -122,6 +132,17 @@ func run(file string, stopping func()) error {
 		d.Logger().Warn("could not keep the binary's unused code out of memory", "err", trimErr)
 	} else {
 		d.Logger().Debug("binary's read-only mappings now use base pages", "mappings", trim.Mappings, "rss_file_before", trim.Before, "rss_file_after", trim.After)
+	}
+	if slice != 0 {
+		threads, err := clock.ShortSlices(slice)
+		switch {
+		case errors.Is(err, clock.ErrSliceIgnored):
+			d.Logger().Info("probe sends may wait for another task's time slice on a busy host", "sched_slice", slice, "reason", err)
+		case err != nil:
+			d.Logger().Warn("could not shorten the threads' time slices; probe sends may wait for another task's on a busy host", "sched_slice", slice, "err", err)
+		default:
+			d.Logger().Debug("threads run with short time slices", "sched_slice", slice, "threads", threads)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
