@@ -277,15 +277,22 @@ func (e *Engine) do(ctx context.Context, fn func()) error {
 // at the start of a slot sends every attempt due in it, together (a batch
 // to the prober: one sendmmsg for many ICMP targets), instead of one
 // wakeup and one system call per target. With targets spread evenly over
-// an interval that is rate × sendSlack attempts per wakeup (50 at 50,000
-// targets a second); each leaves at most sendSlack before its slot, and
-// its schedule stays on the slot (monitor.Sent).
+// an interval that is rate × sendSlack attempts per wakeup (100 at 50,000
+// targets a second), at most 500 wakeups a second; each attempt leaves at
+// most sendSlack before its slot, and its schedule stays on the slot
+// (monitor.Sent).
 //
 // The slots are fixed, not started by the first attempt due: an attempt
 // then leaves at the same point of its slot every interval (the interval
 // being a multiple of sendSlack), so the gaps between a target's probes
-// stay the interval, whichever other targets shared its wakeup.
-const sendSlack = time.Millisecond
+// stay the interval, whichever other targets shared its wakeup. Two
+// milliseconds, not one: the loop this replaced woke at the first attempt
+// due and took everything due up to a millisecond later, included, and
+// staggered targets are often due whole milliseconds apart (1,000 targets
+// of a path over one second), so it sent two milliseconds' worth per
+// wakeup. One-millisecond slots doubled the wakeups at 10,000 targets and
+// cost a third more CPU (BENCHMARKS.md, "The scheduler").
+const sendSlack = 2 * time.Millisecond
 
 // slot is the start of the sendSlack slot that holds t.
 func (e *Engine) slot(t time.Time) time.Time {

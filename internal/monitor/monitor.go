@@ -126,8 +126,8 @@ func (m *Monitor) Sent(now time.Time) {
 		// must not push every later test late too (fewer probes than
 		// asked for), nor pull targets spread over the interval into one
 		// burst. A slot more than an interval old is history: start anew.
-		// An engine that sends a batch may send a little early (at most a
-		// millisecond, engine.sendSlack): the test still has its slot.
+		// An engine that sends a batch may send a little early (at most two
+		// milliseconds, engine.sendSlack): the test still has its slot.
 		m.testStart = now
 		if due := m.next; !due.IsZero() && now.Sub(due) < m.cfg.ProbeInterval && due.Sub(now) <= maxEarly {
 			m.testStart = due

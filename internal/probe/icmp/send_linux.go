@@ -73,7 +73,7 @@ var sendmmsg = func(fd int, hdrs []unix.Mmsghdr) (int, error) {
 // so it is never under the true RTT and over it by at most the call's
 // duration (on a veth, where each message is carried to its target inside
 // the call, about 5-10 µs per message before it; the engine's batches are
-// the attempts due within one millisecond, so about rate/1000 messages).
+// the attempts due in one two-millisecond slot, so about rate/500 messages).
 // Interpolating the send times instead gave RTTs below the true one, even
 // negative. Kernel transmit timestamps (SO_TIMESTAMPING) would be exact at
 // the cost of reading the error queue.
