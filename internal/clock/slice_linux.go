@@ -11,17 +11,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The range of time slices Linux accepts (kernel/sched/syscalls.c clamps
-// sched_runtime to it).
-const (
-	MinSlice = 100 * time.Microsecond
-	MaxSlice = 100 * time.Millisecond
-)
-
-// ErrSliceIgnored is ShortSlices' answer on a kernel that took the request
-// and kept its default slices (Linux before 6.12).
-var ErrSliceIgnored = errors.New("this kernel keeps its own time slices (custom slices came with Linux 6.12)")
-
 // ShortSlices asks the kernel to give every thread of this process, and
 // the threads they start later, time slices of d instead of its default
 // (1.4 ms here): sched_setattr(2) with sched_runtime set, which Linux 6.12

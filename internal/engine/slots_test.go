@@ -2,14 +2,11 @@ package engine
 
 import (
 	"container/heap"
-	"io"
-	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/reachd/reachd/internal/clock"
-	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/monitor"
 	"github.com/reachd/reachd/internal/probe"
 )
@@ -50,20 +47,10 @@ services:
         probe-address: [198.51.100.1]
         probe-interval: 1s
 `
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	clk := clock.NewFake(start)
 	log := &sendLog{clk: clk, sent: map[netip.Addr][]time.Time{}}
-	e, err := New(Options{
-		Config: cfg, Probers: map[string]probe.Prober{"icmp": log},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := scheduleEngine(t, yaml, log, clk)
 	// slow's first attempt half a millisecond after fast's.
 	slow := e.services[0].paths[1].targets[0]
 	slow.mon = monitor.New(slow.mon.Config(), start.Add(500*time.Microsecond))

@@ -32,18 +32,8 @@ services:
         probe-address: [198.51.100.1]
         probe-interval: 1s
 `
-	cfg, err := config.Parse("test.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	e, err := New(Options{
-		Config: cfg, Probers: map[string]probe.Prober{"icmp": &fakeProber{}},
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.NewFake(now),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	e := scheduleEngine(t, yaml, &fakeProber{}, clock.NewFake(now))
 	var got []time.Duration
 	for _, tg := range e.services[0].paths[0].targets {
 		got = append(got, tg.mon.Next().Sub(now))
@@ -58,4 +48,22 @@ services:
 	if d := e.services[0].paths[1].targets[0].mon.Next().Sub(now); d != 0 {
 		t.Errorf("single target's first attempt at +%v, want at once", d)
 	}
+}
+
+// scheduleEngine builds, without running it, an engine for yaml whose ICMP
+// paths use p, on clk: for tests of the schedule alone.
+func scheduleEngine(t *testing.T, yaml string, p probe.Prober, clk *clock.Fake) *Engine {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := New(Options{
+		Config: cfg, Probers: map[string]probe.Prober{"icmp": p},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clk,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
