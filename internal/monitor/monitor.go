@@ -183,12 +183,20 @@ func (m *Monitor) answer(now, sentAt time.Time, rtt time.Duration) (Transition, 
 // the next one is the first start after sentAt. Scheduling it from the old
 // start would put it in the past: an attempt at once, right after an answer,
 // that nobody asked for (with probe-interval 1s and the default
-// retry-interval 5s, one extra echo request per lost reply).
+// retry-interval 5s, one extra echo request per lost reply). An attempt
+// sent a little before the next start (up to maxEarly, or half an interval
+// if that is shorter) stands in for it too: the engine sends a batch at the
+// start of its slot, so a retry due at the next test's start leaves up to a
+// slot early, and scheduling the test after it would send again at once.
 func (m *Monitor) nextTest(sentAt time.Time) time.Time {
 	iv := m.cfg.ProbeInterval
 	next := m.testStart.Add(iv)
-	if iv > 0 && !next.After(sentAt) {
-		next = m.testStart.Add((sentAt.Sub(m.testStart)/iv + 1) * iv)
+	if iv <= 0 {
+		return next
+	}
+	at := sentAt.Add(min(maxEarly, iv/2))
+	if !next.After(at) {
+		next = m.testStart.Add((at.Sub(m.testStart)/iv + 1) * iv)
 	}
 	return next
 }

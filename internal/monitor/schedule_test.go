@@ -31,7 +31,9 @@ func (q *simQueue) Pop() any {
 }
 
 // simulate drives n monitors on simulated time the way the engine does: an
-// attempt is sent when due (plus up to sendLag: a busy engine), its answer
+// attempt is sent when due (plus up to sendLag: a busy engine; or minus up
+// to -sendLag when it is negative: an engine that sends a batch at the start
+// of its slot), its answer
 // arrives after 1 ms, or, with probability loss, the loss is seen when its
 // wait ends (plus up to seenLag: a result read late). The first attempts are
 // spread over spread. It returns the attempts sent in [from, to).
@@ -39,7 +41,10 @@ func simulate(t *testing.T, cfg Config, n int, spread time.Duration, loss float6
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
 	lag := func(max time.Duration) time.Duration {
-		if max <= 0 {
+		switch {
+		case max < 0:
+			return -time.Duration(rng.Int64N(int64(-max)))
+		case max == 0:
 			return 0
 		}
 		return time.Duration(rng.Int64N(int64(max)))
@@ -106,6 +111,10 @@ func TestOneAttemptPerInterval(t *testing.T) {
 		{"5% loss seen late", 0.05, 0, 30 * time.Millisecond},
 		{"late engine", 0, 20 * time.Millisecond, 0},
 		{"5% loss, late engine", 0.05, 20 * time.Millisecond, 30 * time.Millisecond},
+		// The engine's send slots: up to 2 ms early. A retry due when the
+		// lost attempt's wait ended leaves up to 2 ms before the next test
+		// starts, and must stand in for that test.
+		{"5% loss, early engine", 0.05, -2 * time.Millisecond, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			got := simulate(t, cfg, n, time.Second, c.loss, c.sendLag, c.seenLag, from, to)
