@@ -111,8 +111,8 @@ func writeHeapProfile(file string) {
 // run runs the daemon until SIGTERM or SIGINT; stopping runs after the
 // daemon stopped and before it is closed. slice is --sched-slice.
 func run(file string, slice time.Duration, stopping func()) error {
-	if slice != 0 && (slice < clock.MinSlice || slice > clock.MaxSlice) {
-		err := fmt.Errorf("--sched-slice %v: want 0 (the kernel's default) or %v to %v", slice, clock.MinSlice, clock.MaxSlice)
+	if err := clock.CheckSlice(slice); err != nil {
+		err = fmt.Errorf("--sched-slice: %w", err)
 		fmt.Fprintln(os.Stderr, "reachd:", err)
 		return err
 	}

@@ -2,6 +2,7 @@ package clock
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,3 +17,11 @@ const (
 // time slices: Linux before 6.12 takes the request and ignores it, and
 // other systems have none.
 var ErrSliceIgnored = errors.New("this kernel keeps its own time slices (custom slices came with Linux 6.12)")
+
+// CheckSlice says whether ShortSlices takes d: 0 or MinSlice to MaxSlice.
+func CheckSlice(d time.Duration) error {
+	if d != 0 && (d < MinSlice || d > MaxSlice) {
+		return fmt.Errorf("time slice %v: want 0 (the kernel's default) or %v to %v", d, MinSlice, MaxSlice)
+	}
+	return nil
+}

@@ -28,8 +28,8 @@ import (
 // It needs no privilege. On a kernel before 6.12 the request is accepted
 // and ignored: ShortSlices then returns ErrSliceIgnored.
 func ShortSlices(d time.Duration) (threads int, err error) {
-	if d != 0 && (d < MinSlice || d > MaxSlice) {
-		return 0, fmt.Errorf("time slice %v: want 0 (the kernel's default) or %v to %v", d, MinSlice, MaxSlice)
+	if err := CheckSlice(d); err != nil {
+		return 0, err
 	}
 	// A thread started while this runs, by one not yet changed, has the
 	// old slice: go over the threads until a pass finds none left.

@@ -61,12 +61,13 @@ func TestShortSlices(t *testing.T) {
 	// New threads: goroutines each locked to a thread of their own, held
 	// until all have one (so the runtime must start threads).
 	const extra = 8
-	var wg sync.WaitGroup
+	var wg, started sync.WaitGroup
 	var mu sync.Mutex
 	got := map[int]uint64{}
 	hold := make(chan struct{})
 	for range extra {
 		wg.Add(1)
+		started.Add(1)
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread() // ends with the goroutine: the thread goes
@@ -75,18 +76,11 @@ func TestShortSlices(t *testing.T) {
 			mu.Lock()
 			got[tid] = s
 			mu.Unlock()
+			started.Done()
 			<-hold
 		}()
 	}
-	for {
-		mu.Lock()
-		k := len(got)
-		mu.Unlock()
-		if k == extra {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	started.Wait()
 	close(hold)
 	wg.Wait()
 	for tid, s := range got {
