@@ -78,6 +78,7 @@ type Engine struct {
 	cfg      *config.Config
 	services []*service
 	queue    targetQueue
+	made     uint64 // targets made so far: the next one's order
 	// Probe results wait in pending until the engine's goroutine takes
 	// them; wake (capacity 1) tells it there are some. A prober's done
 	// callback only appends and signals, so it never blocks (the Prober
@@ -144,7 +145,14 @@ type target struct {
 	index int // in the queue; -1 when not queued
 	// due is mon.Next() as of the target's last push (the queue's key,
 	// kept here so that ordering the queue reads no monitor).
-	due      time.Time
+	due time.Time
+	// order breaks ties in the queue: targets due at the same instant
+	// (the i-th target of each path, staggered alike) leave in the order
+	// they were made, the same every round. Heap order alone changed from
+	// one round to the next, and with it a target's place in the slot's
+	// sendmmsg batch, which moved its send time by up to a batch's
+	// duration (tens of µs per request on a veth under load).
+	order    uint64
 	inflight bool
 	gen      uint64 // bumped when the target is removed, so late results are dropped
 	sentAt   time.Time
@@ -584,8 +592,13 @@ func (e *Engine) push(t *target) {
 // all targets.
 type targetQueue []*target
 
-func (q targetQueue) Len() int           { return len(q) }
-func (q targetQueue) Less(i, j int) bool { return q[i].due.Before(q[j].due) }
+func (q targetQueue) Len() int { return len(q) }
+func (q targetQueue) Less(i, j int) bool {
+	if c := q[i].due.Compare(q[j].due); c != 0 {
+		return c < 0
+	}
+	return q[i].order < q[j].order
+}
 func (q targetQueue) Swap(i, j int) {
 	q[i], q[j] = q[j], q[i]
 	q[i].index, q[j].index = i, j

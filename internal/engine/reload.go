@@ -112,7 +112,8 @@ func (e *Engine) apply(cfg *config.Config) error {
 					t.path = p
 					t.mon.SetConfig(mc)
 				} else {
-					t = &target{path: p, addr: a, mon: monitor.New(mc, now.Add(stagger(mc, n, fresh))), index: -1}
+					t = &target{path: p, addr: a, mon: monitor.New(mc, now.Add(stagger(mc, n, fresh))), index: -1, order: e.made}
+					e.made++
 					n++
 					e.push(t)
 				}

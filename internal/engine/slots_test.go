@@ -2,7 +2,9 @@ package engine
 
 import (
 	"container/heap"
+	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,5 +86,95 @@ services:
 				t.Errorf("%s: attempts %d and %d %v apart, want %v", a, i-1, i, gap, interval)
 			}
 		}
+	}
+}
+
+// batchLog is a BatchProber that answers every attempt at once and notes
+// each batch's targets in the order it got them.
+type batchLog struct {
+	clk     *clock.Fake
+	batches [][]netip.Addr
+}
+
+func (b *batchLog) Probe(req probe.Request, done func(probe.Result)) {
+	b.ProbeBatch([]probe.Request{req}, []func(probe.Result){done})
+}
+
+func (b *batchLog) ProbeBatch(reqs []probe.Request, done []func(probe.Result)) {
+	now := b.clk.Now()
+	batch := make([]netip.Addr, len(reqs))
+	for i, r := range reqs {
+		batch[i] = r.Target
+		done[i](probe.Result{OK: true, Sent: now, RTT: time.Millisecond})
+	}
+	b.batches = append(b.batches, batch)
+}
+
+func (b *batchLog) Close() error { return nil }
+
+// TestBatchOrderStable: targets due at the same instant (the i-th of each
+// of several paths, staggered alike) take the same place in their slot's
+// batch every round, in the order they were made. Each place in a
+// sendmmsg batch leaves a little later than the one before it, so a target
+// whose place changed between rounds had its probes that much less or
+// more than an interval apart.
+func TestBatchOrderStable(t *testing.T) {
+	const paths, perPath = 6, 8
+	var yaml strings.Builder
+	yaml.WriteString("services:\n  - name: s\n    address: [0.0.0.0/0]\n    paths:\n")
+	for p := range paths {
+		fmt.Fprintf(&yaml, "      - name: p%d\n        vector-priority: %d\n        probe-interval: 1s\n        probe-address: [", p, 10+p)
+		for i := range perPath {
+			if i > 0 {
+				yaml.WriteString(", ")
+			}
+			fmt.Fprintf(&yaml, "2001:db8::%d:%d", p, i)
+		}
+		yaml.WriteString("]\n")
+	}
+	start := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	clk := clock.NewFake(start)
+	log := &batchLog{clk: clk}
+	e := scheduleEngine(t, yaml.String(), log, clk)
+	// Made in config order: path by path, target by target.
+	var made []netip.Addr
+	for _, p := range e.services[0].paths {
+		for _, tg := range p.targets {
+			made = append(made, tg.addr)
+		}
+	}
+	rank := map[netip.Addr]int{}
+	for i, a := range made {
+		rank[a] = i
+	}
+
+	end := start.Add(10 * time.Second)
+	for turns := 0; clk.Now().Before(end); turns++ {
+		if turns > 10000 {
+			t.Fatal("the engine's loop does not advance")
+		}
+		e.tick()
+		e.handleResults()
+		clk.Advance(e.tick())
+	}
+	place := map[netip.Addr]int{}
+	rounds := 0
+	for _, batch := range log.batches {
+		if len(batch) != paths {
+			t.Fatalf("a batch of %d attempts, want %d (one target of each path): %v", len(batch), paths, batch)
+		}
+		rounds++
+		for i, a := range batch {
+			if i > 0 && rank[batch[i-1]] > rank[a] {
+				t.Errorf("batch %v: %v left before %v, which was made first", batch, batch[i-1], a)
+			}
+			if p, ok := place[a]; ok && p != i {
+				t.Errorf("%v: place %d in its batch, %d in an earlier round", a, i, p)
+			}
+			place[a] = i
+		}
+	}
+	if want := 10 * perPath; rounds < want {
+		t.Fatalf("%d batches in 10s, want at least %d", rounds, want)
 	}
 }
