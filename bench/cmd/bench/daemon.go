@@ -130,14 +130,21 @@ func runDaemon(o options) int {
 				r, err = daemonToolRun(&t, bin, tmp, o, n, true)
 			case "fping":
 				r, err = fpingToolRun(&t, tmp, o, n)
+			case "alternating":
+				var rs []daemonResult
+				if rs, err = daemonAltRun(&t, bin, tmp, o, n); err == nil {
+					rep.results = append(rep.results, rs...)
+				}
 			default:
-				err = fmt.Errorf("%q: %w (the -daemon mode runs reachd, reachd+api and fping)", tool, errNoTool)
+				err = fmt.Errorf("%q: %w (the -daemon mode runs reachd, reachd+api, alternating and fping)", tool, errNoTool)
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "bench:", err)
 				return 1
 			}
-			rep.results = append(rep.results, r)
+			if r.tool != "" {
+				rep.results = append(rep.results, r)
+			}
 			time.Sleep(2 * time.Second) // let the last replies and the kernel settle
 		}
 	}
@@ -162,19 +169,20 @@ func runDaemon(o options) int {
 	return 0
 }
 
-// daemonToolRun runs reachd with the first n targets: warm-up, one
-// measured window, /metrics scrapes, stop. With apiLoad, the API is under
-// issue 17's load (-api-rate GET /v1/status a second from -api-clients
-// clients, /metrics every 5 s) from the warm-up to the window's end.
-func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool) (daemonResult, error) {
-	r := daemonResult{tool: "reachd", n: n, window: o.duration}
-	dir := filepath.Join(tmp, fmt.Sprintf("reachd-%d", n))
-	if apiLoad {
-		r.tool = toolAPILoad
-		dir += "-api"
-	}
+// reachdRun is a started reachd of the -daemon mode, with the capture on
+// the targets' side running.
+type reachdRun struct {
+	d    *daemonrun.Daemon
+	capt *echocap.Capture
+	cmd  string
+}
+
+// startReachd starts the capture and reachd with the first n targets in
+// dir (under tmp), reniced to -nice. On error nothing is left running.
+func startReachd(t *topo.Topo, bin, tmp string, o options, n int, dir string) (*reachdRun, error) {
+	dir = filepath.Join(tmp, dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return nil, err
 	}
 	var args []string
 	if o.pprofDir != "" {
@@ -182,32 +190,54 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool
 			"--memprofile", filepath.Join(o.pprofDir, fmt.Sprintf("daemon-%d.heap.pprof", n))}
 	}
 	cfg := daemonrun.Config{Targets: t.Addrs[:n], Paths: o.paths, Interval: o.interval}
-	r.cmd = fmt.Sprintf("reachd --config <%d targets on %d probed-only paths, probe-interval %v, 3 retries in %v, metrics.per-target default (auto)> %s",
-		n, max(o.paths, 1), o.interval, 3*o.interval, strings.Join(args, " "))
+	r := &reachdRun{cmd: fmt.Sprintf("reachd --config <%d targets on %d probed-only paths, probe-interval %v, 3 retries in %v, metrics.per-target default (auto)> %s",
+		n, max(o.paths, 1), o.interval, 3*o.interval, strings.Join(args, " "))}
 	logf("reachd: %d targets every %v on %d paths; %v warm-up, %v measured", n, o.interval, max(o.paths, 1), o.warmup, o.duration)
 	capt, err := echocap.Start(t.Targets, topo.TargetsIf)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	began := time.Now()
 	d, err := daemonrun.Start(t.Prober, bin, dir, cfg, args...)
 	if err != nil {
 		capt.Stop()
+		return nil, err
+	}
+	logf("reachd: serving after %v", time.Since(began).Round(time.Millisecond))
+	if o.nice != 0 {
+		if err := daemonrun.Renice(d.PID(), o.nice); err != nil {
+			d.Stop()
+			capt.Stop()
+			return nil, err
+		}
+	}
+	r.d, r.capt = d, capt
+	return r, nil
+}
+
+// daemonToolRun runs reachd with the first n targets: warm-up, one
+// measured window, /metrics scrapes, stop. With apiLoad, the API is under
+// issue 17's load (-api-rate GET /v1/status a second from -api-clients
+// clients, /metrics every 5 s) from the warm-up to the window's end.
+func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool) (daemonResult, error) {
+	r := daemonResult{tool: "reachd", n: n, window: o.duration}
+	dir := fmt.Sprintf("reachd-%d", n)
+	if apiLoad {
+		r.tool = toolAPILoad
+		dir += "-api"
+	}
+	rr, err := startReachd(t, bin, tmp, o, n, dir)
+	if err != nil {
 		return r, err
 	}
+	d, capt := rr.d, rr.capt
+	r.cmd = rr.cmd
 	stopped := false
 	defer func() {
 		if !stopped {
 			d.Stop()
 		}
 	}()
-	logf("reachd: serving after %v", time.Since(began).Round(time.Millisecond))
-	if o.nice != 0 {
-		if err := daemonrun.Renice(d.PID(), o.nice); err != nil {
-			capt.Stop()
-			return r, err
-		}
-	}
 	ctx := context.Background()
 	sm := d.StartSampler(2*time.Second, true)
 	var load *daemonrun.APILoad

@@ -178,6 +178,13 @@ func (r *daemonReport) goals() string {
 				yes(pl <= 1.1*p)})
 		}
 	}
+	if off, on := r.find(toolAltOff, 10000), r.find(toolAltOn, 10000); off != nil && on != nil {
+		p, pl := off.jit.Quantile(0.99), on.jit.Quantile(0.99)
+		rows = append(rows, row{"10,000, the API load on and off by turns in one run (alternating): send jitter p99 unchanged within 10 %",
+			fmt.Sprintf("%s ms on against %s ms off (%+.0f %%); p50 %s against %s ms; CPU %.2f against %.2f cores", ms(pl), ms(p), (pl/p-1)*100,
+				ms(on.jit.Quantile(0.5)), ms(off.jit.Quantile(0.5)), on.cores(), off.cores()),
+			yes(pl <= 1.1*p)})
+	}
 	if rd := r.find("reachd", 50000); rd != nil {
 		rows = append(rows, row{"50,000: ≤ 1 CPU core", fmt.Sprintf("%.2f cores", rd.cores()), yes(rd.cores() <= 1)})
 		rows = append(rows, row{"50,000: ≤ 1 lost reply in 10,000", fmt.Sprintf("%s per 10k (%.0f of %.0f)", f2(rd.lostPer10k()), rd.losses, rd.attempts), yes(rd.lostPer10k() <= 1)})

@@ -51,6 +51,8 @@ type options struct {
 	reachdBin  string
 	apiRate    int
 	apiClients int
+	phase      time.Duration
+	settle     time.Duration
 }
 
 func main() {
@@ -74,8 +76,10 @@ func main() {
 	flag.IntVar(&o.paths, "paths", 10, "with -daemon: probed-only paths of the one service the targets are spread over")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "with -daemon: time each tool runs before its measured window")
 	flag.StringVar(&o.reachdBin, "reachd-bin", "", "with -daemon: run this reachd binary instead of building ./cmd/reachd (e.g. an older commit's, for a before/after)")
-	flag.IntVar(&o.apiRate, "api-rate", 1000, "with -daemon and the reachd+api tool: GET /v1/status asked per second")
-	flag.IntVar(&o.apiClients, "api-clients", 16, "with -daemon and the reachd+api tool: concurrent API clients sharing -api-rate (each waits for its answer)")
+	flag.IntVar(&o.apiRate, "api-rate", 1000, "with -daemon and the reachd+api or alternating tool: GET /v1/status asked per second")
+	flag.IntVar(&o.apiClients, "api-clients", 16, "with -daemon and the reachd+api or alternating tool: concurrent API clients sharing -api-rate (each waits for its answer)")
+	flag.DurationVar(&o.phase, "phase", 5*time.Second, "with -daemon and the alternating tool: length of each phase with the API load on or off")
+	flag.DurationVar(&o.settle, "settle", time.Second, "with -daemon and the alternating tool: the start of each phase that is not measured")
 	flag.IntVar(&o.nice, "nice", 0, "with -daemon: nice value of every tool's threads (e.g. -10: on a machine shared with other work, both tools alike)")
 	flag.Parse()
 	set := map[string]bool{}

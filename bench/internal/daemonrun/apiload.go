@@ -15,6 +15,7 @@ import (
 // /v1/status at a rate from several clients on the unix socket, and a
 // /metrics scrape every 5 s, until Stop.
 type APILoad struct {
+	hc       *http.Client
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 	ok, bad  atomic.Uint64
@@ -46,7 +47,7 @@ func (d *Daemon) StartAPILoad(rate, workers int) *APILoad {
 		MaxIdleConnsPerHost: 32,
 	}, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &APILoad{cancel: cancel, began: time.Now()}
+	l := &APILoad{hc: hc, cancel: cancel, began: time.Now()}
 	workers = max(workers, 1)
 	per := time.Second * time.Duration(workers) / time.Duration(max(rate, 1))
 	for w := range workers {
@@ -110,10 +111,11 @@ func (l *APILoad) get(ctx context.Context, hc *http.Client) {
 	}
 }
 
-// Stop ends the load and says what it did.
+// Stop ends the load, closes its connections and says what it did.
 func (l *APILoad) Stop() LoadStats {
 	l.cancel()
 	l.wg.Wait()
+	l.hc.CloseIdleConnections()
 	return LoadStats{Requests: l.ok.Load(), Errors: l.bad.Load(), Scrapes: int(l.scrapes.Load()),
 		For: time.Since(l.began), BodyBytes: int(l.lastBody.Load())}
 }

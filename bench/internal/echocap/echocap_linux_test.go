@@ -111,3 +111,31 @@ func TestWindow(t *testing.T) {
 		t.Errorf("median %v, want 3000", q)
 	}
 }
+
+// Windows pools the gaps of several spans and drops the ones that straddle
+// two: a request's gap to one in an earlier span is not counted.
+func TestWindows(t *testing.T) {
+	a := netip.MustParseAddr("2001:db8::1")
+	s := int64(1_000_000_000_000)
+	ms := int64(time.Millisecond)
+	r := &Result{Sends: map[netip.Addr][]int64{
+		// span 1: on time, 1 ms late; between the spans: 4 ms late
+		// (not counted); span 2: 2 ms early, on time
+		a: {s, s + 1000*ms, s + 2001*ms, s + 3005*ms, s + 4003*ms, s + 5003*ms},
+	}}
+	at := func(m int64) time.Time { return time.Unix(0, s+m*ms) }
+	j := r.Windows([]Span{{at(0), at(2500)}, {at(3000), at(6000)}}, time.Second)
+	if j.Requests != 6 || j.Counts[a] != 6 || j.Targets != 1 {
+		t.Errorf("requests %d counts %v targets %d, want 6, 6, 1", j.Requests, j.Counts, j.Targets)
+	}
+	want := []float64{0, 0, 1000, 2000}
+	if len(j.Deviations) != len(want) {
+		t.Fatalf("deviations %v, want %v", j.Deviations, want)
+	}
+	for i := range want {
+		if d := j.Deviations[i] - want[i]; d > 1e-6 || d < -1e-6 {
+			t.Errorf("deviations %v, want %v", j.Deviations, want)
+			break
+		}
+	}
+}

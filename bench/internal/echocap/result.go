@@ -34,28 +34,41 @@ type Jitter struct {
 
 // Window works out the jitter of the requests in [from, to).
 func (r *Result) Window(from, to time.Time, interval time.Duration) Jitter {
+	return r.Windows([]Span{{from, to}}, interval)
+}
+
+// Span is a window [From, To).
+type Span struct{ From, To time.Time }
+
+// Windows works out the jitter of the requests in any of spans, pooled: a
+// gap counts when both its requests fall in the same span (the API load's
+// "on" phases of an alternating run, say, without the gaps that straddle
+// a switch).
+func (r *Result) Windows(spans []Span, interval time.Duration) Jitter {
 	j := Jitter{Counts: map[netip.Addr]int{}}
-	a, b := from.UnixNano(), to.UnixNano()
 	iv := float64(interval.Nanoseconds())
 	for dst, ts := range r.Sends {
-		prev := int64(0)
-		for _, t := range ts {
-			if t < a || t >= b {
-				continue
-			}
-			j.Requests++
-			j.Counts[dst]++
-			if prev != 0 {
-				gap := float64(t - prev)
-				j.Deviations = append(j.Deviations, math.Abs(gap-iv)/1e3)
-				switch {
-				case gap < iv/2:
-					j.Short++
-				case gap > iv*3/2:
-					j.Long++
+		for _, sp := range spans {
+			a, b := sp.From.UnixNano(), sp.To.UnixNano()
+			prev := int64(0)
+			for _, t := range ts {
+				if t < a || t >= b {
+					continue
 				}
+				j.Requests++
+				j.Counts[dst]++
+				if prev != 0 {
+					gap := float64(t - prev)
+					j.Deviations = append(j.Deviations, math.Abs(gap-iv)/1e3)
+					switch {
+					case gap < iv/2:
+						j.Short++
+					case gap > iv*3/2:
+						j.Long++
+					}
+				}
+				prev = t
 			}
-			prev = t
 		}
 	}
 	j.Targets = len(j.Counts)
