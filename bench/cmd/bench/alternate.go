@@ -147,7 +147,9 @@ func daemonAltRun(t *topo.Topo, bin, tmp string, o options, n int) ([]daemonResu
 			load.Scrapes += ph.load.Scrapes
 			load.For += ph.load.For
 			load.BodyBytes = max(load.BodyBytes, ph.load.BodyBytes)
-			p99s = append(p99s, ms(res.Window(ph.span.From, ph.span.To, o.interval).Quantile(0.99)))
+			q := res.Window(ph.span.From, ph.span.To, o.interval).Quantile(0.99)
+			r.phaseP99 = append(r.phaseP99, q)
+			p99s = append(p99s, ms(q))
 		}
 		r.jit = res.Windows(spans, o.interval)
 		r.note = fmt.Sprintf("%d phases of %v measured from %v after each switch, pooled; jitter p99 by phase: %s ms", len(spans), o.phase-o.settle, o.settle, strings.Join(p99s, ", "))

@@ -54,6 +54,8 @@ type daemonResult struct {
 	// perTarget says whether reachd exported per-target series.
 	perTarget bool
 	note      string
+	// phaseP99 is the jitter p99 of each phase of an alternating run (µs).
+	phaseP99 []float64
 }
 
 func (r daemonResult) cpu() time.Duration { return r.cpu1.CPU() - r.cpu0.CPU() }

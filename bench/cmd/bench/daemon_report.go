@@ -179,9 +179,12 @@ func (r *daemonReport) goals() string {
 		}
 	}
 	if off, on := r.find(toolAltOff, 10000), r.find(toolAltOn, 10000); off != nil && on != nil {
-		p, pl := off.jit.Quantile(0.99), on.jit.Quantile(0.99)
+		// By the median of the phases' p99s: one phase with a stall of
+		// the machine (tens of ms, load or not) sets a pooled p99.
+		p, pl := median(off.phaseP99), median(on.phaseP99)
 		rows = append(rows, row{"10,000, the API load on and off by turns in one run (alternating): send jitter p99 unchanged within 10 %",
-			fmt.Sprintf("%s ms on against %s ms off (%+.0f %%); p50 %s against %s ms; CPU %.2f against %.2f cores", ms(pl), ms(p), (pl/p-1)*100,
+			fmt.Sprintf("median of the phases' p99s %s ms on against %s ms off (%+.0f %%); pooled p99 %s against %s ms, p50 %s against %s ms; CPU %.2f against %.2f cores",
+				ms(pl), ms(p), (pl/p-1)*100, ms(on.jit.Quantile(0.99)), ms(off.jit.Quantile(0.99)),
 				ms(on.jit.Quantile(0.5)), ms(off.jit.Quantile(0.5)), on.cores(), off.cores()),
 			yes(pl <= 1.1*p)})
 	}
@@ -292,4 +295,17 @@ func (x daemonResult) rssEnd() string {
 		return "–"
 	}
 	return fmt.Sprintf("%.1f (%.1f + %.1f)", float64(s.RSSKB)/1024, float64(s.AnonKB)/1024, float64(s.FileKB)/1024)
+}
+
+// median is the median of xs (NaN for none).
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
