@@ -246,6 +246,10 @@ func (r *daemonReport) check() []string {
 	var largest *daemonResult
 	for i := range r.results {
 		x := &r.results[i]
+		if x.tool == toolAltOff || x.tool == toolAltOn {
+			errs = append(errs, checkAlt(x)...)
+			continue
+		}
 		if x.tool != "reachd" {
 			continue
 		}
@@ -308,4 +312,26 @@ func median(xs []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// checkAlt is the CI gate of one kind of an alternating run's phases: no
+// reply lost, every target probed in them, no capture drops. (Request
+// counts per target are not checked: with a settle that is not a whole
+// number of intervals, a span holds one more or one fewer of a target's
+// requests depending on its stagger.)
+func checkAlt(x *daemonResult) []string {
+	var errs []string
+	if x.losses != 0 || x.lostTotal != 0 {
+		errs = append(errs, fmt.Sprintf("%s with %d targets lost %.0f replies in its phases (%.0f since start) with no impairment", x.tool, x.n, x.losses, x.lostTotal))
+	}
+	if x.capDrops != 0 {
+		errs = append(errs, fmt.Sprintf("the capture dropped %d requests at %d targets (%s)", x.capDrops, x.n, x.tool))
+	}
+	if x.jit.Targets != x.n {
+		errs = append(errs, fmt.Sprintf("%s with %d targets: only %d targets got a request in its phases", x.tool, x.n, x.jit.Targets))
+	}
+	if len(x.phaseP99) == 0 || x.jit.Requests == 0 {
+		errs = append(errs, fmt.Sprintf("%s with %d targets: no phase measured", x.tool, x.n))
+	}
+	return errs
 }
