@@ -59,15 +59,7 @@ services:
 	slow.due = slow.mon.Next()
 	heap.Init(&e.queue)
 
-	end := start.Add(10 * time.Second)
-	for turns := 0; clk.Now().Before(end); turns++ {
-		if turns > 10000 {
-			t.Fatal("the engine's loop does not advance")
-		}
-		e.tick()
-		e.handleResults()
-		clk.Advance(e.tick())
-	}
+	runLoop(t, e, clk, start.Add(10*time.Second))
 	for addr, times := range log.sent {
 		if len(times) < 10 {
 			t.Fatalf("%v: %d attempts in 10s, want at least 10", addr, len(times))
@@ -86,6 +78,20 @@ services:
 				t.Errorf("%s: attempts %d and %d %v apart, want %v", a, i-1, i, gap, interval)
 			}
 		}
+	}
+}
+
+// runLoop turns the engine's loop on the fake clock until end, as Run
+// would: send what is due, take the results, sleep until the next slot.
+func runLoop(t *testing.T, e *Engine, clk *clock.Fake, end time.Time) {
+	t.Helper()
+	for turns := 0; clk.Now().Before(end); turns++ {
+		if turns > 10000 {
+			t.Fatal("the engine's loop does not advance")
+		}
+		e.tick()
+		e.handleResults()
+		clk.Advance(e.tick())
 	}
 }
 
@@ -148,15 +154,7 @@ func TestBatchOrderStable(t *testing.T) {
 		rank[a] = i
 	}
 
-	end := start.Add(10 * time.Second)
-	for turns := 0; clk.Now().Before(end); turns++ {
-		if turns > 10000 {
-			t.Fatal("the engine's loop does not advance")
-		}
-		e.tick()
-		e.handleResults()
-		clk.Advance(e.tick())
-	}
+	runLoop(t, e, clk, start.Add(10*time.Second))
 	place := map[netip.Addr]int{}
 	rounds := 0
 	for _, batch := range log.batches {
