@@ -106,7 +106,10 @@ func daemonAltRun(t *topo.Topo, bin, tmp string, o options, n int) ([]daemonResu
 	samples := sm.Stop()
 	last, _ := daemonrun.Sample(d.PID())
 	peaks := daemonrun.PeaksOf(append(samples, last))
-	total, _ := d.Scrape(ctx)
+	total, err := d.Scrape(ctx) // the losses since start
+	if err != nil {
+		return nil, err
+	}
 	d.Stop()
 	stopped = true
 	res, err := capt.Stop()
