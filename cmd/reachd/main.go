@@ -74,7 +74,7 @@ func rootCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&file, "config", "c", "/etc/reachd/reachd.yaml", "config file")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit: 0 when valid, 1 with every error otherwise")
 	cmd.Flags().DurationVar(&slice, "sched-slice", 100*time.Microsecond,
-		"time slice the kernel gives reachd's threads (Linux 6.12 or later), so that a probe's send takes the CPU when it is due instead of after another task's slice; 0 keeps the kernel's default")
+		"time slice the kernel gives reachd's threads (Linux 6.12 or later), so that a thread woken for a probe's send preempts other processes' tasks instead of waiting for their slice to end; 0 keeps the kernel's default")
 	// For benchmarks (BENCHMARKS.md): where the whole daemon's CPU goes.
 	cmd.Flags().StringVar(&cpuprofile, "cpuprofile", "", "write a Go CPU profile of the whole run to this file (written at exit)")
 	_ = cmd.Flags().MarkHidden("cpuprofile")

@@ -21,8 +21,11 @@ import (
 // does not preempt system calls). That wait is what delayed the engine's
 // sends by up to 5 ms while the API's clients read status answers on the
 // same CPUs. The share of CPU each thread gets stays what nice says; only
-// when it gets it changes. d of 0 gives the threads the kernel's default
-// back. Threads with another policy than SCHED_OTHER (chrt) are left
+// when it gets it changes. Every thread of the process gets the same
+// slice, so one does not preempt another: a woken thread still waits
+// behind another of reachd's threads on its CPU (up to 3.4 ms under the
+// bench's API load, perf sched; BENCHMARKS.md, "The alternating run").
+// d of 0 gives the threads the kernel's default back. Threads with another policy than SCHED_OTHER (chrt) are left
 // alone, and so is each thread's nice value.
 //
 // It needs no privilege. On a kernel before 6.12 the request is accepted
