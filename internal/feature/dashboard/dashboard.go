@@ -132,6 +132,7 @@ func (d *Dashboard) Serve(ctx context.Context, ln net.Listener) error {
 	d.addr = ln.Addr()
 	d.mu.Unlock()
 	srv := &http.Server{Handler: d, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
+	hubSub := d.opts.Feed.Subscribe(256)
 	var wg sync.WaitGroup
 	wg.Add(3)
 	go func() {
@@ -146,7 +147,7 @@ func (d *Dashboard) Serve(ctx context.Context, ln net.Listener) error {
 	}()
 	go func() {
 		defer wg.Done()
-		d.hub.run(ctx)
+		d.hub.run(ctx, hubSub)
 	}()
 	d.log.Info("dashboard listening", "addr", ln.Addr().String(), "actions", d.actionHandler() != nil)
 	if ta, ok := ln.Addr().(*net.TCPAddr); ok && !ta.IP.IsLoopback() {

@@ -285,7 +285,10 @@ func TestActionsNeedToken(t *testing.T) {
 }
 
 // TestStreamIsLive: an open page gets the overview at once, then the
-// failover's event and the new overview within a second.
+// failover's event and the new overview (the hub sends it 100 ms after the
+// event). The bounds are generous (3 and 5 s) because CI runs the packages side
+// by side on two cores; the time taken is logged. The overview's bound
+// stays below the hub's 5 s refresh, so an event the hub missed fails.
 func TestStreamIsLive(t *testing.T) {
 	f := start(t, t.TempDir(), "")
 	r, err := http.Get(f.base + "/api/stream")
@@ -329,12 +332,12 @@ func TestStreamIsLive(t *testing.T) {
 	}
 	start := time.Now()
 	f.failover()
-	ev := next("event", time.Second)
+	ev := next("event", 5*time.Second)
 	if !strings.Contains(ev, `"kind":"path-state"`) {
 		t.Fatalf("event: %s", ev)
 	}
 	for {
-		ov := next("overview", time.Second)
+		ov := next("overview", 3*time.Second)
 		if strings.Contains(ov, `"current":"lte"`) {
 			break
 		}

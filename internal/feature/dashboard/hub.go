@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"sync"
 	"time"
+
+	"github.com/reachd/reachd/internal/events"
 )
 
 // hub builds the overview once per change and hands the same bytes to
@@ -47,9 +49,10 @@ func (h *hub) count() int {
 }
 
 // run rebuilds the overview when an event arrives (after debounce) and
-// every refresh while a page is open.
-func (h *hub) run(ctx context.Context) {
-	sub := h.d.opts.Feed.Subscribe(256)
+// every refresh while a page is open. sub is its feed subscription, taken
+// by Serve before the listener answers, so no event of an open page is
+// missed while this goroutine is still starting.
+func (h *hub) run(ctx context.Context, sub *events.Sub) {
 	defer h.d.opts.Feed.Unsubscribe(sub)
 	tick := h.d.clk.NewTicker(refresh)
 	defer tick.Stop()
