@@ -27,8 +27,9 @@ type Observer struct {
 	current     *prometheus.GaugeVec
 	withdrawn   *prometheus.GaugeVec
 
-	pathAttempts *prometheus.CounterVec
-	pathLosses   *prometheus.CounterVec
+	// The per-path attempts and losses are counted under mu and written
+	// out by Collect under mu (see pathCounts).
+	pathAttempts, pathLosses *prometheus.Desc
 
 	perTarget atomic.Bool
 
@@ -48,7 +49,7 @@ type targetKey struct {
 }
 
 type pathSeries struct {
-	attempts, losses prometheus.Counter
+	attempts, losses uint64 // under Observer.mu
 	rtt              prometheus.Observer
 }
 
@@ -84,19 +85,49 @@ func New(reg prometheus.Registerer) *Observer {
 		withdrawn: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reachd_service_withdrawn", Help: "1 while the service is withdrawn (every path down, no best-effort): its routes are unreachable.",
 		}, []string{"service"}),
-		pathAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "reachd_path_probe_attempts_total", Help: "Probe attempts, all targets of the path.",
-		}, []string{"service", "path"}),
-		pathLosses: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "reachd_path_probe_losses_total", Help: "Probe attempts without an answer in time, all targets of the path.",
-		}, []string{"service", "path"}),
+		pathAttempts: prometheus.NewDesc("reachd_path_probe_attempts_total",
+			"Probe attempts, all targets of the path.", []string{"service", "path"}, nil),
+		pathLosses: prometheus.NewDesc("reachd_path_probe_losses_total",
+			"Probe attempts without an answer in time, all targets of the path.", []string{"service", "path"}, nil),
 		paths:   map[pathKey]*pathSeries{},
 		targets: map[targetKey]*targetSeries{},
 	}
 	o.perTarget.Store(true)
 	reg.MustRegister(o.pathUp, o.pathState, o.transitions, o.attempts, o.losses, o.rtt, o.current, o.withdrawn,
-		o.pathAttempts, o.pathLosses)
+		pathCounts{o})
 	return o
+}
+
+// pathCounts writes out each path's attempts and losses. Attempt counts
+// both under the observer's lock and Collect reads both under it, so one
+// scrape never shows an attempt without its loss: a path whose every probe
+// fails reads losses == attempts, and losses/attempts stays within [0, 1].
+// (Counters registered on their own would not promise that: the registry
+// reads a counter's value after its Collect has returned.) The lock is held
+// for the path series only, two per path, not for the per-target ones.
+type pathCounts struct{ o *Observer }
+
+func (c pathCounts) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.o.pathAttempts
+	ch <- c.o.pathLosses
+}
+
+func (c pathCounts) Collect(ch chan<- prometheus.Metric) {
+	o := c.o
+	type row struct {
+		pk               pathKey
+		attempts, losses uint64
+	}
+	o.mu.Lock()
+	rows := make([]row, 0, len(o.paths))
+	for pk, ps := range o.paths {
+		rows = append(rows, row{pk, ps.attempts, ps.losses})
+	}
+	o.mu.Unlock()
+	for _, r := range rows {
+		ch <- prometheus.MustNewConstMetric(o.pathAttempts, prometheus.CounterValue, float64(r.attempts), r.pk.service, r.pk.path)
+		ch <- prometheus.MustNewConstMetric(o.pathLosses, prometheus.CounterValue, float64(r.losses), r.pk.service, r.pk.path)
+	}
 }
 
 // SetPerTarget turns the per-target series on or off (off deletes them).
@@ -123,13 +154,11 @@ func (o *Observer) Attempt(service, path string, target netip.Addr, r probe.Resu
 	ps := o.paths[pk]
 	if ps == nil {
 		ps = &pathSeries{
-			attempts: o.pathAttempts.WithLabelValues(service, path),
-			losses:   o.pathLosses.WithLabelValues(service, path),
-			rtt:      o.rtt.WithLabelValues(service, path),
+			rtt: o.rtt.WithLabelValues(service, path),
 		}
 		o.paths[pk] = ps
 	}
-	ps.attempts.Inc()
+	ps.attempts++
 	var ts *targetSeries
 	if o.perTarget.Load() {
 		tk := targetKey{pk, target}
@@ -145,7 +174,7 @@ func (o *Observer) Attempt(service, path string, target netip.Addr, r probe.Resu
 		ts.attempts.Inc()
 	}
 	if !r.OK {
-		ps.losses.Inc()
+		ps.losses++
 		if ts != nil {
 			ts.losses.Inc()
 		}
@@ -206,8 +235,6 @@ func (o *Observer) ForgetPath(service, path string) {
 		}
 	}
 	l := prometheus.Labels{"service": service, "path": path}
-	o.pathAttempts.DeletePartialMatch(l)
-	o.pathLosses.DeletePartialMatch(l)
 	o.pathUp.DeletePartialMatch(l)
 	o.pathState.DeletePartialMatch(l)
 	o.transitions.DeletePartialMatch(l)

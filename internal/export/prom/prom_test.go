@@ -139,6 +139,55 @@ func TestPerTargetOff(t *testing.T) {
 	}
 }
 
+// TestPathPairConsistent: a scrape taken while probes are counted shows
+// each path's attempts and losses from the same instant. Every probe here
+// fails, so every scrape must read losses == attempts.
+func TestPathPairConsistent(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	o := New(reg)
+	o.SetPerTarget(false)
+	stop := make(chan struct{})
+	counted := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				counted <- n
+				return
+			default:
+			}
+			o.Attempt("internet", "lte", a1, probe.Result{Detail: "timeout"})
+			n++
+		}
+	}()
+	pair := func() (att, loss float64) {
+		for _, s := range series(t, reg) {
+			if v, ok := strings.CutPrefix(s, "reachd_path_probe_attempts_total{path=lte,service=internet} "); ok {
+				fmt.Sscan(v, &att)
+			}
+			if v, ok := strings.CutPrefix(s, "reachd_path_probe_losses_total{path=lte,service=internet} "); ok {
+				fmt.Sscan(v, &loss)
+			}
+		}
+		return att, loss
+	}
+	const scrapes = 2000
+	for i := range scrapes {
+		if att, loss := pair(); att != loss {
+			close(stop)
+			<-counted
+			t.Fatalf("scrape %d: %v attempts but %v losses, every probe failed", i, att, loss)
+		}
+	}
+	close(stop)
+	n := <-counted
+	if att, loss := pair(); att != float64(n) || loss != att {
+		t.Fatalf("after %d probes: %v attempts, %v losses", n, att, loss)
+	}
+	t.Logf("%d probes counted during %d scrapes", n, scrapes)
+}
+
 // benchTargets fills an observer with n targets on 10 paths.
 func benchTargets(b *testing.B, n int, perTarget bool) (*Observer, *prometheus.Registry, []netip.Addr) {
 	reg := prometheus.NewRegistry()
