@@ -98,7 +98,7 @@ func runFlowList(ctx context.Context, c *client.Client, out io.Writer, asJSON bo
 		return nil
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FLOW\tPEER\tSTATUS\tLAST OK\tSENT\tRECEIVED\tLOSS FWD\tLOSS REV")
+	fmt.Fprintln(tw, "FLOW\tPEER\tSTATUS\tLAST OK\tSENT\tRECEIVED\tLOSS FWD\tLOSS REV\tLATE")
 	for _, f := range fs {
 		last := "never"
 		if !f.LastSuccess.IsZero() {
@@ -110,8 +110,8 @@ func runFlowList(ctx context.Context, c *client.Client, out io.Writer, asJSON bo
 			}
 			last = ago.String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%d\t%d\t%d\t%d\n", f.ID, f.Peer, f.Status, last,
-			f.Loss.Sent, f.Loss.Received, f.Loss.Forward, f.Loss.Reverse)
+		fmt.Fprintf(tw, "%s\t%v\t%v\t%s\t%d\t%d\t%d\t%d\t%d\n", f.ID, f.Peer, f.Status, last,
+			f.Loss.Sent, f.Loss.Received, f.Loss.Forward, f.Loss.Reverse, f.Loss.Late)
 	}
 	return tw.Flush()
 }

@@ -35,7 +35,7 @@ func (f *fakeFlows) PingFlow(ctx context.Context, id string, timeout time.Durati
 func (f *fakeFlows) Flows(ctx context.Context) ([]apitype.FlowState, error) {
 	return []apitype.FlowState{
 		{ID: "flowping-alpha", Peer: netip.MustParseAddrPort("198.51.100.7:862"), Status: flow.StatusOperational.String(),
-			LastSuccess: time.Now().Add(-3 * time.Second), Loss: apitype.FlowLoss{Sent: 100, Received: 97, Forward: 2, Reverse: 1}},
+			LastSuccess: time.Now().Add(-3 * time.Second), Loss: apitype.FlowLoss{Sent: 100, Received: 97, Forward: 2, Reverse: 1, Late: 1}},
 		{ID: "flowping-beta", Peer: netip.MustParseAddrPort("[2001:db8::7]:862"), Status: flow.StatusFailed.String()},
 	}, nil
 }
@@ -111,8 +111,8 @@ func TestFlowCommands(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 || !strings.HasPrefix(lines[0], "FLOW") ||
-		strings.Join(strings.Fields(lines[1]), " ") != "flowping-alpha 198.51.100.7:862 operational 3s ago 100 97 2 1" ||
-		strings.Join(strings.Fields(lines[2]), " ") != "flowping-beta [2001:db8::7]:862 failed never 0 0 0 0" {
+		strings.Join(strings.Fields(lines[1]), " ") != "flowping-alpha 198.51.100.7:862 operational 3s ago 100 97 2 1 1" ||
+		strings.Join(strings.Fields(lines[2]), " ") != "flowping-beta [2001:db8::7]:862 failed never 0 0 0 0 0" {
 		t.Errorf("list:\n%s", out)
 	}
 }

@@ -61,4 +61,5 @@ type FlowLoss struct {
 	Received uint64 // replies received in time
 	Forward  uint64 // packets the reflector never received
 	Reverse  uint64 // replies the reflector sent that did not come back in time
+	Late     uint64 // replies that came after their timeout (also in Reverse)
 }

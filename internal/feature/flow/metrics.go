@@ -10,6 +10,7 @@ import (
 type metrics struct {
 	latency *prometheus.HistogramVec
 	loss    *prometheus.CounterVec
+	late    *prometheus.CounterVec
 	up      *prometheus.GaugeVec
 	// rejected counts replies a flow's sender refused (stamp.Rejected).
 	rejected *prometheus.CounterVec
@@ -33,6 +34,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "reachd_flow_loss_total",
 			Help: "Flow test packets lost, by direction, counted once a later reply shows which direction lost them.",
 		}, []string{"flowid", "direction"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "reachd_flow_late_replies_total",
+			Help: "Replies that came back after their ping's timeout. Each is also counted in reachd_flow_loss_total{direction=\"reverse\"} (the ping had failed); the difference is what the way back dropped.",
+		}, []string{"flowid"}),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "reachd_flow_up",
 			Help: "1 when the flow is operational, 0 when failed or not yet known.",
@@ -42,7 +47,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed); authenticated flows also unauthenticated (no HMAC: the reflector is in unauthenticated mode) and bad_hmac (another key, or forged).",
 		}, []string{"flowid", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.latency, m.loss, m.up, m.rejected} {
+	for _, c := range []prometheus.Collector{m.latency, m.loss, m.late, m.up, m.rejected} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -57,6 +62,7 @@ func (m *metrics) init(id string) {
 	for _, d := range []string{"forward", "reverse"} {
 		m.loss.WithLabelValues(id, d)
 	}
+	m.late.WithLabelValues(id)
 	m.up.WithLabelValues(id).Set(0)
 	for _, r := range rejectReasons {
 		m.rejected.WithLabelValues(id, r)
@@ -84,6 +90,7 @@ func (m *metrics) remove(id string) {
 		m.loss.DeleteLabelValues(id, d)
 		m.latency.DeleteLabelValues(id, d)
 	}
+	m.late.DeleteLabelValues(id)
 	m.up.DeleteLabelValues(id)
 	for _, r := range rejectReasons {
 		m.rejected.DeleteLabelValues(id, r)
@@ -103,6 +110,9 @@ func (m *metrics) result(r Result) {
 	}
 	if r.NewReverseLoss > 0 {
 		m.loss.WithLabelValues(r.FlowID, "reverse").Add(float64(r.NewReverseLoss))
+	}
+	if r.NewLate > 0 {
+		m.late.WithLabelValues(r.FlowID).Add(float64(r.NewLate))
 	}
 }
 

@@ -27,8 +27,10 @@ type Result struct {
 	RTT              time.Duration
 	ClockSynced      bool
 	// NewForwardLoss and NewReverseLoss count losses whose direction this
-	// reply revealed (see stamp.Loss).
+	// reply (or a late one since the last Result) revealed, NewLate the
+	// late replies among the reverse losses (see stamp.Loss).
 	NewForwardLoss, NewReverseLoss uint64
+	NewLate                        uint64
 	Err                            error
 	Raw                            stamp.Result
 }
@@ -36,7 +38,7 @@ type Result struct {
 func resultFrom(id string, r stamp.Result, onDemand bool) Result {
 	out := Result{
 		FlowID: id, At: r.T1, OnDemand: onDemand, Success: r.Received, RTT: r.RTT,
-		ClockSynced: r.ClockSynced, NewForwardLoss: r.NewForwardLoss, NewReverseLoss: r.NewReverseLoss,
+		ClockSynced: r.ClockSynced, NewForwardLoss: r.NewForwardLoss, NewReverseLoss: r.NewReverseLoss, NewLate: r.NewLate,
 		Err: r.Err, Raw: r,
 	}
 	if r.Received {

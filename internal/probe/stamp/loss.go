@@ -49,6 +49,8 @@ func (a *lossAccount) observe(s, r uint32, inTime bool) {
 	if inTime {
 		a.recv++
 		a.loss.Received++
+	} else {
+		a.loss.Late++
 	}
 	sentUpTo := uint64(a.hiSender-a.base) + 1
 	reflected := uint64(a.hiRefl) + 1

@@ -23,7 +23,7 @@ func TestLossAccount(t *testing.T) {
 		// Reply to 1 lost: reply to 2 carries r=2.
 		{"reverse", 3, []rep{{0, 0, true}, {2, 2, true}}, Loss{Sent: 3, Received: 2, Reverse: 1}},
 		{"first packets lost forward", 4, []rep{{3, 0, true}}, Loss{Sent: 4, Received: 1, Forward: 3}},
-		{"late reply is reverse loss", 2, []rep{{0, 0, false}, {1, 1, true}}, Loss{Sent: 2, Received: 1, Reverse: 1}},
+		{"late reply is reverse loss", 2, []rep{{0, 0, false}, {1, 1, true}}, Loss{Sent: 2, Received: 1, Reverse: 1, Late: 1}},
 		{"both", 6, []rep{{0, 0, true}, {2, 1, true}, {5, 4, true}}, Loss{Sent: 6, Received: 3, Forward: 1, Reverse: 2}},
 		// Reflector forgot us after r=1; the reply to 4 carries r=0.
 		{"reflector restart", 5, []rep{{0, 0, true}, {2, 1, true}, {4, 0, true}}, Loss{Sent: 5, Received: 3, Forward: 1}},

@@ -207,6 +207,55 @@ func TestSenderTimeoutAndClose(t *testing.T) {
 	}
 }
 
+// TestLateReply: a reply that comes after its ping timed out is counted
+// as reverse loss and as late, never as received; the next ping is normal.
+func TestLateReply(t *testing.T) {
+	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	s := startSender(t, SenderOptions{Peer: pc.LocalAddr().(*net.UDPAddr).AddrPort()})
+	// A stateful reflector by hand, numbering its replies from 0.
+	reflect := func(refl uint32) {
+		t.Helper()
+		buf := make([]byte, 2048)
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := pc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in, err := DecodeSender(buf[:n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := NTPTimestamp(time.Now())
+		out := ReflectorPacket{Seq: refl, Timestamp: now, ErrorEstimate: synced(), ReceiveTimestamp: now,
+			SenderSeq: in.Seq, SenderTimestamp: in.Timestamp, SenderErrorEst: in.ErrorEstimate, SenderTTL: 64}
+		if _, err := pc.WriteToUDPAddrPort(out.Append(nil), from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first ping times out; its reply is sent after that.
+	first := s.Ping(context.Background(), 20*time.Millisecond)
+	if first.Received || first.NewReverseLoss != 0 || first.NewLate != 0 {
+		t.Fatalf("first ping: %+v", first)
+	}
+	reflect(0)
+	done := make(chan Result)
+	go func() { done <- s.Ping(context.Background(), 5*time.Second) }()
+	reflect(1)
+	res := <-done
+	// The second ping's Result reports what the late reply revealed.
+	if !res.Received || res.NewReverseLoss != 1 || res.NewLate != 1 || res.NewForwardLoss != 0 {
+		t.Fatalf("second ping: %+v", res)
+	}
+	want := Loss{Sent: 2, Received: 1, Reverse: 1, Late: 1}
+	if got := s.Loss(); got != want {
+		t.Errorf("loss %+v, want %+v", got, want)
+	}
+}
+
 func TestClockNotSynced(t *testing.T) {
 	r := startReflector(t, ReflectorOptions{Addr: netip.MustParseAddrPort("127.0.0.1:0"),
 		ClockEstimate: func() ErrorEstimate { return ErrorEstimate{Multiplier: 1} }})

@@ -52,10 +52,14 @@ type Result struct {
 	// ClockSynced is true when both Error Estimates carry the S bit.
 	ClockSynced bool
 
-	// Loss is the session's cumulative loss after this reply, and
-	// NewForwardLoss / NewReverseLoss how much of it this reply revealed.
+	// Loss is the session's cumulative loss after this ping, and
+	// NewForwardLoss / NewReverseLoss / NewLate how much of it no earlier
+	// Result reported: what this reply revealed, and what a late reply
+	// revealed since the last Result. Summed over a session's Results
+	// they equal Loss.
 	Loss                           Loss
 	NewForwardLoss, NewReverseLoss uint64
+	NewLate                        uint64
 }
 
 // Loss counts a session's lost packets by direction. A packet that timed
@@ -67,6 +71,10 @@ type Loss struct {
 	Received uint64 // replies received in time
 	Forward  uint64 // packets the reflector never received
 	Reverse  uint64 // replies the reflector sent that did not come back in time
+	// Late counts replies that came back after their timeout (or twice).
+	// A late reply is in Reverse too: the ping had already failed. So
+	// Reverse - Late is what the way back really lost.
+	Late uint64
 }
 
 // Rejected counts replies a Sender dropped without using them. Only the
@@ -107,7 +115,9 @@ type Sender struct {
 	seq     uint32
 	pending map[uint32]chan reply
 	acct    lossAccount
-	sent    [SentWindow]sentPacket
+	// reported is the Loss the last Result carried (see Result.NewLate).
+	reported Loss
+	sent     [SentWindow]sentPacket
 	reject  Rejected
 
 	closeOnce sync.Once
@@ -271,7 +281,9 @@ func (s *Sender) Ping(ctx context.Context, timeout time.Duration) Result {
 	}
 	if _, err := s.conn.Write(b); err != nil {
 		res.Err = fmt.Errorf("sending STAMP packet %d: %w", seq, err)
-		res.Loss = s.Loss()
+		s.mu.Lock()
+		s.report(&res)
+		s.mu.Unlock()
 		return res
 	}
 	timer := time.NewTimer(timeout)
@@ -284,8 +296,29 @@ func (s *Sender) Ping(ctx context.Context, timeout time.Duration) Result {
 	case <-ctx.Done():
 		res.Err = fmt.Errorf("waiting for STAMP packet %d: %w", seq, ctx.Err())
 	}
-	res.Loss = s.Loss()
+	s.mu.Lock()
+	delete(s.pending, seq)
+	select {
+	case r := <-ch:
+		// The reply came between the timeout and the delete: late, like
+		// one the receiver finds no waiter for.
+		s.acct.observe(r.pkt.SenderSeq, r.pkt.Seq, false)
+	default:
+	}
+	s.report(&res)
+	s.mu.Unlock()
 	return res
+}
+
+// report puts the session's loss into res, with what no earlier Result
+// carried; s.mu is held.
+func (s *Sender) report(res *Result) {
+	l := s.acct.loss
+	res.Loss = l
+	res.NewForwardLoss = l.Forward - s.reported.Forward
+	res.NewReverseLoss = l.Reverse - s.reported.Reverse
+	res.NewLate = l.Late - s.reported.Late
+	s.reported = l
 }
 
 func (s *Sender) complete(res Result, est ErrorEstimate, r reply) Result {
@@ -302,12 +335,9 @@ func (s *Sender) complete(res Result, est ErrorEstimate, r reply) Result {
 	res.ClockSynced = p.ErrorEstimate.Synced && p.SenderErrorEst.Synced && est.Synced
 
 	s.mu.Lock()
-	before := s.acct.loss
 	s.acct.observe(p.SenderSeq, p.Seq, true)
-	res.Loss = s.acct.loss
+	s.report(&res)
 	s.mu.Unlock()
-	res.NewForwardLoss = res.Loss.Forward - before.Forward
-	res.NewReverseLoss = res.Loss.Reverse - before.Reverse
 	return res
 }
 
