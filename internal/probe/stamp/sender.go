@@ -118,7 +118,7 @@ type Sender struct {
 	// reported is the Loss the last Result carried (see Result.NewLate).
 	reported Loss
 	sent     [SentWindow]sentPacket
-	reject  Rejected
+	reject   Rejected
 
 	closeOnce sync.Once
 	closeErr  error
