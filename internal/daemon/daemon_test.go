@@ -216,12 +216,16 @@ func TestPerTargetMetricsOverLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
-	if err != nil {
-		t.Fatal(err)
+	var body []byte
+	scrape := func() {
+		t.Helper()
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	value := func(series string) float64 {
 		t.Helper()
 		for l := range strings.Lines(string(body)) {
@@ -236,14 +240,35 @@ func TestPerTargetMetricsOverLimit(t *testing.T) {
 		t.Fatalf("metrics lack %s:\n%s", series, body)
 		return 0
 	}
+	attempts := func(p string) (att, loss float64) {
+		return value(`reachd_path_probe_attempts_total{path="` + p + `",service="internet"}`),
+			value(`reachd_path_probe_losses_total{path="` + p + `",service="internet"}`)
+	}
+	// The status counts an attempt when it is sent, the metrics when its
+	// result comes: scrape until the attempts in flight at the status's
+	// reading have ended (each within its 1 s or 50 ms timeout).
+	caughtUp := func() bool {
+		for i, p := range []string{"broadband", "lte"} {
+			st := status.Services[0].Paths[i]
+			if att, loss := attempts(p); att < float64(st.Attempts) || loss < float64(st.Losses) {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		scrape()
+		if caughtUp() || time.Now().After(deadline) {
+			break
+		}
+	}
 	if strings.Contains(string(body), "reachd_probe_attempts_total{") || strings.Contains(string(body), "reachd_probe_losses_total{") || strings.Contains(string(body), "target=") {
 		t.Errorf("per-target series over the limit:\n%s", body)
 	}
 	for i, p := range []string{"broadband", "lte"} {
 		st := status.Services[0].Paths[i]
-		att := value(`reachd_path_probe_attempts_total{path="` + p + `",service="internet"}`)
-		loss := value(`reachd_path_probe_losses_total{path="` + p + `",service="internet"}`)
-		// Read after the status: the counters can only be higher.
+		att, loss := attempts(p)
+		// Every attempt the status counted reaches the metrics.
 		if st.Attempts == 0 || att < float64(st.Attempts) || loss < float64(st.Losses) {
 			t.Errorf("%s: metrics attempts %v losses %v, status before %+v", p, att, loss, st)
 		}
