@@ -17,7 +17,7 @@ type metrics struct {
 }
 
 // rejectReasons are the reason labels of reachd_flow_replies_rejected_total.
-var rejectReasons = []string{"malformed", "unknown", "forged", "unauthenticated", "bad_hmac"}
+var rejectReasons = []string{"malformed", "unknown", "forged", "unauthenticated", "bad_hmac", "duplicate"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"flowid"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "reachd_flow_replies_rejected_total",
-			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed); authenticated flows also unauthenticated (no HMAC: the reflector is in unauthenticated mode) and bad_hmac (another key, or forged).",
+			Help: "Replies to a flow's test packets that were refused, by reason: malformed (not a STAMP reflector packet), unknown (for a sequence number not sent recently), forged (our sequence number without our timestamp echoed); authenticated flows also unauthenticated (no HMAC: the reflector is in unauthenticated mode) and bad_hmac (another key, or forged); duplicate (a second reply to a test packet already answered).",
 		}, []string{"flowid", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.latency, m.loss, m.late, m.up, m.rejected} {
@@ -74,7 +74,7 @@ func (m *metrics) reject(id string, d stamp.Rejected) {
 	if m == nil {
 		return
 	}
-	for i, n := range []uint64{d.Malformed, d.Unknown, d.Forged, d.Unauthenticated, d.BadHMAC} {
+	for i, n := range []uint64{d.Malformed, d.Unknown, d.Forged, d.Unauthenticated, d.BadHMAC, d.Duplicate} {
 		if n > 0 {
 			m.rejected.WithLabelValues(id, rejectReasons[i]).Add(float64(n))
 		}

@@ -208,7 +208,8 @@ func TestSenderTimeoutAndClose(t *testing.T) {
 }
 
 // TestLateReply: a reply that comes after its ping timed out is counted
-// as reverse loss and as late, never as received; the next ping is normal.
+// as reverse loss and as late, never as received; the next ping is normal,
+// and a second copy of its reply is refused as a duplicate, not late.
 func TestLateReply(t *testing.T) {
 	pc, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -217,7 +218,7 @@ func TestLateReply(t *testing.T) {
 	defer pc.Close()
 	s := startSender(t, SenderOptions{Peer: pc.LocalAddr().(*net.UDPAddr).AddrPort()})
 	// A stateful reflector by hand, numbering its replies from 0.
-	reflect := func(refl uint32) {
+	reflect := func(refl uint32, copies int) {
 		t.Helper()
 		buf := make([]byte, 2048)
 		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -232,8 +233,10 @@ func TestLateReply(t *testing.T) {
 		now := NTPTimestamp(time.Now())
 		out := ReflectorPacket{Seq: refl, Timestamp: now, ErrorEstimate: synced(), ReceiveTimestamp: now,
 			SenderSeq: in.Seq, SenderTimestamp: in.Timestamp, SenderErrorEst: in.ErrorEstimate, SenderTTL: 64}
-		if _, err := pc.WriteToUDPAddrPort(out.Append(nil), from); err != nil {
-			t.Fatal(err)
+		for range copies {
+			if _, err := pc.WriteToUDPAddrPort(out.Append(nil), from); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	// The first ping times out; its reply is sent after that.
@@ -241,14 +244,20 @@ func TestLateReply(t *testing.T) {
 	if first.Received || first.NewReverseLoss != 0 || first.NewLate != 0 {
 		t.Fatalf("first ping: %+v", first)
 	}
-	reflect(0)
+	reflect(0, 1)
 	done := make(chan Result)
 	go func() { done <- s.Ping(context.Background(), 5*time.Second) }()
-	reflect(1)
+	reflect(1, 2)
 	res := <-done
 	// The second ping's Result reports what the late reply revealed.
 	if !res.Received || res.NewReverseLoss != 1 || res.NewLate != 1 || res.NewForwardLoss != 0 {
 		t.Fatalf("second ping: %+v", res)
+	}
+	for deadline := time.Now().Add(5 * time.Second); s.Rejected().Duplicate == 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+	if rj := s.Rejected(); rj != (Rejected{Duplicate: 1}) {
+		t.Errorf("rejected %+v, want the second copy as a duplicate", rj)
 	}
 	want := Loss{Sent: 2, Received: 1, Reverse: 1, Late: 1}
 	if got := s.Loss(); got != want {

@@ -71,9 +71,10 @@ type Loss struct {
 	Received uint64 // replies received in time
 	Forward  uint64 // packets the reflector never received
 	Reverse  uint64 // replies the reflector sent that did not come back in time
-	// Late counts replies that came back after their timeout (or twice).
-	// A late reply is in Reverse too: the ping had already failed. So
-	// Reverse - Late is what the way back really lost.
+	// Late counts replies that came back after their timeout. A late
+	// reply is in Reverse too: the ping had already failed. So Reverse -
+	// Late is what the way back really lost. (A second reply to one test
+	// packet is neither: Rejected.Duplicate.)
 	Late uint64
 }
 
@@ -86,6 +87,7 @@ type Rejected struct {
 	Malformed uint64 // did not decode as a reflector packet
 	Unknown   uint64 // for a sequence number not among the last SentWindow sent (forged, or very late)
 	Forged    uint64 // a sequence number we sent, but not the timestamp we sent it with
+	Duplicate uint64 // a second reply to a test packet already answered
 	// Authenticated sessions only:
 	Unauthenticated uint64 // no HMAC: the reflector is in unauthenticated mode (or the reply is short)
 	BadHMAC         uint64 // an HMAC that does not verify: another key, or forged
@@ -97,9 +99,10 @@ const SentWindow = 1024
 
 // sentPacket is what a Sender remembers of one test packet.
 type sentPacket struct {
-	seq uint32
-	ts  Timestamp
-	ok  bool
+	seq      uint32
+	ts       Timestamp
+	ok       bool
+	answered bool // a reply came (in time or late)
 }
 
 // Sender is one STAMP test session: a connected UDP socket to one
@@ -230,17 +233,21 @@ func (s *Sender) Run(ctx context.Context) error {
 			s.reject.Forged++
 			s.mu.Unlock()
 			continue
+		case sp.answered:
+			s.reject.Duplicate++
+			s.mu.Unlock()
+			continue
 		}
+		s.sent[p.SenderSeq%SentWindow].answered = true
 		ch := s.pending[p.SenderSeq]
 		delete(s.pending, p.SenderSeq)
+		if ch == nil {
+			// Late: it still tells us what the reflector saw.
+			s.acct.observe(p.SenderSeq, p.Seq, false)
+		}
 		s.mu.Unlock()
 		if ch != nil {
 			ch <- reply{pkt: p, t4: t4} // buffered, never blocks
-		} else {
-			// Late or unexpected: still tells us what the reflector saw.
-			s.mu.Lock()
-			s.acct.observe(p.SenderSeq, p.Seq, false)
-			s.mu.Unlock()
 		}
 	}
 }
