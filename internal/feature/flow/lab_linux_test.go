@@ -79,7 +79,8 @@ func TestNamespaceFlow(t *testing.T) {
 		return metricValue(t, reg, "reachd_flow_loss_total", map[string]string{"flowid": "flowping-alpha", "direction": dir}).GetCounter().GetValue()
 	}
 	// Replies later than the 10 ms timeout (a busy machine) are reverse
-	// loss too, and counted as late: the way back dropped rev - late.
+	// loss too, and counted as late: the way back dropped rev - late. Read
+	// late after rev (pings go on meanwhile; late is counted first).
 	late := func() float64 {
 		return metricValue(t, reg, "reachd_flow_late_replies_total", map[string]string{"flowid": "flowping-alpha"}).GetCounter().GetValue()
 	}
@@ -97,7 +98,7 @@ func TestNamespaceFlow(t *testing.T) {
 	rec.waitFor(t, "5 more pings", func() bool { return rec.count("flowping-alpha") >= clean })
 	fwd, rev, lt := loss("forward"), loss("reverse"), late()
 	t.Logf("after 30%% forward loss: forward %v reverse %v (late %v), state %+v", fwd, rev, lt, m.Flows()[0])
-	if rev != lt {
+	if rev > lt {
 		t.Errorf("reverse loss %v (late %v) with loss injected forward only", rev, lt)
 	}
 	if st := m.Flows()[0]; st.Status != StatusOperational {
@@ -130,7 +131,7 @@ func TestNamespaceFlow(t *testing.T) {
 	if got := rec.changes("flowping-alpha"); got[1] != "operational→failed" || got[2] != "failed→operational" {
 		t.Errorf("changes %v", got)
 	}
-	if rev, lt := loss("reverse"), late(); rev != lt {
+	if rev, lt := loss("reverse"), late(); rev > lt {
 		t.Errorf("reverse loss %v (late %v) after a forward-only cut", rev, lt)
 	}
 	t.Logf("after the cut: forward loss %v", loss("forward"))

@@ -108,11 +108,13 @@ func (m *metrics) result(r Result) {
 	if r.NewForwardLoss > 0 {
 		m.loss.WithLabelValues(r.FlowID, "forward").Add(float64(r.NewForwardLoss))
 	}
-	if r.NewReverseLoss > 0 {
-		m.loss.WithLabelValues(r.FlowID, "reverse").Add(float64(r.NewReverseLoss))
-	}
+	// Late replies first: a scrape between the two never shows the
+	// reverse loss of a late reply without the late reply.
 	if r.NewLate > 0 {
 		m.late.WithLabelValues(r.FlowID).Add(float64(r.NewLate))
+	}
+	if r.NewReverseLoss > 0 {
+		m.loss.WithLabelValues(r.FlowID, "reverse").Add(float64(r.NewReverseLoss))
 	}
 }
 
