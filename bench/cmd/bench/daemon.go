@@ -104,10 +104,13 @@ func runDaemon(o options) int {
 	bin := o.reachdBin
 	if bin == "" {
 		logf("building reachd")
-		if bin, err = daemonrun.Build(tmp); err != nil {
-			fmt.Fprintln(os.Stderr, "bench:", err)
-			return 1
-		}
+		bin, err = daemonrun.Build(tmp)
+	} else {
+		bin, err = daemonrun.Install(bin, tmp) // run as built binaries are (see Install)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
 	}
 	var t topo.Topo
 	defer func() {

@@ -105,10 +105,13 @@ func run(o options) int {
 	bin := o.reachdBin
 	if bin == "" {
 		logf("building reachd")
-		if bin, err = daemonrun.Build(tmp); err != nil {
-			logf("%v", err)
-			return 1
-		}
+		bin, err = daemonrun.Build(tmp)
+	} else {
+		bin, err = daemonrun.Install(bin, tmp) // run as built binaries are (see Install)
+	}
+	if err != nil {
+		logf("%v", err)
+		return 1
 	}
 	var t topo.Topo
 	defer func() {
