@@ -70,8 +70,8 @@ func Install(bin, dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("installing reachd: %w", err)
 	}
-	// A plain read/write loop: io.Copy would hand the copy to
-	// copy_file_range, which may share the source's pages.
+	// write(2), as an installer writes (io.Copy would use copy_file_range;
+	// the pages are dropped below either way).
 	buf := make([]byte, 1<<20)
 	for {
 		n, rerr := src.Read(buf)
