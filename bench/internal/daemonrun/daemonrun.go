@@ -14,7 +14,6 @@ package daemonrun
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -24,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/reachd/reachd/internal/atomicfile"
 	"github.com/reachd/reachd/internal/lab"
 	"github.com/reachd/reachd/internal/labdaemon"
 	"golang.org/x/sys/unix"
@@ -53,7 +53,7 @@ func Build(dir string, flags ...string) (string, error) {
 // are in large folios and map 2 MiB at a time. At 10,000 targets the peak
 // was 34.3-34.5 MiB on the first run of a binary the Go linker had just
 // written, 32.3-32.6 MiB on the first run of one written with write(2) and
-// fsync (as a package upgrade leaves it), and 26.8-27.1 MiB read from disk
+// fsync (as a package upgrade leaves it), and 26.8-27.4 MiB read from disk
 // (BENCHMARKS.md, "Peak RSS and the page cache"); at the end of each run
 // it was 27-28 MiB.
 func Install(bin, dir string) (string, error) {
@@ -61,46 +61,23 @@ func Install(bin, dir string) (string, error) {
 	if abs, err := filepath.Abs(bin); err == nil && abs == out {
 		return "", fmt.Errorf("installing reachd: %s is where the copy goes; give another path", bin)
 	}
-	src, err := os.Open(bin)
+	data, err := os.ReadFile(bin)
 	if err != nil {
 		return "", fmt.Errorf("installing reachd: %w", err)
 	}
-	defer src.Close()
-	dst, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o755)
-	if err != nil {
-		return "", fmt.Errorf("installing reachd: %w", err)
-	}
-	// write(2), as an installer writes (io.Copy would use copy_file_range;
-	// the pages are dropped below either way).
-	buf := make([]byte, 1<<20)
-	for {
-		n, rerr := src.Read(buf)
-		if n > 0 {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				dst.Close()
-				return "", fmt.Errorf("installing reachd: %w", err)
-			}
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			dst.Close()
-			return "", fmt.Errorf("installing reachd: %w", rerr)
-		}
-	}
-	if err := dst.Sync(); err != nil {
-		dst.Close()
+	// Written, fsynced and renamed into place, as a package manager does.
+	if err := atomicfile.WriteFile(out, data, 0o755); err != nil {
 		return "", fmt.Errorf("installing reachd: %w", err)
 	}
 	// Out of the page cache: the first exec reads the binary from disk,
 	// as at a host's boot.
-	if err := unix.Fadvise(int(dst.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
-		dst.Close()
-		return "", fmt.Errorf("installing reachd: dropping the copy's cached pages: %w", err)
-	}
-	if err := dst.Close(); err != nil {
+	f, err := os.Open(out)
+	if err != nil {
 		return "", fmt.Errorf("installing reachd: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED); err != nil {
+		return "", fmt.Errorf("installing reachd: dropping the copy's cached pages: %w", err)
 	}
 	return out, nil
 }
