@@ -13,14 +13,15 @@ import (
 )
 
 func statusCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var targets string
+	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "show every service, its current path and each path's state and counters",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, cancel := ctx()
 			defer cancel()
-			st, err := g.client().Status(c)
+			st, err := g.client().StatusTargets(c, targets)
 			if err != nil {
 				return err
 			}
@@ -32,6 +33,8 @@ func statusCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().StringVar(&targets, "targets", "auto", fmt.Sprintf("each path's targets in --json: all, none, or auto (all while the daemon probes at most %d)", apitype.StatusTargetLimit))
+	return cmd
 }
 
 // printStatus renders the status as a table people read.

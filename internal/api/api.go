@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/reachd/reachd/internal/api/httpjson"
@@ -50,13 +51,27 @@ type StatusReuser interface {
 	StatusReusing(ctx context.Context, prev apitype.Status) (apitype.Status, error)
 }
 
+// PathStatuser is a Backend that can build a status without the targets'
+// detail (every path's Targets nil, its TargetCount set) at the cost of
+// the paths alone. Without it the API builds the whole status and leaves
+// the targets out itself.
+type PathStatuser interface {
+	StatusPaths(ctx context.Context) (apitype.Status, error)
+}
+
 // Server is the HTTP API.
 type Server struct {
 	b      Backend
 	mux    *http.ServeMux
-	status statusShare
-	// buildStatus is b's StatusReusing, or its Status.
-	buildStatus func(context.Context, apitype.Status) (apitype.Status, error)
+	status statusShare // with the targets
+	paths  statusShare // without them (PathStatuser)
+	// targets is how many targets the last status build counted; -1
+	// before the first.
+	targets atomic.Int64
+	// buildStatus is b's StatusReusing, or its Status; buildPaths is b's
+	// StatusPaths, or buildStatus with the targets left out. Both count
+	// the targets into targets.
+	buildStatus, buildPaths func(context.Context, apitype.Status) (apitype.Status, error)
 }
 
 // New returns the API for b. Extra routes can be added with Handle.
@@ -65,10 +80,54 @@ func New(b Backend) *Server { return newServer(b, clock.Real{}) }
 // newServer is New with the clock that spaces the status builds (tests
 // pass a clock.Fake).
 func newServer(b Backend, clk clock.Clock) *Server {
-	s := &Server{b: b, mux: http.NewServeMux(), status: statusShare{clk: clk}}
-	s.buildStatus = func(ctx context.Context, _ apitype.Status) (apitype.Status, error) { return b.Status(ctx) }
+	s := &Server{b: b, mux: http.NewServeMux(), status: statusShare{clk: clk}, paths: statusShare{clk: clk}}
+	s.targets.Store(-1)
+	build := func(ctx context.Context, _ apitype.Status) (apitype.Status, error) { return b.Status(ctx) }
 	if r, ok := b.(StatusReuser); ok {
-		s.buildStatus = r.StatusReusing
+		build = r.StatusReusing
+	}
+	s.buildStatus = func(ctx context.Context, prev apitype.Status) (apitype.Status, error) {
+		st, err := build(ctx, prev)
+		if err == nil {
+			n := 0
+			for i := range st.Services {
+				for j := range st.Services[i].Paths {
+					p := &st.Services[i].Paths[j]
+					p.TargetCount = max(p.TargetCount, len(p.Targets))
+					n += p.TargetCount
+				}
+			}
+			s.targets.Store(int64(n))
+		}
+		return st, err
+	}
+	s.buildPaths = func(ctx context.Context, _ apitype.Status) (apitype.Status, error) {
+		st, err := s.buildStatus(ctx, apitype.Status{})
+		if err == nil {
+			for i := range st.Services {
+				for j := range st.Services[i].Paths {
+					st.Services[i].Paths[j].Targets = nil
+				}
+			}
+			st.TargetsOmitted = true
+		}
+		return st, err
+	}
+	if r, ok := b.(PathStatuser); ok {
+		s.buildPaths = func(ctx context.Context, _ apitype.Status) (apitype.Status, error) {
+			st, err := r.StatusPaths(ctx)
+			if err == nil {
+				n := 0
+				for i := range st.Services {
+					for j := range st.Services[i].Paths {
+						n += st.Services[i].Paths[j].TargetCount
+					}
+				}
+				s.targets.Store(int64(n))
+				st.TargetsOmitted = true
+			}
+			return st, err
+		}
 	}
 	s.mux.HandleFunc("GET /path-info", s.pathInfo)
 	s.mux.HandleFunc("POST /ping-status", s.pingStatus)
@@ -100,8 +159,26 @@ func (s *Server) pathInfo(w http.ResponseWriter, r *http.Request) {
 	httpjson.WriteJSON(w, http.StatusOK, pi)
 }
 
+// statusHandler answers GET /v1/status[?targets=all|none|auto]: with every
+// path's targets (all), without them (none), or with them while the
+// daemon probes at most apitype.StatusTargetLimit targets (auto, the
+// default).
 func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
-	body, release, err := s.status.get(r.Context(), s.buildStatus)
+	mode := r.URL.Query().Get("targets")
+	var body []byte
+	var release func()
+	var err error
+	switch mode {
+	case "all":
+		body, release, err = s.status.get(r.Context(), s.buildStatus)
+	case "none":
+		body, release, err = s.paths.get(r.Context(), s.buildPaths)
+	case "", "auto":
+		body, release, err = s.statusAuto(r.Context())
+	default:
+		httpjson.WriteError(w, fmt.Errorf("%w: targets=%q: use all, none or auto (the default: every target while the daemon probes at most %d)", ErrBadRequest, mode, apitype.StatusTargetLimit))
+		return
+	}
 	defer release()
 	if err != nil {
 		httpjson.WriteError(w, err)
@@ -111,6 +188,24 @@ func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	writeChunked(w, body)
+}
+
+// statusAuto is the status with the targets while the daemon probes at
+// most apitype.StatusTargetLimit of them, and without them beyond. The
+// count is the last build's; before the first, a build with the targets
+// counts them (once: on a bigger daemon it is then built again without).
+func (s *Server) statusAuto(ctx context.Context) (body []byte, release func(), err error) {
+	if s.targets.Load() < 0 {
+		body, release, err = s.status.get(ctx, s.buildStatus)
+		if err != nil || s.targets.Load() <= apitype.StatusTargetLimit {
+			return body, release, err
+		}
+		release()
+	}
+	if s.targets.Load() > apitype.StatusTargetLimit {
+		return s.paths.get(ctx, s.buildPaths)
+	}
+	return s.status.get(ctx, s.buildStatus)
 }
 
 // writeChunk is the most of an answer one write(2) carries. A status of a

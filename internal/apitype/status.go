@@ -29,7 +29,19 @@ type Status struct {
 	Started  time.Time `json:"started"`
 	Config   string    `json:"config"`
 	Services []Service `json:"services"`
+	// TargetsOmitted is true when every path's Targets was left out (null):
+	// asked with ?targets=none, or by default on a daemon probing more than
+	// StatusTargetLimit targets. Each path's TargetCount still says how many
+	// it probes, and its counters add them up.
+	TargetsOmitted bool `json:"targets-omitted,omitempty"`
 }
+
+// StatusTargetLimit is how many targets a daemon may probe before GET
+// /v1/status leaves out the per-target detail unless asked for it
+// (?targets=all): 10,000 targets are 1.6 MB of JSON per answer, and the
+// per-path figures are what a poller reads. The same default bounds the
+// per-target metric series (config.DefaultPerTargetLimit).
+const StatusTargetLimit = 1000
 
 // Service is one service's state and decision.
 type Service struct {
@@ -69,7 +81,10 @@ type Path struct {
 	LastRTT     time.Duration `json:"last-rtt-ns"`
 	LastChange  *time.Time    `json:"last-change"`
 	Reason      string        `json:"reason"`
-	Targets     []Target      `json:"targets"`
+	// TargetCount is how many targets the path probes, also when Targets
+	// is left out (Status.TargetsOmitted).
+	TargetCount int      `json:"target-count"`
+	Targets     []Target `json:"targets"`
 	// Dampening is present when the path has a dampening: block.
 	Dampening *Dampening `json:"dampening,omitempty"`
 

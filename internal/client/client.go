@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -141,8 +142,19 @@ func (c *Client) PathInfo(ctx context.Context) (apitype.PathInfo, error) {
 
 // Status is GET /v1/status.
 func (c *Client) Status(ctx context.Context) (apitype.Status, error) {
+	return c.StatusTargets(ctx, "")
+}
+
+// StatusTargets is GET /v1/status?targets=: all (every path's targets),
+// none (only the paths), or auto or "" (the daemon's default: the targets
+// while it probes at most apitype.StatusTargetLimit).
+func (c *Client) StatusTargets(ctx context.Context, targets string) (apitype.Status, error) {
 	var st apitype.Status
-	return st, c.Do(ctx, "GET", "/v1/status", nil, &st)
+	path := "/v1/status"
+	if targets != "" {
+		path += "?targets=" + url.QueryEscape(targets)
+	}
+	return st, c.Do(ctx, "GET", path, nil, &st)
 }
 
 // SetPath forces a path up or down, or back to auto.

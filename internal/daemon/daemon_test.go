@@ -283,3 +283,52 @@ func TestPerTargetMetricsOverLimit(t *testing.T) {
 		t.Error("no RTT observed on broadband")
 	}
 }
+
+// The daemon's status without the targets' detail (?targets=none; the
+// default beyond apitype.StatusTargetLimit targets) is the engine's paths
+// alone: each path says how many targets it probes, and its counters are
+// the same sums as in the status with every target.
+func TestStatusWithoutTargets(t *testing.T) {
+	cfgText := strings.NewReplacer("METRICS", fmt.Sprint(freePort(t)),
+		"CLOSED", fmt.Sprint(freePort(t)),
+		"probe-address: [127.0.0.1]\n        probe-interval", "probe-address: [127.0.0.1, 127.0.0.2]\n        probe-interval",
+	).Replace(loopbackConfig)
+	c, _, _ := startDaemon(t, cfgText) // 2 targets on each path
+	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
+	ctx := context.Background()
+	all, err := c.StatusTargets(ctx, "all")
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, err := c.StatusTargets(ctx, "none")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auto, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !none.TargetsOmitted || all.TargetsOmitted || auto.TargetsOmitted {
+		t.Errorf("targets-omitted: none %v, all %v, auto (4 targets) %v; want only none", none.TargetsOmitted, all.TargetsOmitted, auto.TargetsOmitted)
+	}
+	for i, want := range []int{2, 2} {
+		a, n, d := all.Services[0].Paths[i], none.Services[0].Paths[i], auto.Services[0].Paths[i]
+		if len(a.Targets) != want || a.TargetCount != want || len(d.Targets) != want {
+			t.Errorf("%s: %d targets listed (count %d), %d by default; want %d", a.Name, len(a.Targets), a.TargetCount, len(d.Targets), want)
+		}
+		if n.Targets != nil || n.TargetCount != want {
+			t.Errorf("%s without targets: %d listed, count %d; want none listed, count %d", n.Name, len(n.Targets), n.TargetCount, want)
+		}
+		var sum uint64
+		for _, tg := range a.Targets {
+			sum += tg.Attempts
+		}
+		// The status without targets was taken later: never fewer attempts.
+		if a.Attempts != sum || a.Attempts == 0 || n.Attempts < a.Attempts || n.State != a.State || n.Name != a.Name {
+			t.Errorf("%s: with targets %+v, without %+v", a.Name, a, n)
+		}
+	}
+	if _, err := c.StatusTargets(ctx, "some"); err == nil || !strings.Contains(err.Error(), "use all, none or auto") {
+		t.Errorf("targets=some: %v", err)
+	}
+}

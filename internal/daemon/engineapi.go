@@ -68,23 +68,42 @@ func (b backend) StatusReusing(ctx context.Context, prev apitype.Status) (apityp
 	sc.mu.Lock()
 	sc.snap = weak.Make(&snap)
 	sc.mu.Unlock()
+	b.countPinned(&st)
+	return st, nil
+}
+
+// StatusPaths is Status without the targets' detail (api.PathStatuser):
+// the engine's snapshot of the paths alone, which costs the engine's
+// goroutine a sum over the targets instead of a copy of each.
+func (b backend) StatusPaths(ctx context.Context) (apitype.Status, error) {
+	snap, err := b.d.eng.Paths(ctx)
+	if err != nil {
+		return apitype.Status{}, err
+	}
+	st := statusJSON(snap, apitype.Status{})
+	b.countPinned(&st)
+	return st, nil
+}
+
+// countPinned fills in the connections pinned to each path of an ecmp
+// service (a conntrack dump), when reachd manages the data plane.
+func (b backend) countPinned(st *apitype.Status) {
 	if b.d.plane == nil {
-		return st, nil
+		return
 	}
 	ecmp := false
 	for _, s := range st.Services {
 		ecmp = ecmp || s.Selection == config.SelectionECMP
 	}
 	if !ecmp {
-		return st, nil
+		return
 	}
-	pinned, perr := b.d.plane.Pinned()
-	if perr != nil {
-		b.d.log.Warn("counting pinned connections", "err", perr)
-		return st, nil
+	pinned, err := b.d.plane.Pinned()
+	if err != nil {
+		b.d.log.Warn("counting pinned connections", "err", err)
+		return
 	}
-	addPinned(&st, pinned)
-	return st, nil
+	addPinned(st, pinned)
 }
 
 func (b backend) SetOverride(ctx context.Context, service, path string, o policy.Override) error {
@@ -195,7 +214,7 @@ func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 				State: p.State.String(), Probed: p.Probed.String(), Override: p.Override.String(),
 				Attempts: p.Attempts, Losses: p.Losses,
 				LastAttempt: timePtr(p.LastAttempt), LastRTT: p.LastRTT, LastChange: timePtr(p.LastChange),
-				Reason: p.Reason,
+				Reason: p.Reason, TargetCount: p.TargetCount,
 				Weight: p.Weight, Drained: p.Drained, Usable: p.Usable, Dynamic: p.Dynamic,
 			}
 			if len(p.Targets) > 0 {

@@ -50,8 +50,11 @@ type PathSnapshot struct {
 	LastRTT          time.Duration
 	LastChange       time.Time
 	Reason           string
-	Targets          []TargetSnapshot
-	Dampening        *DampeningSnapshot // nil without dampening:
+	// TargetCount is how many targets the path probes; Targets holds
+	// them, or is nil in a snapshot taken without them (Paths).
+	TargetCount int
+	Targets     []TargetSnapshot
+	Dampening   *DampeningSnapshot // nil without dampening:
 
 	// ECMP services only.
 	Weight  int
@@ -137,6 +140,8 @@ func (e *Engine) pathSnapshot(s *service, p *path, targets bool, into []TargetSn
 		State:    p.state,
 		Probed:   p.probed,
 		Override: e.overrides[k],
+
+		TargetCount: len(p.targets),
 	}
 	if targets {
 		ps.Targets = into[:0]

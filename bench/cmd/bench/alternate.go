@@ -79,7 +79,7 @@ func daemonAltRun(t *topo.Topo, bin, tmp string, o options, n int) ([]daemonResu
 		ph := altPhase{on: on}
 		var load *daemonrun.APILoad
 		if on {
-			load = d.StartAPILoad(o.apiRate, o.apiClients)
+			load = d.StartAPILoad(o.apiPath, o.apiRate, o.apiClients)
 		}
 		time.Sleep(o.settle)
 		ph.cpu0, _ = daemonrun.Sample(d.PID())
@@ -157,8 +157,8 @@ func daemonAltRun(t *topo.Topo, bin, tmp string, o options, n int) ([]daemonResu
 		r.jit = res.Windows(spans, o.interval)
 		r.note = fmt.Sprintf("%d phases of %v measured from %v after each switch, pooled; jitter p99 by phase: %s ms", len(spans), o.phase-o.settle, o.settle, strings.Join(p99s, ", "))
 		if on {
-			r.note += fmt.Sprintf("; API load: %d GET /v1/status answered in %v (%.0f/s of %d/s asked by %d clients, %d bytes each), %d errors, %d /metrics scrapes",
-				load.Requests, load.For.Round(time.Second), float64(load.Requests)/load.For.Seconds(), o.apiRate, o.apiClients, load.BodyBytes, load.Errors, load.Scrapes)
+			r.note += fmt.Sprintf("; API load: %d GET %s answered in %v (%.0f/s of %d/s asked by %d clients, %d bytes each), %d errors, %d /metrics scrapes",
+				load.Requests, o.apiPath, load.For.Round(time.Second), float64(load.Requests)/load.For.Seconds(), o.apiRate, o.apiClients, load.BodyBytes, load.Errors, load.Scrapes)
 		}
 		logf("%s %d: %d requests in %v, cpu %v, lost %v of %v, jitter p99 %.0f µs", r.tool, n, r.jit.Requests, r.window.Round(time.Millisecond), r.cpu(), r.losses, r.attempts, r.jit.Quantile(0.99))
 		out = append(out, r)

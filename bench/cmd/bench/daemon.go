@@ -247,7 +247,7 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool
 	sm := d.StartSampler(2*time.Second, true)
 	var load *daemonrun.APILoad
 	if apiLoad {
-		load = d.StartAPILoad(o.apiRate, o.apiClients)
+		load = d.StartAPILoad(o.apiPath, o.apiRate, o.apiClients)
 	}
 	time.Sleep(o.warmup)
 	m0, err := d.Scrape(ctx)
@@ -263,8 +263,8 @@ func daemonToolRun(t *topo.Topo, bin, tmp string, o options, n int, apiLoad bool
 	r.cpu1, _ = daemonrun.Sample(d.PID())
 	if load != nil {
 		st := load.Stop()
-		r.note = fmt.Sprintf("API load: %d GET /v1/status answered in %v (%.0f/s of %d/s asked by %d clients, %d bytes each), %d errors, %d /metrics scrapes",
-			st.Requests, st.For.Round(time.Second), float64(st.Requests)/st.For.Seconds(), o.apiRate, o.apiClients, st.BodyBytes, st.Errors, st.Scrapes)
+		r.note = fmt.Sprintf("API load: %d GET %s answered in %v (%.0f/s of %d/s asked by %d clients, %d bytes each), %d errors, %d /metrics scrapes",
+			st.Requests, o.apiPath, st.For.Round(time.Second), float64(st.Requests)/st.For.Seconds(), o.apiRate, o.apiClients, st.BodyBytes, st.Errors, st.Scrapes)
 	}
 	m1, err := d.Scrape(ctx)
 	if err != nil {

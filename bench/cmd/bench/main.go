@@ -50,6 +50,7 @@ type options struct {
 	nice       int
 	reachdBin  string
 	apiRate    int
+	apiPath    string
 	apiClients int
 	phase      time.Duration
 	settle     time.Duration
@@ -76,7 +77,8 @@ func main() {
 	flag.IntVar(&o.paths, "paths", 10, "with -daemon: probed-only paths of the one service the targets are spread over")
 	flag.DurationVar(&o.warmup, "warmup", 5*time.Second, "with -daemon: time each tool runs before its measured window")
 	flag.StringVar(&o.reachdBin, "reachd-bin", "", "with -daemon: run this reachd binary instead of building ./cmd/reachd (e.g. an older commit's, for a before/after)")
-	flag.IntVar(&o.apiRate, "api-rate", 1000, "with -daemon and the reachd+api or alternating tool: GET /v1/status asked per second")
+	flag.IntVar(&o.apiRate, "api-rate", 1000, "with -daemon and the reachd+api or alternating tool: GET -api-path asked per second")
+	flag.StringVar(&o.apiPath, "api-path", daemonrun.StatusPath, "with -daemon and the reachd+api or alternating tool: what the API load asks for (/v1/status?targets=all: every target's detail, 1.6 MB at 10,000 targets)")
 	flag.IntVar(&o.apiClients, "api-clients", 16, "with -daemon and the reachd+api or alternating tool: concurrent API clients sharing -api-rate (each waits for its answer)")
 	flag.DurationVar(&o.phase, "phase", 5*time.Second, "with -daemon and the alternating tool: length of each phase with the API load on or off")
 	flag.DurationVar(&o.settle, "settle", time.Second, "with -daemon and the alternating tool: the start of each phase that is not measured")

@@ -242,7 +242,7 @@ func runOne(t *topo.Topo, bin, tmp string, o options, n int, load bool) (result,
 	}
 	var stopLoad func()
 	if load {
-		load := d.StartAPILoad(o.rate, o.clients)
+		load := d.StartAPILoad(daemonrun.StatusPath, o.rate, o.clients)
 		stopLoad = func() {
 			st := load.Stop()
 			r.requests, r.reqErrs, r.scrapes, r.loadFor, r.bodyBytes = st.Requests, st.Errors, st.Scrapes, st.For, st.BodyBytes

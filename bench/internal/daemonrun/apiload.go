@@ -22,22 +22,29 @@ type APILoad struct {
 	lastBody atomic.Int64
 	scrapes  atomic.Int64
 	began    time.Time
+	url      string
 }
 
 // LoadStats is what an APILoad did.
 type LoadStats struct {
-	Requests  uint64        // /v1/status answered 200
+	Requests  uint64        // requests answered 200
 	Errors    uint64        // other answers and failed requests
 	Scrapes   int           // /metrics scrapes that succeeded
 	For       time.Duration // how long the load ran
-	BodyBytes int           // size of the last /v1/status answer
+	BodyBytes int           // size of the last answer
 }
 
-// StartAPILoad sends rate GET /v1/status a second from workers clients
-// (each on its own schedule, waiting for its answer: with 10,000 targets a
-// status is megabytes, so fewer get through than asked) and scrapes
+// StatusPath is what the API load asks for unless told otherwise: the
+// status as any client gets it (beyond 1,000 targets, without the
+// per-target detail; "/v1/status?targets=all" asks for it).
+const StatusPath = "/v1/status"
+
+// StartAPILoad sends rate GET path (StatusPath, or another request the
+// API answers with 200) a second from workers clients (each on its own
+// schedule, waiting for its answer: a status with every one of 10,000
+// targets is megabytes, so fewer get through than asked) and scrapes
 // /metrics every 5 s.
-func (d *Daemon) StartAPILoad(rate, workers int) *APILoad {
+func (d *Daemon) StartAPILoad(path string, rate, workers int) *APILoad {
 	sock := filepath.Join(d.Dir, "reachd.sock")
 	hc := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -47,7 +54,7 @@ func (d *Daemon) StartAPILoad(rate, workers int) *APILoad {
 		MaxIdleConnsPerHost: 32,
 	}, Timeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &APILoad{hc: hc, cancel: cancel, began: time.Now()}
+	l := &APILoad{hc: hc, cancel: cancel, began: time.Now(), url: "http://reachd" + path}
 	workers = max(workers, 1)
 	per := time.Second * time.Duration(workers) / time.Duration(max(rate, 1))
 	for w := range workers {
@@ -91,7 +98,7 @@ func (d *Daemon) StartAPILoad(rate, workers int) *APILoad {
 }
 
 func (l *APILoad) get(ctx context.Context, hc *http.Client) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://reachd/v1/status", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
 	resp, err := hc.Do(req)
 	if err != nil {
 		if ctx.Err() == nil {
