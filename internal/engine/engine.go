@@ -129,6 +129,14 @@ type path struct {
 	// counts is how many targets are in each state (kept as they move), so
 	// that a target's move does not look at every target of the path.
 	counts [monitor.HoldDown + 1]int
+	// attempts and losses add up the targets' counters; lastSent is the
+	// target that attempted last (its LastRTT is the path's) and lastMoved
+	// the one whose state changed last (its Reason is the path's). Kept as
+	// the targets send and move, like counts, so that a snapshot of the
+	// paths alone (Paths: /v1/status beyond 1,000 targets) reads no target:
+	// summing 10,000 of them held the engine's goroutine for 0.1 ms.
+	attempts, losses    uint64
+	lastSent, lastMoved *target
 	// damp is the path's dampener (nil without dampening:); suppressed is
 	// its verdict at the last evaluation.
 	damp       *monitor.Dampener
@@ -334,6 +342,8 @@ func (e *Engine) send(t *target, now time.Time) {
 	t.inflight = true
 	t.sentAt = now
 	t.mon.Sent(now)
+	p.attempts++
+	p.noteSent(t)
 	gen := t.gen
 	if prober == nil {
 		e.deliver(result{t, gen, probe.Result{Sent: now, Detail: "no prober for " + p.cfg.ProbeType}})
@@ -442,6 +452,12 @@ func (e *Engine) handle(r result) {
 		sent = r.res.Sent
 	}
 	tr, moved := t.mon.Result(now, sent, r.res.OK, r.res.RTT)
+	if !r.res.OK {
+		p.losses++
+	}
+	if moved {
+		p.noteMoved(t)
+	}
 	if !r.res.OK && r.res.Detail != "" && r.res.Detail != "timeout" {
 		e.log.Debug("probe failed", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr, "detail", r.res.Detail)
 	}
@@ -452,6 +468,21 @@ func (e *Engine) handle(r result) {
 		e.log.Debug("target state", "service", svc.cfg.Name, "path", p.cfg.Name, "target", t.addr,
 			"from", tr.From, "to", tr.To, "reason", tr.Reason)
 		e.refreshPath(p, tr.Reason)
+	}
+}
+
+// noteSent makes t the path's last sender if it attempted after it (of
+// targets sent at the same instant, the first stays).
+func (p *path) noteSent(t *target) {
+	if l := p.lastSent; l != t && (l == nil || t.mon.LastAttempt.After(l.mon.LastAttempt)) {
+		p.lastSent = t
+	}
+}
+
+// noteMoved makes t the path's last mover if its state changed after its.
+func (p *path) noteMoved(t *target) {
+	if l := p.lastMoved; l != t && (l == nil || t.mon.LastChange.After(l.mon.LastChange)) {
+		p.lastMoved = t
 	}
 }
 

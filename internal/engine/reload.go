@@ -119,6 +119,14 @@ func (e *Engine) apply(cfg *config.Config) error {
 				}
 				p.targets = append(p.targets, t)
 				p.counts[t.mon.State()]++
+				p.attempts += t.mon.Attempts
+				p.losses += t.mon.Losses
+				if !t.mon.LastAttempt.IsZero() {
+					p.noteSent(t)
+				}
+				if !t.mon.LastChange.IsZero() {
+					p.noteMoved(t)
+				}
 			}
 			s.paths = append(s.paths, p)
 		}

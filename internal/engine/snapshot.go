@@ -149,19 +149,16 @@ func (e *Engine) pathSnapshot(s *service, p *path, targets bool, into []TargetSn
 			ps.Targets = make([]TargetSnapshot, 0, len(p.targets))
 		}
 	}
-	for _, t := range p.targets {
-		m := t.mon
-		ps.Attempts += m.Attempts
-		ps.Losses += m.Losses
-		if m.LastAttempt.After(ps.LastAttempt) {
-			ps.LastAttempt = m.LastAttempt
-			ps.LastRTT = m.LastRTT
-		}
-		if m.LastChange.After(ps.LastChange) {
-			ps.LastChange = m.LastChange
-			ps.Reason = m.Reason
-		}
-		if targets {
+	ps.Attempts, ps.Losses = p.attempts, p.losses
+	if t := p.lastSent; t != nil {
+		ps.LastAttempt, ps.LastRTT = t.mon.LastAttempt, t.mon.LastRTT
+	}
+	if t := p.lastMoved; t != nil {
+		ps.LastChange, ps.Reason = t.mon.LastChange, t.mon.Reason
+	}
+	if targets {
+		for _, t := range p.targets {
+			m := t.mon
 			ps.Targets = append(ps.Targets, TargetSnapshot{
 				Address: t.addr, State: m.State(),
 				Attempts: m.Attempts, Losses: m.Losses,

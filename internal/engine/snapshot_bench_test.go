@@ -81,3 +81,12 @@ func TestSnapshotReusing(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSnapshotPaths is the same for a snapshot without the targets
+// (Paths: what /v1/status answers beyond 1,000 targets by default).
+func BenchmarkSnapshotPaths(b *testing.B) {
+	e := bigEngine(b, 10, 1000)
+	for b.Loop() {
+		e.snapshot(false, Snapshot{})
+	}
+}

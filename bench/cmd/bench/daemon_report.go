@@ -173,7 +173,7 @@ func (r *daemonReport) goals() string {
 		rows = append(rows, row{"10,000: send jitter p99 ≤ 5 ms", ms(p) + " ms", yes(p <= 5000)})
 		if ld := r.find(toolAPILoad, 10000); ld != nil {
 			pl := ld.jit.Quantile(0.99)
-			rows = append(rows, row{"10,000 with the API under load: send jitter p99 unchanged within 10 %",
+			rows = append(rows, row{"10,000 with the API under load (GET " + r.opts.apiPath + "): send jitter p99 unchanged within 10 %",
 				fmt.Sprintf("%s ms against %s ms without (%+.0f %%); p50 %s against %s ms", ms(pl), ms(p), (pl/p-1)*100, ms(ld.jit.Quantile(0.5)), ms(rd.jit.Quantile(0.5))),
 				yes(pl <= 1.1*p)})
 		}
@@ -182,7 +182,7 @@ func (r *daemonReport) goals() string {
 		// By the median of the phases' p99s: one phase with a stall of
 		// the machine (tens of ms, load or not) sets a pooled p99.
 		p, pl := median(off.phaseP99), median(on.phaseP99)
-		rows = append(rows, row{"10,000, the API load on and off by turns in one run (alternating): send jitter p99 unchanged within 10 %",
+		rows = append(rows, row{"10,000, the API load (GET " + r.opts.apiPath + ") on and off by turns in one run (alternating): send jitter p99 unchanged within 10 %",
 			fmt.Sprintf("median of the phases' p99s %s ms on against %s ms off (%+.0f %%); pooled p99 %s against %s ms, p50 %s against %s ms; CPU %.2f against %.2f cores",
 				ms(pl), ms(p), (pl/p-1)*100, ms(on.jit.Quantile(0.99)), ms(off.jit.Quantile(0.99)),
 				ms(on.jit.Quantile(0.5)), ms(off.jit.Quantile(0.5)), on.cores(), off.cores()),
