@@ -89,15 +89,13 @@ func newServer(b Backend, clk clock.Clock) *Server {
 	s.buildStatus = func(ctx context.Context, prev apitype.Status) (apitype.Status, error) {
 		st, err := build(ctx, prev)
 		if err == nil {
-			n := 0
 			for i := range st.Services {
 				for j := range st.Services[i].Paths {
 					p := &st.Services[i].Paths[j]
 					p.TargetCount = max(p.TargetCount, len(p.Targets))
-					n += p.TargetCount
 				}
 			}
-			s.targets.Store(int64(n))
+			s.targets.Store(int64(countTargets(&st)))
 		}
 		return st, err
 	}
@@ -117,13 +115,7 @@ func newServer(b Backend, clk clock.Clock) *Server {
 		s.buildPaths = func(ctx context.Context, _ apitype.Status) (apitype.Status, error) {
 			st, err := r.StatusPaths(ctx)
 			if err == nil {
-				n := 0
-				for i := range st.Services {
-					for j := range st.Services[i].Paths {
-						n += st.Services[i].Paths[j].TargetCount
-					}
-				}
-				s.targets.Store(int64(n))
+				s.targets.Store(int64(countTargets(&st)))
 				st.TargetsOmitted = true
 			}
 			return st, err
@@ -188,6 +180,17 @@ func (s *Server) statusHandler(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	writeChunked(w, body)
+}
+
+// countTargets adds up the paths' target counts.
+func countTargets(st *apitype.Status) int {
+	n := 0
+	for _, sv := range st.Services {
+		for _, p := range sv.Paths {
+			n += p.TargetCount
+		}
+	}
+	return n
 }
 
 // statusAuto is the status with the targets while the daemon probes at

@@ -293,7 +293,7 @@ func TestStatusWithoutTargets(t *testing.T) {
 		"CLOSED", fmt.Sprint(freePort(t)),
 		"probe-address: [127.0.0.1]\n        probe-interval", "probe-address: [127.0.0.1, 127.0.0.2]\n        probe-interval",
 	).Replace(loopbackConfig)
-	c, _, _ := startDaemon(t, cfgText) // 2 targets on each path
+	c, _, d := startDaemon(t, cfgText) // 2 targets on each path
 	waitPathInfo(t, c, `{"internet":{"current-path":"broadband","paths":{"broadband":"up","lte":"down"}}}`)
 	ctx := context.Background()
 	all, err := c.StatusTargets(ctx, "all")
@@ -330,5 +330,10 @@ func TestStatusWithoutTargets(t *testing.T) {
 	}
 	if _, err := c.StatusTargets(ctx, "some"); err == nil || !strings.Contains(err.Error(), "use all, none or auto") {
 		t.Errorf("targets=some: %v", err)
+	}
+	// The bgp feature's health and the dashboard read the paths alone.
+	ps, err := pathStatus{d.backend()}.Status(ctx)
+	if err != nil || len(ps.Services) != 1 || ps.Services[0].Paths[0].Targets != nil || ps.Services[0].Paths[0].TargetCount != 2 || ps.Services[0].Paths[0].Attempts == 0 {
+		t.Errorf("the features' status: %+v, %v; want the paths without targets", ps, err)
 	}
 }

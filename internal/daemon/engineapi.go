@@ -73,8 +73,8 @@ func (b backend) StatusReusing(ctx context.Context, prev apitype.Status) (apityp
 }
 
 // StatusPaths is Status without the targets' detail (api.PathStatuser):
-// the engine's snapshot of the paths alone, which costs the engine's
-// goroutine a sum over the targets instead of a copy of each.
+// the engine's snapshot of the paths alone, whose sums the engine keeps,
+// so that it costs the engine's goroutine no pass over the targets.
 func (b backend) StatusPaths(ctx context.Context) (apitype.Status, error) {
 	snap, err := b.d.eng.Paths(ctx)
 	if err != nil {
@@ -83,6 +83,16 @@ func (b backend) StatusPaths(ctx context.Context) (apitype.Status, error) {
 	st := statusJSON(snap, apitype.Status{})
 	b.countPinned(&st)
 	return st, nil
+}
+
+// pathStatus is the backend for features that read the paths and not
+// their targets (the bgp feature's health that follows a service or path):
+// its Status is StatusPaths, which at 10,000 targets is a few kB instead
+// of a copy of each target.
+type pathStatus struct{ backend }
+
+func (p pathStatus) Status(ctx context.Context) (apitype.Status, error) {
+	return p.backend.StatusPaths(ctx)
 }
 
 // countPinned fills in the connections pinned to each path of an ecmp

@@ -38,7 +38,7 @@ func newBGPFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 	opts := bgp.Options{
 		Logger:   d.Logger(),
 		Registry: d.Registry(),
-		Engine:   d.backend(),
+		Engine:   pathStatus{d.backend()}, // it reads paths, not targets
 		ICMP:     d.pinger,
 		Config:   bgpConfig(cfg),
 		Events:   d.Events(),

@@ -55,7 +55,7 @@ func newDashboardFeature(d *Daemon, cfg *config.Config) (Feature, error) {
 		}
 	}
 	src := dashboard.Sources{
-		Status:      d.backend().Status,
+		Status:      d.backend().StatusPaths, // the overview reads paths, not targets
 		SetOverride: d.backend().SetOverride,
 		SetDrain:    d.backend().SetDrain,
 	}
