@@ -159,3 +159,51 @@ func TestEncodeStatusTimes(t *testing.T) {
 		t.Error("year 10000 encoded; encoding/json refuses it")
 	}
 }
+
+// A status without targets (beyond 1,000 targets, by default) is what
+// encoding/json writes, and goes into the buffer it is given when that is
+// big enough: no buffer of its own, no copy of the paths.
+func TestEncodeStatusWithoutTargets(t *testing.T) {
+	at := time.Date(2026, 12, 6, 2, 30, 0, 0, time.UTC)
+	st := apitype.Status{Version: "v", Config: "c", TargetsOmitted: true, Services: []apitype.Service{
+		{Name: "internet", Paths: []apitype.Path{
+			{Name: "a", State: "up", TargetCount: 1000, Attempts: 5, LastAttempt: &at, Reason: `say "hi"`},
+			{Name: "b", State: "down", TargetCount: 2, Targets: []apitype.Target{}},
+		}},
+		{Name: "empty"},
+	}}
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(&st); err != nil {
+		t.Fatal(err)
+	}
+	dst := make([]byte, 0, 4096)
+	got, err := encodeStatus(dst, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("encodeStatus:\n%s\nencoding/json:\n%s", got, want.Bytes())
+	}
+	if &got[0] != &dst[:1][0] {
+		t.Error("the status was not written into the buffer given")
+	}
+}
+
+// BenchmarkEncodeStatusPaths is a status of 10 paths without targets, as
+// /v1/status answers beyond 1,000 targets.
+func BenchmarkEncodeStatusPaths(b *testing.B) {
+	at := time.Now()
+	var ps []apitype.Path
+	for i := range 10 {
+		ps = append(ps, apitype.Path{Name: fmt.Sprintf("p%d", i), State: "up", Probed: "up", Override: "auto", TargetCount: 1000,
+			Attempts: 123456, LastAttempt: &at, LastChange: &at, LastRTT: 51234, Reason: "first answer"})
+	}
+	st := apitype.Status{TargetsOmitted: true, Services: []apitype.Service{{Name: "bench", Paths: ps}}}
+	var buf []byte
+	for b.Loop() {
+		var err error
+		if buf, err = encodeStatus(buf, &st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

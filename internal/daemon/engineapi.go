@@ -202,6 +202,9 @@ type statusSnap struct {
 // nobody reads any more, or empty.
 func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 	out := apitype.Status{Started: snap.Started, Config: snap.Config}
+	if n := len(snap.Services); n > 0 {
+		out.Services = make([]apitype.Service, 0, n) // to size, not grown (as the engine's snapshot)
+	}
 	for i, s := range snap.Services {
 		d := s.Decision
 		ss := apitype.Service{
@@ -217,6 +220,9 @@ func statusJSON(snap engine.Snapshot, prev apitype.Status) apitype.Status {
 		}
 		if s.ECMP && d.Ready {
 			ss.UsablePaths = append([]string{}, d.Active...)
+		}
+		if n := len(s.Paths); n > 0 {
+			ss.Paths = make([]apitype.Path, 0, n)
 		}
 		for j, p := range s.Paths {
 			ps := apitype.Path{

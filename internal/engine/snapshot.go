@@ -110,6 +110,11 @@ func (e *Engine) Paths(ctx context.Context) (Snapshot, error) {
 // (service i's path j's) where they are big enough.
 func (e *Engine) snapshot(targets bool, prev Snapshot) Snapshot {
 	out := Snapshot{Started: e.started, Config: e.cfg.File}
+	if n := len(e.services); n > 0 {
+		// Made to size, not grown: under 1,000 status requests a second
+		// the growing was most of a status's garbage.
+		out.Services = make([]ServiceSnapshot, 0, n)
+	}
 	for i, s := range e.services {
 		ss := ServiceSnapshot{
 			Name:       s.cfg.Name,
@@ -120,6 +125,9 @@ func (e *Engine) snapshot(targets bool, prev Snapshot) Snapshot {
 			SharedFate: s.sharedFate,
 		}
 		ss.Decision.Active = slices.Clone(s.decision.Active)
+		if n := len(s.paths); n > 0 {
+			ss.Paths = make([]PathSnapshot, 0, n)
+		}
 		for j, p := range s.paths {
 			var into []TargetSnapshot
 			if targets && i < len(prev.Services) && j < len(prev.Services[i].Paths) {
