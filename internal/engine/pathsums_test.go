@@ -9,25 +9,11 @@ import (
 	"github.com/reachd/reachd/internal/config"
 )
 
-const sumsConfig = `
-services:
-  - name: internet
-    address: [0.0.0.0/0]
-    hold-down: 300ms
-    paths:
-      - name: broadband
-        vector-priority: 10
-        probe-address: [203.0.113.8, 203.0.113.10, 203.0.113.11]
-        probe-interval: 100ms
-        number-of-retries: 3
-        retry-interval: 60ms
-      - name: lte
-        vector-priority: 20
-        probe-address: [203.0.113.9, 203.0.113.12]
-        probe-interval: 70ms
-        number-of-retries: 2
-        retry-interval: 50ms
-`
+// sumsConfig is testConfig with three targets on broadband and two on lte.
+var sumsConfig = strings.NewReplacer(
+	"probe-address: [203.0.113.8]", "probe-address: [203.0.113.8, 203.0.113.10, 203.0.113.11]",
+	"probe-address: [203.0.113.9]", "probe-address: [203.0.113.9, 203.0.113.12]",
+).Replace(testConfig)
 
 // checkSums compares the engine's snapshot without targets (each path's
 // kept sums) with what its targets add up to, at the same moment.
@@ -103,6 +89,9 @@ func checkSums(t *testing.T, e *Engine, when string) {
 // targets send, answer, miss and move, and across a reload that drops and
 // adds targets: always what the targets add up to.
 func TestPathSumsKept(t *testing.T) {
+	if !strings.Contains(sumsConfig, "203.0.113.11]") || !strings.Contains(sumsConfig, "203.0.113.12]") {
+		t.Fatalf("config not rewritten:\n%s", sumsConfig)
+	}
 	f := start(t, sumsConfig, nil, "203.0.113.8", "203.0.113.10", "203.0.113.9")
 	sleep(t, 500*time.Millisecond)
 	checkSums(t, f.eng, "some targets never answer")
