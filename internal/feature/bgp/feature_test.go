@@ -160,9 +160,12 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 		len(l.LargeCommunities) != 1 || l.LargeCommunities[0] != "65100:1:2" || l.MED == nil || *l.MED != 10 {
 		t.Fatalf("learned route %+v", l)
 	}
-	if got := metricValue(t, regA, "reachd_bgp_session_up", "neighbor", "127.0.0.1"); got != 1 {
-		t.Errorf("reachd_bgp_session_up = %v", got)
-	}
+	// A's session gauge follows A's own peer watch, which gobgp delivers on
+	// its own goroutine and the feature applies on its loop: it can come a
+	// little after B has learned the route, so it is waited for, not read once.
+	waitFor(t, "A's reachd_bgp_session_up = 1", 5*time.Second, func() bool {
+		return metricValue(t, regA, "reachd_bgp_session_up", "neighbor", "127.0.0.1") == 1
+	})
 	if got := metricValue(t, regA, "reachd_bgp_announced", "name", "web"); got != 1 {
 		t.Errorf("reachd_bgp_announced = %v", got)
 	}
