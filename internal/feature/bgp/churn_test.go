@@ -73,6 +73,10 @@ func TestChurnMemoryAndNoResend(t *testing.T) {
 		a.do(ctx, func() { n = a.sp.pathCalls.Load() })
 		return n
 	}
+	// gobgp counts an UPDATE as sent after its write to the socket returns,
+	// so B can have learned the route before A's counter shows it: wait for
+	// that UPDATE to be counted before taking the baseline.
+	waitFor(t, "A's first UPDATE counted as sent", 5*time.Second, func() bool { return sent() > 0 })
 	before, asked := sent(), pathCalls()
 	for range 50 {
 		clk.Advance(20 * time.Millisecond)

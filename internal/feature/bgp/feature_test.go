@@ -166,9 +166,11 @@ func TestAnnounceDrainWithdrawLearn(t *testing.T) {
 	waitFor(t, "A's reachd_bgp_session_up = 1", 5*time.Second, func() bool {
 		return metricValue(t, regA, "reachd_bgp_session_up", "neighbor", "127.0.0.1") == 1
 	})
-	if got := metricValue(t, regA, "reachd_bgp_announced", "name", "web"); got != 1 {
-		t.Errorf("reachd_bgp_announced = %v", got)
-	}
+	// A's announced gauge is set on A's loop after the AddPath that sent
+	// the route on its way to B, so B can learn the route first: waited for.
+	waitFor(t, "A's reachd_bgp_announced{name=web} = 1", 5*time.Second, func() bool {
+		return metricValue(t, regA, "reachd_bgp_announced", "name", "web") == 1
+	})
 	if got := metricValue(t, regB, "reachd_bgp_learned_nexthops", "state", "active"); got != 1 {
 		t.Errorf("reachd_bgp_learned_nexthops{state=active} = %v", got)
 	}
