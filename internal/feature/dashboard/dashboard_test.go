@@ -169,8 +169,16 @@ func TestOverviewEventsHistory(t *testing.T) {
 	f.failover()
 	waitFor(t, f.d.opts.Feed, "decision recorded", func() bool { return len(f.d.opts.Feed.Recent(10, events.Filter{Kinds: "decision"})) == 2 })
 
+	// The recorder publishes the decision's event before it stores the
+	// snapshot the overview reads (its since and reason): poll the overview.
 	var ov apitype.DashboardOverview
-	f.get(t, "/api/overview", &ov)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		ov = apitype.DashboardOverview{}
+		f.get(t, "/api/overview", &ov)
+		if s := ov.Services[0]; strings.Contains(s.Reason, "3 of 3 attempts lost") || time.Now().After(deadline) {
+			break
+		}
+	}
 	s := ov.Services[0]
 	if s.Current != "lte" || s.Mode != "path" || s.Since == nil || !strings.Contains(s.Reason, "3 of 3 attempts lost") || ov.Actions {
 		t.Fatalf("overview service: %+v (actions %v)", s, ov.Actions)
