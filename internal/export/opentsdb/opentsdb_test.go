@@ -96,6 +96,9 @@ func TestBatchingAndFormat(t *testing.T) {
 	if reqs != 3 { // 3 + 3 + 1
 		t.Errorf("%d requests, want 3", reqs)
 	}
+	// The server has the points before the exporter has read its answer
+	// and counted them as sent: wait for the count.
+	waitFor(t, "7 points counted as sent", func() bool { return e.Stats().Sent >= 7 })
 	if st := e.Stats(); st.Sent != 7 || st.Dropped != 0 || st.Pending != 0 {
 		t.Errorf("stats %+v", st)
 	}
@@ -139,8 +142,14 @@ func TestBufferBoundNeverBlocks(t *testing.T) {
 	if d := time.Since(start); d > 30*time.Second {
 		t.Errorf("100000 Puts took %v: Put waits for the endpoint", d)
 	}
-	waitFor(t, "first failure", func() bool { return e.Stats().Failures >= 1 })
-	st := e.Stats()
+	// The failure is counted before its batch goes back into the buffer
+	// (or is dropped from it): wait until every point is pending or dropped
+	// again (nothing is sent again within the hour's backoff).
+	var st Stats
+	waitFor(t, "first failure, its batch back in the buffer", func() bool {
+		st = e.Stats()
+		return st.Failures >= 1 && uint64(st.Pending)+st.Dropped+st.Sent == 100_000
+	})
 	if st.Pending != 100 || st.Dropped != 100_000-100 || st.Sent != 0 {
 		t.Errorf("stats %+v, want 100 pending and 99900 dropped", st)
 	}

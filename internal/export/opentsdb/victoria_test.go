@@ -159,6 +159,9 @@ func TestVictoriaMetrics(t *testing.T) {
 	if len(fw.Timestamps) != 5 || fw.Timestamps[0] != base.UnixMilli() || fw.Timestamps[4] != base.Add(4*time.Second).UnixMilli() {
 		t.Errorf("timestamps %v, want from %d", fw.Timestamps, base.UnixMilli())
 	}
+	// VictoriaMetrics has the points before the exporter has read its
+	// answer and counted them as sent: wait for the count.
+	waitFor(t, "10 points counted as sent", func() bool { return e.Stats().Sent >= 10 })
 	if st := e.Stats(); st.Sent != 10 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
@@ -182,8 +185,15 @@ func TestVictoriaMetricsOutage(t *testing.T) {
 			waitFor(t, "a failed request", func() bool { return e.Stats().Failures > 0 })
 		}
 	}
-	waitFor(t, "failures during the outage", func() bool { return e.Stats().Failures >= 3 })
-	if st := e.Stats(); st.Dropped != n-buffer || st.Pending != buffer {
+	// Retries go on: a batch being posted is out of the buffer, and a
+	// failed one is counted before it is back (or dropped). Take stats with
+	// every point pending or dropped, none out.
+	var st Stats
+	waitFor(t, "failures during the outage, no batch out of the buffer", func() bool {
+		st = e.Stats()
+		return st.Failures >= 3 && uint64(st.Pending)+st.Dropped+st.Sent == n
+	})
+	if st.Dropped != n-buffer || st.Pending != buffer {
 		t.Errorf("during outage: %+v, want %d dropped, %d pending", st, n-buffer, buffer)
 	}
 	v.start(t)
@@ -194,6 +204,9 @@ func TestVictoriaMetricsOutage(t *testing.T) {
 	if len(got.Values) != buffer || got.Values[0] != n-buffer || got.Values[buffer-1] != n-1 {
 		t.Errorf("delivered %v, want the newest %d (values %d..%d)", got.Values, buffer, n-buffer, n-1)
 	}
+	// Pending is 0 once the last batch is taken, before its answer is read
+	// and it is counted as sent: wait for the count.
+	waitFor(t, "the delivered points counted as sent", func() bool { return e.Stats().Sent >= buffer })
 	if st := e.Stats(); st.Sent != buffer || st.Dropped != n-buffer || st.Pending != 0 {
 		t.Errorf("after recovery: %+v", st)
 	}
