@@ -68,6 +68,9 @@ func TestDamagedSpoolSegments(t *testing.T) {
 		t.Errorf("delivered (-want +got):\n%s", diff)
 	}
 	waitFor(t, "spool drained", func() bool { return p2.Stats().Spooled == 0 })
+	// The delivery stores the spool's new length before it counts what the
+	// brokers acknowledged: wait for the count, not only the empty spool.
+	waitFor(t, "the report counted as produced", func() bool { return p2.Stats().Produced >= 1 })
 	if st := p2.Stats(); st.Damaged != 4 || st.Produced != 1 {
 		t.Errorf("stats %+v, want 4 damaged, 1 produced", st)
 	}

@@ -232,6 +232,9 @@ func testOutage(t *testing.T, fresh bool) {
 	if diff := cmp.Diff(want, statuses(got)); diff != "" {
 		t.Errorf("after outage (-want +got):\n%s", diff)
 	}
+	// The delivery stores the spool's new length before it counts what the
+	// brokers acknowledged: wait for the count, not only the empty spool.
+	waitFor(t, "7 reports counted as produced", func() bool { return p.Stats().Produced >= 7 })
 	if st := p.Stats(); st.Dropped != 0 || st.Produced != 7 {
 		t.Errorf("stats %+v", st)
 	}
@@ -338,6 +341,9 @@ func TestSpoolOverflowDuringAttempt(t *testing.T) {
 					t.Errorf("(-want +got):\n%s", diff)
 				}
 				waitFor(t, "spool drained", func() bool { return p.Stats().Spooled == 0 })
+				// The delivery stores the spool's new length before it counts
+				// what the brokers acknowledged: wait for the count too.
+				waitFor(t, "4 reports counted as produced", func() bool { return p.Stats().Produced >= 4 })
 				if st := p.Stats(); st.Dropped != 0 || st.Produced != 4 {
 					t.Errorf("stats %+v: want 0 dropped (every report arrived), 4 produced", st)
 				}
@@ -350,6 +356,9 @@ func TestSpoolOverflowDuringAttempt(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 			waitFor(t, "spool drained", func() bool { return p.Stats().Spooled == 0 })
+			// The delivery stores the spool's new length before it counts
+			// what the brokers acknowledged: wait for the count too.
+			waitFor(t, "2 reports counted as produced", func() bool { return p.Stats().Produced >= 2 })
 			if st := p.Stats(); st.Dropped != 2 || st.Produced != 2 {
 				t.Errorf("stats %+v: want 2 dropped, 2 produced", st)
 			}
@@ -418,6 +427,9 @@ func TestAckMatchesRecords(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
+	// The delivery stores the spool's new length before it counts what the
+	// brokers acknowledged: wait for the count, not only the empty spool.
+	waitFor(t, "2 reports counted as produced", func() bool { return p.Stats().Produced >= 2 })
 	if st := p.Stats(); st.Produced != 2 || st.Dropped != 0 {
 		t.Errorf("stats %+v", st)
 	}
