@@ -84,11 +84,18 @@ func TestDashboardFeature(t *testing.T) {
 		t.Fatalf("token of api.token-file: %d", code)
 	}
 	waitOverview(func() bool { return ov.Services[0].Mode == "withdrawn" && ov.Services[0].Paths[0].Override == "down" })
+	// The overview reads the engine; the override and decision events come
+	// from the dashboard recorder's goroutine, later. Wait for them before
+	// the reload, so that the reload's event is the newest below.
+	var evs []apitype.Event
+	waitCond(t, "the override and the withdrawn decision in the event feed", 5*time.Second, func() bool {
+		get("/api/events?kind=override,decision", &evs)
+		return len(evs) >= 2 && evs[0].Kind == apitype.EventDecision && evs[0].To == "withdrawn"
+	})
 
 	if err := c.Reload(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	var evs []apitype.Event
 	for i := 0; i < 100; i++ {
 		get("/api/events?kind=override,reload,decision", &evs)
 		if len(evs) >= 3 && evs[0].Kind == apitype.EventReload {
