@@ -166,10 +166,16 @@ func TestAuthModesDoNotMix(t *testing.T) {
 		pings(t, s)
 		// The unauthenticated reflector cannot tell: it reflects, padded
 		// with zeros to 112 bytes. The sender refuses every answer.
-		if st := r.Stats(); st.Reflected != n { // each ping waited 300 ms, long after the reflection
+		// Each side counts on its own goroutine, which the pings' 300 ms do
+		// not wait for: poll (bounded) until the last ping's packets counted.
+		st, rj := r.Stats(), s.Rejected()
+		for deadline := time.Now().Add(5 * time.Second); (st.Reflected < n || rj.Unauthenticated < n) && time.Now().Before(deadline); st, rj = r.Stats(), s.Rejected() {
+			time.Sleep(time.Millisecond)
+		}
+		if st.Reflected != n {
 			t.Errorf("reflector stats %+v, want %d reflected", st, n)
 		}
-		if rj := s.Rejected(); rj.Unauthenticated != n || rj.BadHMAC+rj.Malformed+rj.Unknown+rj.Forged != 0 {
+		if rj.Unauthenticated != n || rj.BadHMAC+rj.Malformed+rj.Unknown+rj.Forged != 0 {
 			t.Errorf("sender refused %+v, want %d unauthenticated", rj, n)
 		}
 		if l := s.Loss(); l.Received != 0 {
@@ -181,7 +187,13 @@ func TestAuthModesDoNotMix(t *testing.T) {
 			r := startReflector(t, ReflectorOptions{Addr: lo, Key: testKey})
 			s := startSender(t, SenderOptions{Peer: r.Addr(), Padding: pad})
 			pings(t, s)
-			if st := r.Stats(); st.Reflected != 0 || st.Unauthenticated != n || st.Received != n {
+			// The reflector counts on its own goroutine, which the pings'
+			// 300 ms do not wait for: poll (bounded) for the last one.
+			st := r.Stats()
+			for deadline := time.Now().Add(5 * time.Second); (st.Received < n || st.Unauthenticated < n) && time.Now().Before(deadline); st = r.Stats() {
+				time.Sleep(time.Millisecond)
+			}
+			if st.Reflected != 0 || st.Unauthenticated != n || st.Received != n {
 				t.Errorf("reflector stats %+v, want %d unauthenticated, none reflected", st, n)
 			}
 		})
@@ -190,7 +202,13 @@ func TestAuthModesDoNotMix(t *testing.T) {
 		r := startReflector(t, ReflectorOptions{Addr: lo, Key: testKey})
 		s := startSender(t, SenderOptions{Peer: r.Addr(), Key: otherKey})
 		pings(t, s)
-		if st := r.Stats(); st.Reflected != 0 || st.BadHMAC != n {
+		// The reflector counts on its own goroutine, which the pings' 300 ms
+		// do not wait for: poll (bounded) for the last one.
+		st := r.Stats()
+		for deadline := time.Now().Add(5 * time.Second); st.BadHMAC < n && time.Now().Before(deadline); st = r.Stats() {
+			time.Sleep(time.Millisecond)
+		}
+		if st.Reflected != 0 || st.BadHMAC != n {
 			t.Errorf("reflector stats %+v, want %d bad HMAC, none reflected", st, n)
 		}
 	})

@@ -173,7 +173,12 @@ func TestReflectorMalformedAndBounds(t *testing.T) {
 	if _, ok := ping(c); ok {
 		t.Fatal("c answered beyond MaxSessions")
 	}
+	// c's refused packet is counted on the reflector's goroutine, which
+	// ping's 200 ms wait for an answer does not wait for: poll (bounded).
 	st := r.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.Overflow < 1 && time.Now().Before(deadline); st = r.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if st.Malformed != 1 || st.Overflow != 1 || st.Sessions != 2 {
 		t.Errorf("stats %+v", st)
 	}
