@@ -115,7 +115,16 @@ func TestSignedHeartbeats(t *testing.T) {
 			send(signed)
 			expectBeat(t, events, "signed")
 			send(signed) // replayed
-			time.Sleep(50 * time.Millisecond)
+			// The refusal is counted on the receiver's goroutine, which no
+			// fixed sleep waits for: poll (bounded) until it is, watching
+			// for the replay counted as a heartbeat meanwhile.
+			for deadline := time.Now().Add(5 * time.Second); rj.get("replayed") == 0 && time.Now().Before(deadline); {
+				select {
+				case e := <-events:
+					t.Fatalf("replay counted: %+v", e)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
 			select {
 			case e := <-events:
 				t.Fatalf("replay counted: %+v", e)
