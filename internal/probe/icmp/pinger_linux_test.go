@@ -223,7 +223,13 @@ func TestSpoofedReplyIgnored(t *testing.T) {
 	if r.OK {
 		t.Errorf("a reply without the token was accepted: %+v", r)
 	}
-	if s := p.Stats(); s.BadToken != 1 {
+	// The forged reply is counted on the reader's goroutine, which the
+	// probe's 500 ms timeout does not wait for: poll (bounded).
+	s := p.Stats()
+	for deadline := time.Now().Add(5 * time.Second); s.BadToken < 1 && time.Now().Before(deadline); s = p.Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	if s.BadToken != 1 {
 		t.Errorf("stats %+v, want one bad-token reply", s)
 	}
 }

@@ -53,7 +53,13 @@ func TestProbeBatchSendsAndMatches(t *testing.T) {
 	defer p.Close()
 	// Open both sockets.
 	batchRun(t, ns, p, []probe.Request{{Target: targets[0], Timeout: 3 * time.Second}, {Target: targets[1], Timeout: 3 * time.Second}})
+	// The sender counts a request as sent after it let go of the socket's
+	// lock, and the reader may report its reply first: poll (bounded) for
+	// the baseline too, and again after the batch below.
 	before := p.Stats()
+	for deadline := time.Now().Add(5 * time.Second); before.Sent < 2 && time.Now().Before(deadline); before = p.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	var reqs []probe.Request
 	for len(reqs) < 150 {
 		for _, a := range targets {
@@ -68,6 +74,9 @@ func TestProbeBatchSendsAndMatches(t *testing.T) {
 		}
 	}
 	s := p.Stats()
+	for deadline := time.Now().Add(5 * time.Second); s.Sent-before.Sent < 150 && time.Now().Before(deadline); s = p.Stats() {
+		time.Sleep(time.Millisecond)
+	}
 	if s.Sent-before.Sent != 150 || s.Replies-before.Replies != 150 || s.SendErrs != 0 || s.Unmatched != 0 || s.BadToken != 0 {
 		t.Errorf("stats %+v (before %+v), want 150 more sent and replies, nothing else", s, before)
 	}
@@ -99,7 +108,13 @@ func TestProbeBatchPartialFailure(t *testing.T) {
 			t.Errorf("request %d to %v: %+v", i, ok, r)
 		}
 	}
-	if s := p.Stats(); s.SendErrs != 2 || s.Sent != 5 {
+	// The sender counts a request as sent after it let go of the socket's
+	// lock, and the reader may report its reply first: poll (bounded).
+	s := p.Stats()
+	for deadline := time.Now().Add(5 * time.Second); s.Sent < 5 && time.Now().Before(deadline); s = p.Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	if s.SendErrs != 2 || s.Sent != 5 {
 		t.Errorf("stats %+v, want 2 send errors and 5 sent", s)
 	}
 }
