@@ -126,8 +126,11 @@ func New(opts Options) *Pinger {
 
 // Stats returns a snapshot of the counters.
 func (p *Pinger) Stats() Stats {
+	// Replies before Sent: a probe sent and answered between the two loads
+	// must not show as more replies than sends.
+	replies := p.stats.replies.Load()
 	return Stats{
-		Sent: p.stats.sent.Load(), Replies: p.stats.replies.Load(), BadToken: p.stats.badToken.Load(),
+		Sent: p.stats.sent.Load(), Replies: replies, BadToken: p.stats.badToken.Load(),
 		Unmatched: p.stats.unmatched.Load(), Malformed: p.stats.malformed.Load(),
 		Timeouts: p.stats.timeouts.Load(), SendErrs: p.stats.sendErrs.Load(),
 	}
@@ -310,10 +313,20 @@ func (p *Pinger) sendJobs(pc *pconn, jobs []job) {
 	pc.mu.Unlock()
 	p.armAll(b.pds[:b.n])
 	pc.sendAll(b)
+	// The sends are counted under the lock a reply is matched under, and a
+	// reply read during the send is counted here, after its send: a scrape
+	// never sees more replies than sends (loss = 1 - replies/sent stays
+	// within 0..1), and a caller's result never comes before its count.
 	pc.mu.Lock()
 	for j, pd := range b.pds[:b.n] {
 		pd.sending = false
 		pd.sent = b.sent[j]
+		if b.errs[j] == nil {
+			p.stats.sent.Add(1)
+		}
+		if pd.replied {
+			p.stats.replies.Add(1)
+		}
 	}
 	pc.mu.Unlock()
 	for j, pd := range b.pds[:b.n] {
@@ -324,10 +337,7 @@ func (p *Pinger) sendJobs(pc *pconn, jobs []job) {
 				pd.done(probe.Result{Sent: pd.sent, Detail: sendDetail(b.errs[j])})
 			}
 		case pd.replied:
-			p.stats.sent.Add(1)
 			pd.done(probe.Result{OK: true, Sent: pd.sent, RTT: max(pd.replyAt.Sub(pd.sent), 0)})
-		default:
-			p.stats.sent.Add(1)
 		}
 		b.pds[j] = nil
 	}
@@ -426,10 +436,10 @@ func (p *Pinger) handle(pc *pconn, b []byte, ts time.Time) {
 		heap.Remove(&p.timers, pd.index)
 	}
 	p.tmu.Unlock()
-	p.stats.replies.Add(1)
 	if sending {
-		return // the sender reports it once it knows the send time
+		return // the sender counts and reports it once it knows the send time
 	}
+	p.stats.replies.Add(1)
 	rtt := ts.Sub(sent)
 	if rtt < 0 {
 		rtt = 0

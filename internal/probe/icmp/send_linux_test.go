@@ -3,6 +3,7 @@ package icmp
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -53,13 +54,30 @@ func TestProbeBatchSendsAndMatches(t *testing.T) {
 	defer p.Close()
 	// Open both sockets.
 	batchRun(t, ns, p, []probe.Request{{Target: targets[0], Timeout: 3 * time.Second}, {Target: targets[1], Timeout: 3 * time.Second}})
-	// The sender counts a request as sent after it let go of the socket's
-	// lock, and the reader may report its reply first: poll (bounded) for
-	// the baseline too, and again after the batch below.
+	// A probe is counted before its result is reported, so the counts are
+	// read once, right after the results. Meanwhile a reader samples the
+	// counters: no sample may show more replies than sends.
 	before := p.Stats()
-	for deadline := time.Now().Add(5 * time.Second); before.Sent < 2 && time.Now().Before(deadline); before = p.Stats() {
-		time.Sleep(time.Millisecond)
+	if before.Sent != 2 || before.Replies != 2 {
+		t.Errorf("stats %+v after two answered probes", before)
 	}
+	stop := make(chan struct{})
+	sampled := make(chan Stats, 1)
+	go func() {
+		var worst Stats // the first sample with more replies than sends
+		for {
+			select {
+			case <-stop:
+				sampled <- worst
+				return
+			default:
+			}
+			if s := p.Stats(); s.Replies > s.Sent && worst.Replies == 0 {
+				worst = s
+			}
+			runtime.Gosched()
+		}
+	}()
 	var reqs []probe.Request
 	for len(reqs) < 150 {
 		for _, a := range targets {
@@ -68,15 +86,16 @@ func TestProbeBatchSendsAndMatches(t *testing.T) {
 	}
 	reqs = reqs[:150]
 	res := batchRun(t, ns, p, reqs)
+	close(stop)
+	if w := <-sampled; w.Replies != 0 {
+		t.Errorf("a sample of the counters had more replies than sends: %+v", w)
+	}
 	for i, r := range res {
 		if !r.OK || r.RTT <= 0 || r.Sent.IsZero() {
 			t.Errorf("request %d to %v: %+v", i, reqs[i].Target, r)
 		}
 	}
 	s := p.Stats()
-	for deadline := time.Now().Add(5 * time.Second); s.Sent-before.Sent < 150 && time.Now().Before(deadline); s = p.Stats() {
-		time.Sleep(time.Millisecond)
-	}
 	if s.Sent-before.Sent != 150 || s.Replies-before.Replies != 150 || s.SendErrs != 0 || s.Unmatched != 0 || s.BadToken != 0 {
 		t.Errorf("stats %+v (before %+v), want 150 more sent and replies, nothing else", s, before)
 	}
@@ -108,13 +127,8 @@ func TestProbeBatchPartialFailure(t *testing.T) {
 			t.Errorf("request %d to %v: %+v", i, ok, r)
 		}
 	}
-	// The sender counts a request as sent after it let go of the socket's
-	// lock, and the reader may report its reply first: poll (bounded).
-	s := p.Stats()
-	for deadline := time.Now().Add(5 * time.Second); s.Sent < 5 && time.Now().Before(deadline); s = p.Stats() {
-		time.Sleep(time.Millisecond)
-	}
-	if s.SendErrs != 2 || s.Sent != 5 {
+	// Every probe is counted before its result is reported: read once.
+	if s := p.Stats(); s.SendErrs != 2 || s.Sent != 5 {
 		t.Errorf("stats %+v, want 2 send errors and 5 sent", s)
 	}
 }
