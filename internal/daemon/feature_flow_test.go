@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/export/kafka"
 	"github.com/reachd/reachd/internal/feature/flow"
 )
@@ -86,12 +87,8 @@ func freeUDPPort(t *testing.T) int {
 
 func waitCond(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !clock.WaitUntil(d, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/reachd/reachd/internal/clock"
 )
 
 func run(t *testing.T, e *Exporter) {
@@ -23,13 +25,9 @@ func run(t *testing.T, e *Exporter) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for range 200 {
-		if cond() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !clock.WaitUntil(4*time.Second, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 // fakeTSDB records the bodies of /api/put and answers with status().

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/health"
 	"io"
 	"log/slog"
@@ -103,12 +104,8 @@ func waitStarted(t *testing.T, f *Feature) {
 
 func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !clock.WaitUntil(limit, cond) {
+		t.Fatalf("timed out after %v waiting for %s", limit, what)
 	}
 }
 

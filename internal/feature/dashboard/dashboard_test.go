@@ -16,6 +16,7 @@ import (
 
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/events"
 	"github.com/reachd/reachd/internal/history"
 	"github.com/reachd/reachd/internal/monitor"
@@ -172,13 +173,11 @@ func TestOverviewEventsHistory(t *testing.T) {
 	// The recorder publishes the decision's event before it stores the
 	// snapshot the overview reads (its since and reason): poll the overview.
 	var ov apitype.DashboardOverview
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	clock.WaitUntil(5*time.Second, func() bool {
 		ov = apitype.DashboardOverview{}
 		f.get(t, "/api/overview", &ov)
-		if s := ov.Services[0]; strings.Contains(s.Reason, "3 of 3 attempts lost") || time.Now().After(deadline) {
-			break
-		}
-	}
+		return strings.Contains(ov.Services[0].Reason, "3 of 3 attempts lost")
+	})
 	s := ov.Services[0]
 	if s.Current != "lte" || s.Mode != "path" || s.Since == nil || !strings.Contains(s.Reason, "3 of 3 attempts lost") || ov.Actions {
 		t.Fatalf("overview service: %+v (actions %v)", s, ov.Actions)

@@ -18,6 +18,7 @@ import (
 	"github.com/reachd/reachd/internal/api"
 	"github.com/reachd/reachd/internal/apitype"
 	"github.com/reachd/reachd/internal/client"
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/daemon"
 	"github.com/reachd/reachd/internal/engine"
 	"github.com/reachd/reachd/internal/feature/linktest"
@@ -97,12 +98,8 @@ linktests:
 
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", limit, what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !clock.WaitUntil(limit, cond) {
+		t.Fatalf("timed out after %v waiting for %s", limit, what)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/config"
 	"github.com/reachd/reachd/internal/hbauth"
 )
@@ -118,13 +119,14 @@ func TestSignedHeartbeats(t *testing.T) {
 			// The refusal is counted on the receiver's goroutine, which no
 			// fixed sleep waits for: poll (bounded) until it is, watching
 			// for the replay counted as a heartbeat meanwhile.
-			for deadline := time.Now().Add(5 * time.Second); rj.get("replayed") == 0 && time.Now().Before(deadline); {
+			clock.WaitUntil(5*time.Second, func() bool {
 				select {
 				case e := <-events:
 					t.Fatalf("replay counted: %+v", e)
-				case <-time.After(10 * time.Millisecond):
+				default:
 				}
-			}
+				return rj.get("replayed") > 0
+			})
 			select {
 			case e := <-events:
 				t.Fatalf("replay counted: %+v", e)

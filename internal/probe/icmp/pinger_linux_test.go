@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reachd/reachd/internal/clock"
 	"github.com/reachd/reachd/internal/lab"
 	"github.com/reachd/reachd/internal/probe"
 	"golang.org/x/sys/unix"
@@ -225,10 +226,8 @@ func TestSpoofedReplyIgnored(t *testing.T) {
 	}
 	// The forged reply is counted on the reader's goroutine, which the
 	// probe's 500 ms timeout does not wait for: poll (bounded).
-	s := p.Stats()
-	for deadline := time.Now().Add(5 * time.Second); s.BadToken < 1 && time.Now().Before(deadline); s = p.Stats() {
-		time.Sleep(time.Millisecond)
-	}
+	var s Stats
+	clock.WaitUntil(5*time.Second, func() bool { s = p.Stats(); return s.BadToken >= 1 })
 	if s.BadToken != 1 {
 		t.Errorf("stats %+v, want one bad-token reply", s)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reachd/reachd/internal/clock"
 )
 
 var (
@@ -136,10 +138,8 @@ func TestAuthLoopback(t *testing.T) {
 				t.Errorf("sender refused replies: %+v", rj)
 			}
 			// The reflector counts a reply after sending it.
-			st := r.Stats()
-			for deadline := time.Now().Add(2 * time.Second); st.Reflected < 5 && time.Now().Before(deadline); st = r.Stats() {
-				time.Sleep(time.Millisecond)
-			}
+			var st ReflectorStats
+			clock.WaitUntil(2*time.Second, func() bool { st = r.Stats(); return st.Reflected >= 5 })
 			if st.Reflected != 5 || st.Unauthenticated != 0 || st.BadHMAC != 0 || st.Malformed != 0 {
 				t.Errorf("reflector stats %+v", st)
 			}
@@ -168,10 +168,12 @@ func TestAuthModesDoNotMix(t *testing.T) {
 		// with zeros to 112 bytes. The sender refuses every answer.
 		// Each side counts on its own goroutine, which the pings' 300 ms do
 		// not wait for: poll (bounded) until the last ping's packets counted.
-		st, rj := r.Stats(), s.Rejected()
-		for deadline := time.Now().Add(5 * time.Second); (st.Reflected < n || rj.Unauthenticated < n) && time.Now().Before(deadline); st, rj = r.Stats(), s.Rejected() {
-			time.Sleep(time.Millisecond)
-		}
+		var st ReflectorStats
+		var rj Rejected
+		clock.WaitUntil(5*time.Second, func() bool {
+			st, rj = r.Stats(), s.Rejected()
+			return st.Reflected >= n && rj.Unauthenticated >= n
+		})
 		if st.Reflected != n {
 			t.Errorf("reflector stats %+v, want %d reflected", st, n)
 		}
@@ -189,10 +191,8 @@ func TestAuthModesDoNotMix(t *testing.T) {
 			pings(t, s)
 			// The reflector counts on its own goroutine, which the pings'
 			// 300 ms do not wait for: poll (bounded) for the last one.
-			st := r.Stats()
-			for deadline := time.Now().Add(5 * time.Second); (st.Received < n || st.Unauthenticated < n) && time.Now().Before(deadline); st = r.Stats() {
-				time.Sleep(time.Millisecond)
-			}
+			var st ReflectorStats
+			clock.WaitUntil(5*time.Second, func() bool { st = r.Stats(); return st.Received >= n && st.Unauthenticated >= n })
 			if st.Reflected != 0 || st.Unauthenticated != n || st.Received != n {
 				t.Errorf("reflector stats %+v, want %d unauthenticated, none reflected", st, n)
 			}
@@ -204,10 +204,8 @@ func TestAuthModesDoNotMix(t *testing.T) {
 		pings(t, s)
 		// The reflector counts on its own goroutine, which the pings' 300 ms
 		// do not wait for: poll (bounded) for the last one.
-		st := r.Stats()
-		for deadline := time.Now().Add(5 * time.Second); st.BadHMAC < n && time.Now().Before(deadline); st = r.Stats() {
-			time.Sleep(time.Millisecond)
-		}
+		var st ReflectorStats
+		clock.WaitUntil(5*time.Second, func() bool { st = r.Stats(); return st.BadHMAC >= n })
 		if st.Reflected != 0 || st.BadHMAC != n {
 			t.Errorf("reflector stats %+v, want %d bad HMAC, none reflected", st, n)
 		}

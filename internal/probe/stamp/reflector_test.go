@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/reachd/reachd/internal/clock"
 )
 
 var synced = func() ErrorEstimate { return NewErrorEstimate(time.Microsecond, true) }
@@ -131,9 +133,9 @@ func TestReflectorMalformedAndBounds(t *testing.T) {
 	now := time.Unix(1795219200, 0)
 	var nowNS atomic.Int64
 	nowNS.Store(now.UnixNano())
-	clock := func() time.Time { return time.Unix(0, nowNS.Load()) }
+	fakeNow := func() time.Time { return time.Unix(0, nowNS.Load()) }
 	r := startReflector(t, ReflectorOptions{
-		Addr: netip.MustParseAddrPort("127.0.0.1:0"), MaxSessions: 2, SessionIdle: time.Minute, Now: clock,
+		Addr: netip.MustParseAddrPort("127.0.0.1:0"), MaxSessions: 2, SessionIdle: time.Minute, Now: fakeNow,
 	})
 	dial := func() *net.UDPConn {
 		c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(r.Addr()))
@@ -175,10 +177,8 @@ func TestReflectorMalformedAndBounds(t *testing.T) {
 	}
 	// c's refused packet is counted on the reflector's goroutine, which
 	// ping's 200 ms wait for an answer does not wait for: poll (bounded).
-	st := r.Stats()
-	for deadline := time.Now().Add(5 * time.Second); st.Overflow < 1 && time.Now().Before(deadline); st = r.Stats() {
-		time.Sleep(time.Millisecond)
-	}
+	var st ReflectorStats
+	clock.WaitUntil(5*time.Second, func() bool { st = r.Stats(); return st.Overflow >= 1 })
 	if st.Malformed != 1 || st.Overflow != 1 || st.Sessions != 2 {
 		t.Errorf("stats %+v", st)
 	}
@@ -258,9 +258,7 @@ func TestLateReply(t *testing.T) {
 	if !res.Received || res.NewReverseLoss != 1 || res.NewLate != 1 || res.NewForwardLoss != 0 {
 		t.Fatalf("second ping: %+v", res)
 	}
-	for deadline := time.Now().Add(5 * time.Second); s.Rejected().Duplicate == 0 && time.Now().Before(deadline); {
-		time.Sleep(time.Millisecond)
-	}
+	clock.WaitUntil(5*time.Second, func() bool { return s.Rejected().Duplicate > 0 })
 	if rj := s.Rejected(); rj != (Rejected{Duplicate: 1}) {
 		t.Errorf("rejected %+v, want the second copy as a duplicate", rj)
 	}
